@@ -1,0 +1,32 @@
+"""The op library: every op declared once (`declare.py` says how), registered by name.
+
+    >>> import graphbuilder as gb
+    >>> "conv2d" in gb.ops.names()
+    True
+
+Add an op: declare it in the module of its category with `module_op` (an nn.Module class) or `function_op`
+(a torch function), or register your own class with `@gb.op`. The palette, forms, docs and checks follow.
+"""
+
+from graphbuilder.ir.registry import all_ops, get, names, unregister
+from graphbuilder.ops import activation, attention, convolution, normalization, pooling, structure, tensor
+from graphbuilder.ops.declare import (
+    TORCH_DTYPES,
+    declare,
+    function_op,
+    meta_flops,
+    meta_infer,
+    module_op,
+    named,
+    op,
+)
+
+__all__ = ["TORCH_DTYPES", "all_ops", "declare", "function_op", "get", "meta_flops", "meta_infer", "module_op",
+           "named", "names", "op", "schema_json", "unregister"]
+
+_LIBRARY = (activation, attention, convolution, normalization, pooling, structure, tensor)
+
+
+def schema_json() -> list[dict]:
+    """Every op's declaration as JSON (name, category, doc, typed params, ports): the editor's palette."""
+    return [opdef.to_json() for opdef in all_ops()]
