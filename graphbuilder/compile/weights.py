@@ -19,6 +19,8 @@ def store_weights(graph: Graph, module: fx.GraphModule) -> Graph:
         raise GraphError("this module was not made by gb.compile; store_weights needs the module compiled from "
                          f"graph {graph.name!r}")
     for node in graph:
+        if node.op in ("input", "output"):
+            continue
         ident = names.get(node.name)
         sub = getattr(module, ident, None) if ident else None
         if sub is None:
