@@ -1,0 +1,61 @@
+# GraphBuilder developer commands. The README's two commands are `make lab` and `make test`.
+#
+#   make setup  .venv with torch (CPU) and `pip install -e .[dev]`; reruns pip only when pyproject.toml
+#               changed. The editable install builds the widget bundle (see build_frontend.py).
+#   make lab    setup, then JupyterLab on examples/.
+#   make test   setup + system packages (graphviz, chromium), then pytest on tests/ and the notebooks.
+#   make lint   ruff.
+#
+# Needs python3 (3.11+) with venv, and Node 20 + npm for the widget bundle.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.graphbuilder-setup
+WIDGET := graphbuilder/widget/static/widget.js
+EXT_SOURCES := $(shell find extension -path extension/node_modules -prune -o -type f -print 2>/dev/null)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-n 2 -k layers"`.
+PYTEST_ARGS ?=
+NOTEBOOKS := $(wildcard examples/*.ipynb)
+
+# Playwright is used as a library driving /usr/bin/chromium; never download its browsers.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup lab test lint system widget
+
+setup: $(STAMP) widget
+
+$(PY):
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
+
+# torch goes in first and pinned: an unpinned resolve would pull the CUDA build.
+$(STAMP): pyproject.toml | $(PY)
+	@command -v npm >/dev/null || { echo "npm not found: install Node 20 and npm" >&2; exit 1; }
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+# Rebuild the bundle when extension/ changed after the editable install.
+widget: $(if $(wildcard extension/package.json),$(WIDGET))
+
+$(WIDGET): $(EXT_SOURCES) | $(STAMP)
+	$(PY) build_frontend.py
+
+system:
+	@if ! command -v dot >/dev/null || [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing graphviz and chromium"; \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y graphviz chromium; \
+	fi
+
+lab: setup
+	$(VENV)/bin/jupyter lab $(if $(wildcard examples),examples/)
+
+test: setup system
+	$(PY) -m pytest tests $(if $(NOTEBOOKS),--nbval-lax $(NOTEBOOKS)) $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
