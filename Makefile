@@ -54,8 +54,9 @@ system:
 lab: setup
 	$(VENV)/bin/jupyter lab $(if $(wildcard examples),examples/)
 
+# GB_FAST=1 makes the tutorial notebooks pick their small settings under nbval.
 test: setup system
-	$(PY) -m pytest tests $(if $(NOTEBOOKS),--nbval-lax $(NOTEBOOKS)) $(PYTEST_ARGS)
+	GB_FAST=1 $(PY) -m pytest tests $(if $(NOTEBOOKS),--nbval-lax $(NOTEBOOKS)) $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

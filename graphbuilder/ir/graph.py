@@ -584,7 +584,8 @@ class Graph:
                 result = opdef.infer(opdef, node._params, specs)
                 node._outputs, node._num_params, node._packed = result.outputs, result.num_params, result.packed
         except GraphError as e:
-            inputs = ", ".join(f"{p.node.name!r}: {s}" for p, s in zip(node._inputs, specs) if p is not None)
+            connected = [p for p in node._inputs if p is not None]
+            inputs = ", ".join(f"{p.node.name!r}: {s}" for p, s in zip(connected, specs, strict=False))
             got = f" with inputs {inputs}" if inputs else ""
             node._error = GraphError(f"node {node.name!r} ({node.op}){got}: {e.message}",
                                      [node.name, *e.nodes, *(p.node.name for p in node._inputs if p)])
@@ -718,7 +719,7 @@ def _check_arity(op: str, ports: tuple[str, ...], variadic: bool, got: int, labe
 def _infer_block(node: Node, specs: list[TensorSpec]) -> tuple[tuple[TensorSpec, ...], int]:
     inner = node.block
     assert inner is not None
-    for port_node, spec in zip(inner.inputs, specs):
+    for port_node, spec in zip(inner.inputs, specs, strict=False):
         if port_node._params.get("shape") != spec.shape or port_node._params.get("dtype") != spec.dtype:
             if spec.dtype not in DTYPES:
                 raise GraphError(f"block input {port_node.name!r} cannot take dtype {spec.dtype}")

@@ -59,7 +59,7 @@ def format_listing(graph: Graph) -> str:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     lines = [f"graph {graph.name!r} ({len(graph)} nodes)"]
     for row in [header, *rows]:
-        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
     return "\n".join(lines)
 
 
@@ -105,7 +105,7 @@ class Summary:
         widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
         lines = []
         for k, row in enumerate([header, *rows]):
-            cells = [c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+            cells = [c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))]
             lines.append("  ".join(cells).rstrip())
             if k == 0 or k == len(rows) - 1:
                 lines.append("-" * len(lines[-1]))

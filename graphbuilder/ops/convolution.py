@@ -31,7 +31,8 @@ def _conv_params(n: int) -> dict:
     )
 
 
-for _dim, _cls, _hint in ((1, nn.Conv1d, "(N, C, L)"), (2, nn.Conv2d, "(N, C, H, W)"), (3, nn.Conv3d, "(N, C, D, H, W)")):
+_CONVS = ((1, nn.Conv1d, "(N, C, L)"), (2, nn.Conv2d, "(N, C, H, W)"), (3, nn.Conv3d, "(N, C, D, H, W)"))
+for _dim, _cls, _hint in _CONVS:
     module_op(f"conv{_dim}d", "convolution",
               f"{_dim}-D convolution over {_hint} inputs. groups and dilation give depthwise and dilated convs.",
               _cls, named(**_conv_params(_dim)), derive={"in_channels": channels}, hint=_hint,

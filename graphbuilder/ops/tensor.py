@@ -23,7 +23,8 @@ def _cat_check(p: dict[str, Any], specs: Specs) -> None:
     first = specs[0].shape
     d = p["dim"] % len(first) if first else 0
     for i, s in enumerate(specs[1:], start=1):
-        if len(s.shape) != len(first) or any(a != b for k, (a, b) in enumerate(zip(first, s.shape)) if k != d):
+        mismatched = any(a != b for k, (a, b) in enumerate(zip(first, s.shape, strict=False)) if k != d)
+        if len(s.shape) != len(first) or mismatched:
             raise GraphError(f"input {i} has shape {s} but input 0 has {specs[0]}; all dims except dim {p['dim']} "
                              "must match to concatenate")
 
