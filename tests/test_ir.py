@@ -1,0 +1,249 @@
+"""The graph IR's public API: building, editing, incremental inference, errors, blocks, custom ops, views."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import graphbuilder as gb
+from graphbuilder.ir.schema import TensorSpec
+
+
+def tiny() -> gb.Graph:
+    g = gb.Graph("tiny")
+    x = g.input("x", shape=(8, 3, 32, 32))
+    h = g.add("conv2d", x, out_channels=16, kernel_size=3, padding=1)
+    h = g.add("relu", h)
+    h = g.add("adaptive_avg_pool2d", h, output_size=1)
+    y = g.add("linear", g.add("flatten", h), out_features=10)
+    g.output(y)
+    return g
+
+
+def test_issue_example_shapes_and_compile() -> None:
+    g = tiny()
+    assert g["linear"].shape == (8, 10)
+    assert g["x"].dtype == "float32"
+    model = gb.compile(g)
+    assert isinstance(model, torch.fx.GraphModule)
+    assert model(torch.randn(8, 3, 32, 32)).shape == (8, 10)
+
+
+def test_compiled_equals_hand_written_module() -> None:
+    g = tiny()
+    model = gb.compile(g).eval()
+    ref = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(16, 10)).eval()
+    ref[0].load_state_dict(model.conv2d.state_dict())
+    ref[4].load_state_dict(model.linear.state_dict())
+    x = torch.randn(8, 3, 32, 32)
+    assert torch.equal(model(x), ref(x))
+
+
+def test_param_edit_reinfers_downstream_and_validates() -> None:
+    g = tiny()
+    conv = g["conv2d"]
+    conv.params["out_channels"] = 32
+    assert g["relu"].shape == (8, 32, 32, 32)
+    assert g["linear"].shape == (8, 10)
+    with pytest.raises(gb.GraphError, match="out_channels.*>= 1"):
+        conv.params["out_channels"] = 0
+    assert conv.params["out_channels"] == 32  # a rejected value changes nothing
+    with pytest.raises(gb.GraphError, match="no parameter 'kernal_size'"):
+        conv.update(kernal_size=3)
+
+
+def test_incremental_inference_touches_only_downstream(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = gb.Graph("chain")
+    x = g.input("x", shape=(2, 4))
+    a = g.add("linear", x, out_features=4, name="a")
+    b = g.add("relu", a, name="b")
+    side = g.add("linear", x, out_features=3, name="side")
+    c = g.add("linear", b, out_features=5, name="c")
+    g.output(c)
+    g.output(side, name="out2")
+    g.infer()
+    seen: list[str] = []
+    original = g._infer_node
+    monkeypatch.setattr(g, "_infer_node", lambda n: (seen.append(n.name), original(n)))
+    a.params["bias"] = False  # same output shape: propagation stops at 'a'
+    g.infer()
+    assert seen == ["a"]
+    seen.clear()
+    a.params["out_features"] = 6  # shape changes: b and c re-infer, 'side' never does
+    g.infer()
+    assert seen == ["a", "b", "c"]
+
+
+def test_rewire_rename_remove() -> None:
+    g = gb.Graph("edit")
+    x = g.input("x", shape=(2, 4))
+    a = g.add("relu", x, name="a")
+    b = g.add("tanh", x, name="b")
+    c = g.add("add", a, a, name="c")
+    g.output(c)
+    c.replace_input(a, b)
+    assert [p.node.name for p in c.inputs] == ["b", "b"]
+    assert a.users == [] and b.users == [c]
+    b.replace_all_uses_with(a)
+    assert [p.node.name for p in c.inputs] == ["a", "a"]
+    a.rename("first; drop table")
+    assert g["first; drop table"] is a
+    with pytest.raises(gb.GraphError, match="read by"):
+        g.remove(a)
+    g.remove(b)
+    assert "b" not in g
+    g.remove(a, disconnect=True)
+    assert c.inputs == (None, None)
+    assert "not connected" in str(c.error)
+    with pytest.raises(gb.GraphError, match="not connected"):
+        gb.compile(g)
+
+
+def test_cycle_is_refused_and_named() -> None:
+    g = gb.Graph("cyc")
+    x = g.input("x", shape=(2, 4))
+    a = g.add("relu", x, name="a")
+    b = g.add("relu", a, name="b")
+    c = g.add("relu", b, name="c")
+    with pytest.raises(gb.GraphError) as err:
+        a.replace_input(x, c)
+    assert set(err.value.nodes) == {"a", "b", "c"}
+    assert "cycle" in str(err.value)
+    assert a.inputs[0].node is x  # unchanged
+
+
+@pytest.mark.parametrize("build, match, nodes", [
+    (lambda g, x: g.add("conv2dd", x), r"unknown op 'conv2dd': did you mean 'conv2d'", ()),
+    (lambda g, x: g.add("conv2d", x, out_channels=4), "kernel_size' is required", ("conv2d",)),
+    (lambda g, x: g.add("conv2d", x, out_channels=4, kernel_size=3.5), "must be an integer", ("conv2d",)),
+    (lambda g, x: g.add("add", x), r"takes 2 input\(s\)", ("add",)),
+    (lambda g, x: g.add("relu", x, name="x"), "duplicate node name 'x'", ("x",)),
+    (lambda g, x: g.add("linear", x, out_features=2, bias="yes"), "true or false", ("linear",)),
+])
+def test_bad_input_raises_graph_error(build, match, nodes) -> None:
+    g = gb.Graph("bad")
+    x = g.input("x", shape=(8, 16, 32, 32))
+    before = len(g)
+    with pytest.raises(gb.GraphError, match=match) as err:
+        build(g, x)
+    assert isinstance(err.value, ValueError)
+    assert err.value.nodes == nodes
+    assert len(g) == before  # nothing half-added
+
+
+def test_shape_mismatch_names_inputs_and_fix() -> None:
+    g = gb.Graph("mismatch")
+    x = g.input("x", shape=(8, 16, 32, 32))
+    h = g.add("conv2d", x, out_channels=8, kernel_size=1, name="h")
+    with pytest.raises(gb.GraphError) as err:
+        g.add("add", x, h, name="sum")
+    msg = str(err.value)
+    assert "(8, 16, 32, 32)" in msg and "(8, 8, 32, 32)" in msg and "dim 1" in msg and "out_channels=16" in msg
+    assert err.value.nodes[:1] == ("sum",) and {"x", "h"} <= set(err.value.nodes)
+    with pytest.raises(gb.GraphError, match=r"expects input of shape \(N, C, H, W\)"):
+        g.add("conv2d", g.add("flatten", x), out_channels=2, kernel_size=1)
+
+
+def test_editing_into_a_bad_shape_marks_node_and_keeps_graph() -> None:
+    g = tiny()
+    g["conv2d"].params["kernel_size"] = 64  # larger than the 34x34 padded input
+    assert g["conv2d"].error is not None and "conv2d" in g.errors()
+    assert "fix 'conv2d' first" in str(g["relu"].error)
+    with pytest.raises(gb.GraphError) as err:
+        g.check()
+    assert err.value.nodes[0] == "conv2d"
+    g["conv2d"].params["kernel_size"] = 3
+    assert g.errors() == {}
+
+
+def test_weights_dropped_only_where_edits_reach() -> None:
+    g = tiny()
+    model = gb.compile(g)
+    from graphbuilder.compile import store_weights
+
+    store_weights(g, model)
+    assert set(g.weights) == {"conv2d", "linear"}
+    g["linear"].params["bias"] = False
+    assert set(g.weights) == {"conv2d"}
+    store_weights(g, gb.compile(g))
+    g["conv2d"].params["out_channels"] = 8  # linear's input shape changes too
+    g.infer()
+    assert set(g.weights) == set()
+
+
+def test_blocks_compile_to_submodules_and_adapt_shapes() -> None:
+    block = gb.Graph("residual")
+    bx = block.input("x", shape=(1, 4, 8, 8))
+    h = block.add("conv2d", bx, out_channels=4, kernel_size=3, padding=1)
+    block.output(block.add("relu", block.add("add", h, bx)))
+    g = gb.Graph("net")
+    x = g.input("img", shape=(3, 4, 16, 16))
+    b1 = g.add(block, x)
+    b2 = g.add(block, b1)
+    g.output(b2)
+    assert b2.shape == (3, 4, 16, 16)
+    assert block["x"].shape == (1, 4, 8, 8)  # the original block is untouched
+    assert b1.num_params == 4 * 4 * 9 + 4
+    model = gb.compile(g)
+    assert isinstance(model.residual, torch.fx.GraphModule) and isinstance(model.residual_1, torch.fx.GraphModule)
+    t = torch.randn(3, 4, 16, 16)
+    ref = torch.relu(model.residual.conv2d(t) + t)
+    ref = torch.relu(model.residual_1.conv2d(ref) + ref)
+    assert torch.equal(model(t), ref)
+    bad = gb.Graph("other")
+    y = bad.input("y", shape=(3, 5, 16, 16))
+    with pytest.raises(gb.GraphError, match="inside block"):
+        bad.add(block, y)
+
+
+def test_custom_op_from_signature() -> None:
+    @gb.op("scaled_linear", replace=True)
+    class ScaledLinear(nn.Module):
+        """Linear layer followed by a fixed scale."""
+
+        def __init__(self, in_features: int, out_features: int, scale: float = 2.0) -> None:
+            super().__init__()
+            self.fc = nn.Linear(in_features, out_features)
+            self.scale = scale
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x) * self.scale
+
+    try:
+        assert "scaled_linear" in gb.ops.names()
+        schema = gb.ops.get("scaled_linear")
+        assert [p.name for p in schema.params] == ["out_features", "scale"]
+        g = gb.Graph("custom")
+        x = g.input("x", shape=(4, 6))
+        y = g.add("scaled_linear", x, out_features=3, scale=0.5)
+        g.output(y)
+        assert y.shape == (4, 3) and y.num_params == 21
+        model = gb.compile(g)
+        t = torch.randn(4, 6)
+        assert torch.equal(model(t), model.scaled_linear.fc(t) * 0.5)
+        with pytest.raises(gb.GraphError, match="must be a finite number"):
+            y.params["scale"] = "big"
+    finally:
+        gb.ops.unregister("scaled_linear")
+
+
+def test_views_listing_summary_svg() -> None:
+    g = tiny()
+    text = str(g)
+    assert "conv2d" in text and "(8, 16, 32, 32)" in text and "out_channels=16" in text
+    s = g.summary()
+    conv_flops = 2 * 8 * 16 * 32 * 32 * 3 * 3 * 3  # 2 FLOPs per multiply-add
+    row = next(r for r in s.rows if r.name == "conv2d")
+    assert row.params == 16 * 3 * 9 + 16 and row.flops == conv_flops
+    assert s.total_params == sum(p.numel() for p in gb.compile(g).parameters())
+    assert "total" in str(s) and "<table>" in s._repr_html_()
+    svg = g._repr_svg_()
+    assert svg.lstrip().startswith("<?xml") or "<svg" in svg
+    assert "(8, 16, 32, 32)" in svg
+
+
+def test_tensor_spec_json() -> None:
+    assert TensorSpec((2, 3)).to_json() == {"shape": [2, 3], "dtype": "float32"}
+    assert str(TensorSpec((2, 3), "int64")) == "(2, 3) int64"
