@@ -1,0 +1,178 @@
+"""Search-space ops of Hit-Detector (arXiv:2003.11818) as registered ops, plus the `mixed_op` choice node.
+
+Boundary: declarations only; the torch modules are in `graphbuilder/ops/modules/search_space.py` (plain torch,
+inlinable by the standalone exporter). The search itself (`gb.search.trinity`) is in `graphbuilder.search`.
+
+Ops (one node each, category ``"search space"``):
+    ir_k{3,5,7}_e{3,6}   MBConv, optional ``dilation``
+    sd_k{3,5}_d{1,2,3}   depthwise-separable dilated conv
+    conv_1x1, skip
+    mixed_op             a searched position: candidates + architecture weights ``alpha``
+    weighted_sum         fixed-weight sum; the merge node of a mixed op drawn expanded (display graphs)
+
+Every op keeps its input's channels unless ``out_channels`` (and ``stride``) are given, and takes one or more
+inputs: several inputs are processed by the same weights (a head shared over FPN levels), one output each.
+
+    >>> g = gb.Graph(); x = g.input("x", shape=(2, 16, 8, 8))
+    >>> g.add("ir_k3_e6", x).num_params
+    4352
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.schema import Param
+from graphbuilder.ops.declare import Specs, channels, choice, declare, integer, named
+from graphbuilder.ops.modules.search_space import (
+    SEARCH_OPS,
+    MixedOp,
+    WeightedSum,
+    build_candidate,
+    parse_candidate,
+)
+
+CATEGORY = "search space"
+_HINT = "one or more (N, C, H, W) tensors with the same channels"
+
+
+def _out_channels() -> Param:
+    return integer("output channels (default: the input's channels)", lo=1, optional=True)
+
+
+def _stride() -> Param:
+    return choice("spatial stride (2 halves height and width)", (1, 2), 1)
+
+
+def _check_inputs(params: dict[str, Any], specs: Specs) -> None:
+    for i, spec in enumerate(specs):
+        if len(spec.shape) != 4:
+            raise GraphError(f"input {i} has shape {spec}; expects {_HINT}: connect a feature map (N, C, H, W)")
+        if spec.shape[1] != specs[0].shape[1]:
+            raise GraphError(f"input {i} has {spec.shape[1]} channels but input 0 has {specs[0].shape[1]}; "
+                             "inputs of one node share weights, so give them equal channels")
+
+
+def _out(params: dict[str, Any], specs: Specs) -> int:
+    return params.get("out_channels") or channels(specs)
+
+
+def _declare_block(name: str) -> None:
+    spec = parse_candidate(name)
+    params: dict[str, Param] = {"out_channels": _out_channels(), "stride": _stride()}
+    if spec["family"] == "ir":
+        params["dilation"] = integer("dilation of the depthwise conv", 1, lo=1, hi=8)
+        doc = (f"MBConv inverted residual, kernel {spec['kernel_size']}, expansion {spec['expansion']}: 1x1 expand, "
+               "BN, ReLU, depthwise kxk, BN, ReLU, 1x1 project, BN; residual when shapes match and stride is 1.")
+    elif spec["family"] == "sd":
+        doc = (f"Separable dilated conv, kernel {spec['kernel_size']}, dilation {spec['dilation']}: depthwise "
+               "kxk, BN, ReLU, 1x1, BN; residual when shapes match and stride is 1.")
+    elif name == "conv_1x1":
+        doc = "1x1 convolution with bias, then BN (Hit-Detector's conv_1x1)."
+    else:
+        doc = "Identity; a 1x1 conv, BN, ReLU when out_channels or stride change the shape (FBNet's skip)."
+
+    def build(p: dict[str, Any], specs: Specs) -> nn.Module:
+        extra = {"dilation": p["dilation"]} if "dilation" in p else {}
+        return build_candidate(name, channels(specs), _out(p, specs), p["stride"], **extra)
+
+    declare(name, CATEGORY, doc + " Several inputs share the weights (one output each).", params=named(**params),
+            inputs=("inputs",), variadic=True, build=build, check=_check_inputs, hint=_HINT)
+
+
+for _name in SEARCH_OPS:
+    _declare_block(_name)
+
+
+# -- mixed_op ----------------------------------------------------------------------------------------------------
+def candidate_list(value: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Normalise a `candidates` param to ``[(op_name, extra_params), ...]``; raise `GraphError` saying the fix.
+
+    Entries are search-op names (``"ir_k3_e6"``) or objects ``{"op": "ir_k3_e6", "dilation": 2}``.
+    """
+    if not isinstance(value, (list, tuple)) or not value:
+        raise GraphError(f"candidates must be a non-empty list of search-op names, got {value!r}; e.g. "
+                         "['ir_k3_e6', 'sd_k3_d2', 'skip']")
+    out = []
+    for i, entry in enumerate(value):
+        if isinstance(entry, str):
+            name, extra = entry, {}
+        elif isinstance(entry, dict) and isinstance(entry.get("op"), str):
+            name, extra = entry["op"], {k: v for k, v in entry.items() if k != "op"}
+        else:
+            raise GraphError(f"candidates[{i}] = {entry!r}: give an op name or {{'op': name, ...}}")
+        if name not in SEARCH_OPS:
+            raise GraphError(f"candidates[{i}] = {name!r} is not a search-space op; choose from {list(SEARCH_OPS)}")
+        allowed = {"dilation"} if name.startswith("ir_") else set()
+        bad = set(extra) - allowed
+        if bad:
+            raise GraphError(f"candidates[{i}] ({name}) has unknown params {sorted(bad)}; allowed: "
+                             f"{sorted(allowed) or 'none'}")
+        if "dilation" in extra and (not isinstance(extra["dilation"], int) or not 1 <= extra["dilation"] <= 8):
+            raise GraphError(f"candidates[{i}] ({name}): dilation must be an integer in [1, 8]")
+        out.append((name, dict(extra)))
+    return out
+
+
+def candidate_label(entry: tuple[str, dict[str, Any]]) -> str:
+    """A short label for one candidate: ``ir_k3_e6`` or ``ir_k3_e6_dil2``."""
+    name, extra = entry
+    return name + (f"_dil{extra['dilation']}" if extra.get("dilation", 1) != 1 else "")
+
+
+def initial_alpha(params: dict[str, Any], n: int) -> list[float]:
+    """`alpha` of a mixed_op node, or its default: zeros (softmax: uniform) or 1/n (linear)."""
+    alpha = params.get("alpha")
+    if alpha is not None:
+        return [float(a) for a in alpha]
+    return [0.0] * n if params.get("weighting", "softmax") == "softmax" else [1.0 / n] * n
+
+
+def _mixed_check(params: dict[str, Any], specs: Specs) -> None:
+    _check_inputs(params, specs)
+    cands = candidate_list(params["candidates"])
+    if params["alpha"] is not None and len(params["alpha"]) != len(cands):
+        raise GraphError(f"alpha has {len(params['alpha'])} values but there are {len(cands)} candidates; give "
+                         "one architecture weight per candidate (or leave alpha unset)")
+
+
+def _mixed_build(p: dict[str, Any], specs: Specs) -> nn.Module:
+    cands = candidate_list(p["candidates"])
+    return MixedOp(channels(specs), _out(p, specs), cands, initial_alpha(p, len(cands)), p["stride"],
+                   p["weighting"])
+
+
+declare("mixed_op", CATEGORY,
+        "A searched position: sum_i w_i * candidate_i(x), w = softmax(alpha) (DARTS) or alpha itself "
+        "(linear, for group-sparse screening). Candidates are search-space ops sharing out_channels and stride.",
+        params=named(candidates=Param("json", None, doc="candidate op names, e.g. ['ir_k3_e6', 'sd_k3_d2', "
+                                                        "'skip'], or {'op': name, 'dilation': d} entries"),
+                     alpha=Param("floats", None, optional=True,
+                                 doc="architecture weights, one per candidate (default: uniform)"),
+                     weighting=choice("softmax(alpha) (DARTS search) or alpha as is (screening)",
+                                      ("softmax", "linear"), "softmax"),
+                     out_channels=_out_channels(), stride=_stride()),
+        inputs=("inputs",), variadic=True, build=_mixed_build, check=_mixed_check, hint=_HINT)
+
+
+def _sum_check(params: dict[str, Any], specs: Specs) -> None:
+    k = len(params["weights"])
+    if len(specs) % k:
+        raise GraphError(f"{len(specs)} inputs cannot be split into {k} groups (one per weight); connect "
+                         f"k * levels inputs, candidate-major")
+    for i, spec in enumerate(specs):
+        ref = specs[i % (len(specs) // k)]
+        if spec.shape != ref.shape:
+            raise GraphError(f"input {i} has shape {spec} but its level's first input has {ref}; candidates "
+                             "of one position must give equal shapes")
+
+
+declare("weighted_sum", CATEGORY,
+        "sum_i weights[i] * input_i with fixed weights; with k weights and k*L inputs (candidate-major) it "
+        "returns L sums. The merge node of a mixed op drawn with its candidates.",
+        params=named(weights=Param("floats", None, doc="one weight per candidate, e.g. softmax(alpha)")),
+        inputs=("inputs",), variadic=True, build=lambda p, specs: WeightedSum(list(p["weights"])),
+        check=_sum_check, hint="k * L tensors, candidate-major")
