@@ -11,6 +11,7 @@ Add an op: declare it in the module of its category with `module_op` (an nn.Modu
 from graphbuilder.ir.registry import all_ops, get, names, unregister
 from graphbuilder.ops import activation, attention, convolution, normalization, pooling, structure, tensor
 from graphbuilder.ops import detection, search_space  # Hit-Detector search space (issue 8)
+from graphbuilder.ops import glore  # GloRe global reasoning (issue 7)
 from graphbuilder.ops.declare import (
     TORCH_DTYPES,
     declare,
@@ -27,6 +28,7 @@ __all__ = ["TORCH_DTYPES", "all_ops", "declare", "function_op", "get", "meta_flo
 
 _LIBRARY = (activation, attention, convolution, normalization, pooling, structure, tensor)
 _LIBRARY += (detection, search_space)
+_LIBRARY += (glore,)
 
 
 def schema_json() -> list[dict]:
