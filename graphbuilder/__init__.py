@@ -8,10 +8,11 @@
     model = gb.compile(g)
 """
 
-from graphbuilder import ops
+from graphbuilder import ops, passes
 from graphbuilder.compile import compile
 from graphbuilder.ir import Graph, GraphError, Node, Param, Port, TensorSpec
 from graphbuilder.ops import op
 
-__all__ = ["Graph", "GraphError", "Node", "Param", "Port", "TensorSpec", "compile", "op", "ops"]
+__all__ = ["Graph", "GraphError", "Node", "Param", "Port", "TensorSpec", "compile", "op", "ops",
+           "passes"]
 __version__ = "0.1.0"

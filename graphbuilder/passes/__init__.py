@@ -1,0 +1,5 @@
+"""Graph -> graph transforms on the IR (grouping into blocks, and the passes other features add)."""
+
+from graphbuilder.passes.glore import glore_action, glore_block, insert_glore, residual_stages
+
+__all__ = ["glore_action", "glore_block", "insert_glore", "residual_stages"]
