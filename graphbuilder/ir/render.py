@@ -37,10 +37,12 @@ def _params_text(node: Node) -> str:
     return " ".join(shown)
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, limit: int = 80) -> str:
     if isinstance(value, tuple):
-        return "(" + ", ".join(map(str, value)) + ("," if len(value) == 1 else "") + ")"
-    return repr(value) if isinstance(value, str) else str(value)
+        text = "(" + ", ".join(map(str, value)) + ("," if len(value) == 1 else "") + ")"
+    else:
+        text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."  # e.g. a neuron_graph's JSON topology
 
 
 def _outputs_text(node: Node) -> str:

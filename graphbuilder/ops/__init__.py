@@ -12,6 +12,7 @@ from graphbuilder.ir.registry import all_ops, get, names, unregister
 from graphbuilder.ops import activation, attention, convolution, normalization, pooling, structure, tensor
 from graphbuilder.ops import detection, search_space  # Hit-Detector search space (issue 8)
 from graphbuilder.ops import glore  # GloRe global reasoning (issue 7)
+from graphbuilder.ops import neuron_graph  # prune/grow neuron graphs (issue 6)
 from graphbuilder.ops.declare import (
     TORCH_DTYPES,
     declare,
@@ -29,6 +30,7 @@ __all__ = ["TORCH_DTYPES", "all_ops", "declare", "function_op", "get", "meta_flo
 _LIBRARY = (activation, attention, convolution, normalization, pooling, structure, tensor)
 _LIBRARY += (detection, search_space)
 _LIBRARY += (glore,)
+_LIBRARY += (neuron_graph,)
 
 
 def schema_json() -> list[dict]:

@@ -1,0 +1,372 @@
+"""Torch executors for arbitrary DAGs of neurons (`NeuronGraphModule`) and for one neuron (`Neuron`).
+
+Paper: "Growing an architecture for a neural network", arXiv:2108.02231 (the network is any DAG of neurons,
+each with a bias and an activation, each connection with a weight; no layers). See ALGORITHMS.md section 1.
+
+Boundary: plain torch only (imports torch, math, typing), so the standalone exporter can inline this file
+and compiled models need no GraphBuilder. The topology arrives as the JSON document of a `neuron_graph`
+node (validated by `graphbuilder/ops/neuron_graph.py`, which also declares the ops wrapping these classes):
+
+    {"inputs": [0, 1], "hidden": [{"id": 3, "act": "tanh"}], "outputs": [{"id": 2, "act": "identity"}],
+     "connections": [[0, 3], [1, 3], [3, 2], [0, 2]]}
+
+Parameters: ``weight`` (E,) in the order of ``connections``, ``bias`` (H + O,) in the order hidden then
+outputs. That state dict is what `graph.weights` holds for the node.
+
+How it runs fast (no Python loop over neurons). Neurons are grouped into topological levels (level of a
+neuron = 1 + the highest level of its sources; inputs are level 0) and stored as rows of one activation
+buffer A (neurons, batch) in level order, so a level is a contiguous block of rows and every source of a
+level lies in the rows above it. Each level is evaluated at once, chosen by density:
+
+    dense   z = Wc @ A[U] + b    U = the level's distinct source rows, Wc (m, |U|) the masked block
+    sparse  z = b + index_add(dst, A[src] * w)   one gathered row per connection
+
+A level is dense when connections / (m * |U|) >= `dense_threshold` (a GEMM does ~10x more multiply-adds
+per second than gathers and scatters do). Writing level after level into one buffer is an in-place update
+autograd cannot differentiate, so forward and backward are one `torch.autograd.Function` whose backward walks
+the levels in reverse with the same dense/sparse choice (first derivatives only). The same reverse walk with
+squared per-sample terms gives the Gauss-Newton diagonal that Optimal Brain Damage saliency uses
+(`NeuronGraphModule.gauss_newton_diagonal`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+# The activations a neuron may have; derivatives below are written from the output y and pre-activation z.
+ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid", "softplus", "sin")
+
+
+def activate(name: str, z: torch.Tensor) -> torch.Tensor:
+    """Apply activation `name` (one of `ACTIVATIONS`) to pre-activations `z`."""
+    if name == "identity":
+        return z
+    if name == "relu":
+        return torch.relu(z)
+    if name == "tanh":
+        return torch.tanh(z)
+    if name == "sigmoid":
+        return torch.sigmoid(z)
+    if name == "softplus":
+        return torch.nn.functional.softplus(z)
+    if name == "sin":
+        return torch.sin(z)
+    raise ValueError(f"unknown activation {name!r}; use one of {ACTIVATIONS}")
+
+
+def activate_grad(name: str, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """d act(z) / dz from the output `y` = act(z) (cheaper) or `z` (sin, softplus)."""
+    if name == "identity":
+        return torch.ones_like(y)
+    if name == "relu":
+        return (z > 0).to(y.dtype)
+    if name == "tanh":
+        return 1 - y * y
+    if name == "sigmoid":
+        return y * (1 - y)
+    if name == "softplus":
+        return torch.sigmoid(z)
+    if name == "sin":
+        return torch.cos(z)
+    raise ValueError(f"unknown activation {name!r}; use one of {ACTIVATIONS}")
+
+
+class _Level:
+    """One topological level: rows [start, stop) of the buffer, its connections [e0, e1) in level-sorted
+    order, its distinct source rows [u0, u1) in `U`, dense or sparse, and runs of rows sharing an activation."""
+
+    __slots__ = ("start", "stop", "e0", "e1", "u0", "u1", "dense", "acts")
+
+    def __init__(self, start: int, stop: int, e0: int, e1: int, u0: int, u1: int, dense: bool,
+                 acts: list[tuple[str, int, int]]) -> None:
+        self.start, self.stop, self.e0, self.e1, self.u0, self.u1 = start, stop, e0, e1, u0, u1
+        self.dense = dense
+        self.acts = acts
+
+
+class NeuronGraphModule(nn.Module):
+    """Evaluate a DAG of neurons on a batch: (N, n_inputs) -> (N, n_outputs), level by level.
+
+    Args:
+        topology: the JSON document described in the module docstring (assumed valid).
+        mode: "auto" (dense or sparse per level by density), "dense" or "sparse" (every level).
+        dense_threshold: in "auto", a level runs dense when its connection density is at least this.
+    """
+
+    def __init__(self, topology: dict[str, Any], mode: str = "auto", dense_threshold: float = 0.1) -> None:
+        super().__init__()
+        if mode not in ("auto", "dense", "sparse"):
+            raise ValueError(f"mode must be 'auto', 'dense' or 'sparse', got {mode!r}")
+        inputs = [int(i) for i in topology["inputs"]]
+        units = list(topology.get("hidden", [])) + list(topology["outputs"])
+        connections = [(int(s), int(d)) for s, d in topology["connections"]]
+        self.n_inputs, self.n_outputs = len(inputs), len(topology["outputs"])
+        self.mode, self.dense_threshold = mode, float(dense_threshold)
+        self.weight = nn.Parameter(torch.empty(len(connections)))
+        self.bias = nn.Parameter(torch.empty(len(units)))
+
+        act = {int(u["id"]): str(u["act"]) for u in units}
+        bias_pos = {int(u["id"]): k for k, u in enumerate(units)}
+        incoming: dict[int, list[int]] = {i: [] for i in act}
+        for e, (_, d) in enumerate(connections):
+            incoming[d].append(e)
+        # Levels by Kahn's algorithm (the topology is acyclic; a cycle would leave neurons unplaced).
+        level = {i: 0 for i in inputs}
+        pending = {i: len(incoming[i]) for i in act}
+        users: dict[int, list[int]] = {}
+        for s, d in connections:
+            users.setdefault(s, []).append(d)
+        frontier = list(inputs) + [i for i in act if pending[i] == 0]
+        for i in act:
+            if pending[i] == 0:
+                level[i] = 1
+        placed = 0
+        while frontier:
+            nxt = []
+            for s in frontier:
+                placed += 1
+                for d in users.get(s, ()):
+                    level[d] = max(level.get(d, 1), level[s] + 1)
+                    pending[d] -= 1
+                    if pending[d] == 0:
+                        nxt.append(d)
+            frontier = nxt
+        if placed != len(inputs) + len(act):
+            raise ValueError("the neuron topology has a cycle; validate it with graphbuilder's NeuronGraph")
+        depth = max((level[i] for i in act), default=0)
+        by_level: list[list[int]] = [[] for _ in range(depth + 1)]
+        for i in act:
+            by_level[level[i]].append(i)
+        # Rows: inputs first, then each level with its neurons grouped by activation (contiguous runs).
+        row = {i: r for r, i in enumerate(inputs)}
+        order: list[int] = []
+        for members in by_level[1:]:
+            members.sort(key=lambda i: (act[i], bias_pos[i]))
+            for i in members:
+                row[i] = len(inputs) + len(order)
+                order.append(i)
+        self.levels: list[_Level] = []
+        w_perm: list[int] = []
+        src_rows: list[int] = []
+        dst_local: list[int] = []
+        u_local: list[int] = []
+        u_rows: list[int] = []
+        start = len(inputs)
+        for members in by_level[1:]:
+            if not members:
+                continue
+            stop = start + len(members)
+            edges = [e for i in members for e in incoming[i]]
+            e0, u0 = len(w_perm), len(u_rows)
+            distinct = sorted({row[connections[e][0]] for e in edges})
+            where = {r: k for k, r in enumerate(distinct)}
+            for e in edges:
+                s, d = connections[e]
+                w_perm.append(e)
+                src_rows.append(row[s])
+                dst_local.append(row[d] - start)
+                u_local.append(where[row[s]])
+            u_rows.extend(distinct)
+            density = len(edges) / max(1, len(members) * len(distinct))
+            dense = mode == "dense" or (mode == "auto" and density >= self.dense_threshold)
+            runs: list[tuple[str, int, int]] = []
+            for k, i in enumerate(members):
+                if runs and runs[-1][0] == act[i]:
+                    runs[-1] = (act[i], runs[-1][1], k + 1)
+                else:
+                    runs.append((act[i], k, k + 1))
+            self.levels.append(_Level(start, stop, e0, len(w_perm), u0, len(u_rows), dense, runs))
+            start = stop
+        self.n_rows = start
+        long = torch.long
+        self.register_buffer("w_perm", torch.tensor(w_perm, dtype=long), persistent=False)
+        self.register_buffer("src_rows", torch.tensor(src_rows, dtype=long), persistent=False)
+        self.register_buffer("dst_local", torch.tensor(dst_local, dtype=long), persistent=False)
+        self.register_buffer("u_local", torch.tensor(u_local, dtype=long), persistent=False)
+        self.register_buffer("u_rows", torch.tensor(u_rows, dtype=long), persistent=False)
+        self.register_buffer("bias_perm", torch.tensor([bias_pos[i] for i in order], dtype=long), persistent=False)
+        self.register_buffer("out_rows", torch.tensor([row[int(u["id"])] for u in topology["outputs"]],
+                                                      dtype=long), persistent=False)
+        fan_in = [0] * len(units)
+        for _, d in connections:
+            fan_in[bias_pos[d]] += 1
+        self._edge_fan_in = [fan_in[bias_pos[d]] for _, d in connections]
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) per connection (fan-in of its target), as nn.Linear."""
+        if self.weight.is_meta:
+            return
+        with torch.no_grad():
+            if self.weight.numel():
+                bound = torch.tensor([1.0 / math.sqrt(f) for f in self._edge_fan_in], dtype=self.weight.dtype)
+                self.weight.copy_((torch.rand_like(self.weight) * 2 - 1) * bound.to(self.weight.device))
+            self.bias.uniform_(-0.1, 0.1)
+
+    def extra_repr(self) -> str:
+        dense = sum(lv.dense for lv in self.levels)
+        return (f"inputs={self.n_inputs}, outputs={self.n_outputs}, neurons={self.bias.numel()}, "
+                f"connections={self.weight.numel()}, levels={len(self.levels)} ({dense} dense)")
+
+    # -- forward -------------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, n_inputs) -> (N, n_outputs)."""
+        if x.dim() != 2 or x.shape[1] != self.n_inputs:
+            raise ValueError(f"expected input of shape (N, {self.n_inputs}), got {tuple(x.shape)}")
+        if x.is_meta or self.weight.is_meta:
+            return x.new_empty((x.shape[0], self.n_outputs), dtype=self.weight.dtype)
+        x = x.to(self.weight.dtype)
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
+                                                  or self.bias.requires_grad)
+        if not needs_grad:
+            a, _ = self._propagate(x, self.weight, self.bias)
+            return a.index_select(0, self.out_rows).t()
+        return _NeuronGraphFunction.apply(x, self.weight, self.bias, self)
+
+    def neuron_values(self, x: torch.Tensor) -> torch.Tensor:
+        """Activations of every neuron without gradients, (N, neurons) in topology order: inputs, then
+        hidden, then outputs (for inspection and tests)."""
+        with torch.no_grad():
+            a, _ = self._propagate(x.to(self.weight.dtype), self.weight, self.bias)
+        rows = list(range(self.n_inputs)) + [0] * self.bias.numel()
+        for k, p in enumerate(self.bias_perm.tolist()):
+            rows[self.n_inputs + p] = self.n_inputs + k
+        return a.index_select(0, torch.tensor(rows, dtype=torch.long, device=a.device)).t()
+
+    def _propagate(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A (rows, N) post-activations and Z (rows - inputs, N) pre-activations, level by level."""
+        n, batch = self.n_inputs, x.shape[0]
+        a = x.new_empty((self.n_rows, batch))
+        z_all = x.new_empty((self.n_rows - n, batch))
+        a[:n] = x.t()
+        ws = weight.index_select(0, self.w_perm)  # (E,) level-sorted
+        b = bias.index_select(0, self.bias_perm)  # (rows - inputs,) row order
+        for lv in self.levels:
+            m = lv.stop - lv.start
+            b_l = b[lv.start - n:lv.stop - n, None]  # (m, 1)
+            if lv.e1 == lv.e0:
+                z = b_l.expand(m, batch)
+            elif lv.dense:
+                wc = self._block(lv, ws)  # (m, |U|)
+                z = torch.addmm(b_l, wc, a.index_select(0, self.u_rows[lv.u0:lv.u1]))  # (m, N)
+            else:
+                gathered = a.index_select(0, self.src_rows[lv.e0:lv.e1]) * ws[lv.e0:lv.e1, None]  # (E_l, N)
+                z = b_l.expand(m, batch).clone().index_add_(0, self.dst_local[lv.e0:lv.e1], gathered)
+            z_all[lv.start - n:lv.stop - n] = z
+            for name, k0, k1 in lv.acts:
+                a[lv.start + k0:lv.start + k1] = activate(name, z[k0:k1])
+        return a, z_all
+
+    def _block(self, lv: _Level, ws: torch.Tensor) -> torch.Tensor:
+        """The level's dense weight block Wc (m, |U|): zeros except at its connections."""
+        wc = ws.new_zeros((lv.stop - lv.start, lv.u1 - lv.u0))
+        wc[self.dst_local[lv.e0:lv.e1], self.u_local[lv.e0:lv.e1]] = ws[lv.e0:lv.e1]
+        return wc
+
+    # -- backward ------------------------------------------------------------------------------------------
+    def _backprop(self, a: torch.Tensor, z_all: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor,
+                  squared: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reverse walk over the levels. Returns grads of x (N, n_in), weight (E,) and bias (H+O,).
+
+        With `squared`, weight and bias entries sum the squares of the per-sample terms instead
+        (sum_n (dy_n/dw)^2: the Gauss-Newton diagonal when `grad_out` selects one output)."""
+        n, batch = self.n_inputs, a.shape[1]
+        g = a.new_zeros((self.n_rows, batch))  # dLoss/dA
+        g.index_add_(0, self.out_rows, grad_out.t())
+        ws = weight.index_select(0, self.w_perm)
+        gws = a.new_zeros(ws.shape)
+        gb = a.new_zeros((self.n_rows - n,))
+        for lv in reversed(self.levels):
+            rows = slice(lv.start, lv.stop)
+            dz = torch.empty_like(g[rows])  # (m, N)
+            zl = z_all[lv.start - n:lv.stop - n]
+            for name, k0, k1 in lv.acts:
+                dz[k0:k1] = g[lv.start + k0:lv.start + k1] * activate_grad(
+                    name, a[lv.start + k0:lv.start + k1], zl[k0:k1])
+            gb[lv.start - n:lv.stop - n] = (dz * dz).sum(1) if squared else dz.sum(1)
+            if lv.e1 == lv.e0:
+                continue
+            dst = self.dst_local[lv.e0:lv.e1]
+            if lv.dense:
+                u = self.u_rows[lv.u0:lv.u1]
+                au = a.index_select(0, u)  # (|U|, N)
+                gwc = (dz * dz) @ (au * au).t() if squared else dz @ au.t()  # (m, |U|)
+                gws[lv.e0:lv.e1] = gwc[dst, self.u_local[lv.e0:lv.e1]]
+                g.index_add_(0, u, self._block(lv, ws).t() @ dz)
+            else:
+                src = self.src_rows[lv.e0:lv.e1]
+                dzd = dz.index_select(0, dst)  # (E_l, N)
+                term = a.index_select(0, src) * dzd
+                gws[lv.e0:lv.e1] = (term * term).sum(1) if squared else term.sum(1)
+                g.index_add_(0, src, dzd * ws[lv.e0:lv.e1, None])
+        gw = torch.zeros_like(gws).index_copy_(0, self.w_perm, gws)
+        gbias = torch.zeros_like(gb).index_copy_(0, self.bias_perm, gb)
+        return g[:n].t(), gw, gbias
+
+    def gauss_newton_diagonal(self, x: torch.Tensor) -> torch.Tensor:
+        """sum_n sum_o (d y_no / d w_k)^2 for every connection k, shape (E,).
+
+        For the loss mean_n sum_o (y_no - t_no)^2 the Gauss-Newton (Levenberg-Marquardt) approximation of the
+        Hessian diagonal is 2/N times this: the approximation Optimal Brain Damage uses (LeCun et al. 1990).
+        """
+        with torch.no_grad():
+            x = x.to(self.weight.dtype)
+            a, z_all = self._propagate(x, self.weight, self.bias)
+            total = torch.zeros_like(self.weight)
+            for o in range(self.n_outputs):
+                onehot = x.new_zeros((x.shape[0], self.n_outputs))
+                onehot[:, o] = 1
+                total += self._backprop(a, z_all, self.weight, onehot, squared=True)[1]
+        return total
+
+
+class _NeuronGraphFunction(torch.autograd.Function):
+    """Forward and backward of `NeuronGraphModule` as one autograd node (first derivatives)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                module: NeuronGraphModule) -> torch.Tensor:
+        a, z_all = module._propagate(x, weight, bias)
+        ctx.save_for_backward(a, z_all, weight)
+        ctx.module = module
+        return a.index_select(0, module.out_rows).t().contiguous()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        a, z_all, weight = ctx.saved_tensors
+        gx, gw, gb = ctx.module._backprop(a, z_all, weight, grad_out)
+        return (gx if ctx.needs_input_grad[0] else None, gw if ctx.needs_input_grad[1] else None,
+                gb if ctx.needs_input_grad[2] else None, None)
+
+
+class Neuron(nn.Module):
+    """One neuron: act(sum_k w_k x_k + b) over its inputs concatenated along dim 1: [(N, k_i)...] -> (N, 1).
+
+    The `neuron` op builds it; a neuron graph expanded to one node per neuron is made of these.
+    """
+
+    def __init__(self, in_features: int, activation: str = "identity") -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; use one of {ACTIVATIONS}")
+        self.in_features, self.activation = in_features, activation
+        self.weight = nn.Parameter(torch.empty(in_features))
+        self.bias = nn.Parameter(torch.empty(1))
+        if not self.weight.is_meta:
+            bound = 1.0 / math.sqrt(max(1, in_features))
+            with torch.no_grad():
+                self.weight.uniform_(-bound, bound)
+                self.bias.uniform_(-bound, bound)
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        x = torch.cat(inputs, dim=1) if len(inputs) > 1 else inputs[0]  # (N, in_features)
+        return activate(self.activation, x @ self.weight[:, None] + self.bias)  # (N, 1)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, activation={self.activation!r}"
