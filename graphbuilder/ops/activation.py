@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from graphbuilder.ops.declare import choice, integer, module_op, named, number, size
+from graphbuilder.ops.declare import choice, dims_in_range, integer, module_op, named, number, size
 
 for _name, _cls, _doc in (
     ("relu", nn.ReLU, "max(0, x)."),
@@ -26,4 +26,4 @@ module_op("prelu", "activation", "Leaky ReLU with a learned slope (one, or one p
                 init=number("initial slope", 0.25)))
 for _name, _cls in (("softmax", nn.Softmax), ("log_softmax", nn.LogSoftmax)):
     module_op(_name, "activation", f"{'Log-s' if _name.startswith('log') else 'S'}oftmax over dim `dim`.", _cls,
-              named(dim=integer("the dim that sums to one", -1, lo=None)))
+              named(dim=integer("the dim that sums to one", -1, lo=None)), check=dims_in_range("dim"))

@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 import re
 import typing
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -99,6 +100,22 @@ def need_rank(*ranks: int, hint: str) -> Callable[[dict[str, Any], Specs], None]
     return check
 
 
+def dims_in_range(*names: str) -> Callable[[dict[str, Any], Specs], None]:
+    """A check that the dim-valued params `names` index a dim of input 0 (negative counts from the end).
+
+    Needed because some meta kernels (softmax) do not check dims, while the real kernels do.
+    """
+    def check(params: dict[str, Any], specs: Specs) -> None:
+        rank = len(specs[0].shape)
+        for name in names:
+            values = params[name] if isinstance(params[name], tuple) else (params[name],)
+            for d in values:
+                if not -rank <= d < rank:
+                    raise GraphError(f"{name}={params[name]} is out of range for input {specs[0]} with {rank} dims; "
+                                     f"use a value in [{-rank}, {rank - 1}]")
+    return check
+
+
 def broadcastable(params: dict[str, Any], specs: Specs) -> None:
     """Elementwise ops: say which dim of which input does not fit, and what would."""
     a, b = specs[0].shape, specs[1].shape
@@ -138,6 +155,7 @@ def _run_meta(opdef: OpDef, params: dict[str, Any], specs: Specs, flop_mode: Flo
         if opdef.build is not None:
             with torch.device("meta"):
                 module = opdef.build(params, specs)
+            module.eval()  # same shapes as training, and far cheaper on meta (e.g. batch norm)
         if flop_mode is not None:
             with flop_mode:
                 out = call(opdef, module, tensors, params)
@@ -151,8 +169,58 @@ def _run_meta(opdef: OpDef, params: dict[str, Any], specs: Specs, flop_mode: Flo
     return out, num_params
 
 
+class _InferenceCache:
+    """Memo of meta inference by (op, params, input specs): real networks repeat identical layers at
+    identical shapes (ResNet stages, Transformer layers), and the editor re-infers on every keystroke."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self._entries: OrderedDict[Any, tuple[OpDef, Inference]] = OrderedDict()
+
+    def key(self, opdef: OpDef, params: dict[str, Any], specs: Specs) -> Any:
+        key = (id(opdef), tuple(params.items()), tuple(specs))
+        try:
+            hash(key)
+        except TypeError:  # list/dict-valued params (json kind): not cached
+            return None
+        return key
+
+    def get(self, key: Any) -> Inference | None:
+        hit = self._entries.get(key)
+        if hit is None:
+            return None
+        self._entries.move_to_end(key)
+        return hit[1]
+
+    def put(self, key: Any, opdef: OpDef, result: Inference) -> None:
+        self._entries[key] = (opdef, result)  # holding opdef keeps its id() from being reused
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+_CACHE = _InferenceCache()
+
+
+def clear_inference_cache() -> None:
+    """Forget memoised shape inferences (benchmarks use this to measure cold inference)."""
+    _CACHE._entries.clear()
+
+
 def meta_infer(opdef: OpDef, params: dict[str, Any], specs: Specs) -> Inference:
-    """Shape inference for any op: run it on meta tensors and read the outputs' shapes and dtypes."""
+    """Shape inference for any op: run it on meta tensors and read the outputs' shapes and dtypes.
+
+    Results are memoised by (op, params, input specs); errors are not cached.
+    """
+    key = _CACHE.key(opdef, params, specs)
+    if key is not None and (hit := _CACHE.get(key)) is not None:
+        return hit
+    result = _meta_infer(opdef, params, specs)
+    if key is not None:
+        _CACHE.put(key, opdef, result)
+    return result
+
+
+def _meta_infer(opdef: OpDef, params: dict[str, Any], specs: Specs) -> Inference:
     out, num_params = _run_meta(opdef, params, specs)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     while outs and outs[-1] is None:  # e.g. attention weights when need_weights=False
