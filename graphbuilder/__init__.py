@@ -10,9 +10,19 @@
 
 from graphbuilder import ops, passes
 from graphbuilder.compile import compile
+from graphbuilder.importer import from_module
 from graphbuilder.ir import Graph, GraphError, Node, Param, Port, TensorSpec
 from graphbuilder.ops import op
 
-__all__ = ["Graph", "GraphError", "Node", "Param", "Port", "TensorSpec", "compile", "op", "ops",
-           "passes"]
+__all__ = ["Graph", "GraphError", "Node", "Param", "Port", "TensorSpec", "compile", "from_module", "op", "ops",
+           "passes", "GraphWidget"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # GraphWidget is imported on first use so `import graphbuilder` does not load ipywidgets.
+    if name == "GraphWidget":
+        from graphbuilder.widget import GraphWidget
+
+        return GraphWidget
+    raise AttributeError(f"module 'graphbuilder' has no attribute {name!r}")
