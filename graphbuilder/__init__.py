@@ -9,13 +9,13 @@
 """
 
 from graphbuilder import ops, passes
-from graphbuilder.compile import compile
+from graphbuilder.compile import compile, store_weights
 from graphbuilder.importer import from_module
 from graphbuilder.ir import Graph, GraphError, Node, Param, Port, TensorSpec
 from graphbuilder.ops import op
 
 __all__ = ["Graph", "GraphError", "Node", "Param", "Port", "TensorSpec", "compile", "from_module", "op", "ops",
-           "passes", "GraphWidget"]
+           "passes", "store_weights", "GraphWidget"]
 __version__ = "0.1.0"
 
 
