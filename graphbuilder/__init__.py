@@ -10,6 +10,7 @@
 
 from graphbuilder import ops, passes
 from graphbuilder.compile import compile, store_weights
+from graphbuilder.compile import weights_io as _weights_io  # noqa: F401  (registers WEIGHTS_IO)
 from graphbuilder.importer import from_module
 from graphbuilder.ir import Graph, GraphError, Node, Param, Port, TensorSpec
 from graphbuilder.ops import op

@@ -230,10 +230,10 @@ def save(graph: Graph, path: str | os.PathLike[str]) -> None:
     """Write `graph` to `path` atomically; its weights (if any) go beside it as safetensors."""
     path = os.fspath(path)
     text = dumps(graph)
-    if _has_weights(graph):
-        if "save" not in WEIGHTS_IO:
-            raise GraphError("this graph has weights; import graphbuilder (not only graphbuilder.ir) to save them")
+    if "save" in WEIGHTS_IO:  # called without weights too, so a stale weights file is removed
         WEIGHTS_IO["save"](graph, path)
+    elif _has_weights(graph):
+        raise GraphError("this graph has weights; import graphbuilder (not only graphbuilder.ir) to save them")
     atomic_write(path, text.encode("utf-8"))
 
 

@@ -1,0 +1,167 @@
+"""Graph weights on disk: ``name.safetensors`` beside ``name.graph.json``, registered as `WEIGHTS_IO`.
+
+Boundary: the IR (`graphbuilder.ir.serialize`) writes the JSON and calls these two handlers; this module is
+the torch side. It reads and writes safetensors only, so loading never unpickles anything.
+
+File layout. One tensor per (node, state_dict key), nested blocks included. A tensor's key is the path of
+node names from the top graph down, then the state_dict key, joined with ``/``; each part is escaped
+(``%`` -> ``%25``, ``/`` -> ``%2F``) so any node name round-trips unambiguously:
+``layer1/0/conv1/weight`` is the ``weight`` of node ``conv1`` in block ``0`` of block ``layer1``.
+The safetensors metadata holds ``format = graphbuilder.weights``, ``version = 1`` and ``graph_sha256``, the
+hash of the graph JSON the weights were saved with.
+
+On load, weights whose graph file is unchanged load as they are. If the JSON was edited since (the hash
+differs) a warning says so and a node's weights load only when the node still exists with the same op and
+every tensor fits the module its params build, which is the same rule editing in Python applies. Writes
+are atomic (temp file + rename); a graph with no weights removes a stale weights file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from graphbuilder.ir import registry, serialize
+from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.graph import BLOCK, Graph
+
+FORMAT = "graphbuilder.weights"
+VERSION = "1"
+
+
+def weights_path(json_path: str) -> str:
+    """``net.graph.json`` -> ``net.safetensors`` (``net.json`` -> ``net.safetensors``)."""
+    for suffix in (".graph.json", ".json"):
+        if json_path.endswith(suffix):
+            return json_path[: -len(suffix)] + ".safetensors"
+    return json_path + ".safetensors"
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace("/", "%2F")
+
+
+def _unescape(part: str) -> str:
+    return part.replace("%2F", "/").replace("%25", "%")
+
+
+def tensor_key(path: list[str], node: str, key: str) -> str:
+    """The file key of weight `key` of `node` inside the blocks named by `path` (see the module docstring)."""
+    return "/".join(_escape(p) for p in [*path, node, key])
+
+
+def flatten_weights(graph: Graph, path: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """All weights of `graph` and its nested blocks as ``{file key: tensor}``."""
+    path = path or []
+    out: dict[str, torch.Tensor] = {}
+    for node_name, state in graph.weights.items():
+        for key, tensor in state.items():
+            if not isinstance(tensor, torch.Tensor):
+                raise GraphError(f"graph.weights[{node_name!r}][{key!r}] is {type(tensor).__name__}, not a tensor",
+                                 [node_name])
+            out[tensor_key(path, node_name, key)] = tensor.detach().cpu().contiguous().clone()
+    for node in graph._nodes.values():
+        if node.op == BLOCK and node.block is not None:
+            out.update(flatten_weights(node.block, [*path, node.name]))
+    return out
+
+
+def _graph_hash(graph: Graph) -> str:
+    return hashlib.sha256(serialize.dumps(graph).encode("utf-8")).hexdigest()
+
+
+def save_weights(graph: Graph, json_path: str) -> None:
+    """Write `graph`'s weights beside `json_path` atomically (or remove a stale file if it has none)."""
+    target = weights_path(json_path)
+    tensors = flatten_weights(graph)
+    if not tensors:
+        if os.path.exists(target):
+            os.unlink(target)
+        return
+    metadata = {"format": FORMAT, "version": VERSION, "graph_sha256": _graph_hash(graph)}
+    serialize.atomic_write(target, st_save(tensors, metadata=metadata))
+
+
+def load_weights(graph: Graph, json_path: str) -> None:
+    """Read the weights file beside `json_path` (if any) into `graph.weights` and its blocks' weights."""
+    source = weights_path(json_path)
+    if not os.path.exists(source):
+        return
+    try:
+        with open(source, "rb") as f:
+            data = f.read()
+        tensors = st_load(data)
+        metadata = _metadata(data)
+    except (OSError, SafetensorError, ValueError) as e:
+        raise GraphError(f"cannot read weights file {source!r}: {e}; delete it to load the graph without "
+                         "weights") from None
+    if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
+        raise GraphError(f"{source!r} is not a GraphBuilder weights file (format {metadata.get('format')!r}, "
+                         f"version {metadata.get('version')!r}); this GraphBuilder reads version {VERSION}")
+    edited = metadata.get("graph_sha256") != _graph_hash(graph)
+    grouped: dict[tuple[str, ...], dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        parts = [_unescape(p) for p in key.split("/")]
+        if len(parts) < 2:
+            raise GraphError(f"weights file {source!r}: key {key!r} does not name a node and a weight")
+        grouped.setdefault(tuple(parts[:-1]), {})[parts[-1]] = tensor
+    skipped = []
+    for parts, state in grouped.items():
+        owner = _owner(graph, list(parts[:-1]), key="/".join(parts), source=source)
+        name = parts[-1]
+        if name not in owner:
+            if edited:
+                skipped.append("/".join(parts))
+                continue
+            raise GraphError(f"weights file {source!r} has weights for node {'/'.join(parts)!r}, which the graph "
+                             "does not have; delete the weights file or restore the node", [name])
+        if edited and not _fits(owner, name, state):
+            skipped.append("/".join(parts))
+            continue
+        owner.weights[name] = state
+    if edited:
+        warnings.warn(f"{json_path} changed since its weights were saved; loaded the weights that still fit"
+                      + (f", re-initialising {', '.join(skipped)}" if skipped else ""), stacklevel=3)
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    header_len = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + header_len])
+    return dict(header.get("__metadata__") or {})
+
+
+def _owner(graph: Graph, blocks: list[str], key: str, source: str) -> Graph:
+    current = graph
+    for name in blocks:
+        node = current._nodes.get(name)
+        if node is None or node.op != BLOCK or node.block is None:
+            raise GraphError(f"weights file {source!r}: {key!r} is inside block {name!r}, which graph "
+                             f"{current.name!r} does not have", [name])
+        current = node.block
+    return current
+
+
+def _fits(graph: Graph, name: str, state: dict[str, torch.Tensor]) -> bool:
+    """Whether `state` loads into the module that node `name`'s params build (meta tensors, no memory)."""
+    node = graph._nodes[name]
+    if node.op == BLOCK or node.error is not None:
+        return False
+    opdef = registry.get(node.op)
+    if opdef.build is None:
+        return False
+    specs = [p.spec for p in node.inputs if p is not None]
+    with torch.device("meta"):
+        own: dict[str, Any] = opdef.build(dict(node.params), specs).state_dict()
+    return set(own) == set(state) and all(tuple(own[k].shape) == tuple(state[k].shape) for k in state)
+
+
+serialize.WEIGHTS_IO["save"] = save_weights
+serialize.WEIGHTS_IO["load"] = load_weights
