@@ -8,15 +8,16 @@
     model = gb.compile(g)
 """
 
-from graphbuilder import ops, passes
+from graphbuilder import export, ops, passes
 from graphbuilder.compile import compile, store_weights
 from graphbuilder.compile import weights_io as _weights_io  # noqa: F401  (registers WEIGHTS_IO)
+from graphbuilder.export import to_networkx, to_pyg
 from graphbuilder.importer import from_module
 from graphbuilder.ir import Graph, GraphError, Node, Param, Port, TensorSpec
 from graphbuilder.ops import op
 
-__all__ = ["Graph", "GraphError", "Node", "Param", "Port", "TensorSpec", "compile", "from_module", "op", "ops",
-           "passes", "store_weights", "GraphWidget"]
+__all__ = ["Graph", "GraphError", "Node", "Param", "Port", "TensorSpec", "compile", "export", "from_module", "op",
+           "ops", "passes", "store_weights", "to_networkx", "to_pyg", "GraphWidget"]
 __version__ = "0.1.0"
 
 

@@ -1,0 +1,325 @@
+"""`to_python(graph)`: one standalone, readable PyTorch source file for a graph (imports only torch).
+
+Boundary: code generation only; it reads the IR and op declarations and never imports the compiler's
+internals. The file defines one ``nn.Module`` class per distinct block graph and one for the graph, with the
+layers named in ``__init__`` and the dataflow in ``forward``, as a person writes it. Attribute names are the
+identifiers `gb.compile` gives (same `Namespace` rules, same order), so
+``Net().load_state_dict(gb.compile(graph).state_dict())`` works and reproduces the compiled outputs.
+
+Safety: node names never reach the code. Identifiers come from `graphbuilder.ir.naming`; constructor and
+call arguments are written with `repr` only after checking they are plain literals (numbers, strings, bools,
+None, tuples, lists); original labels appear only in comments, written with `ascii()` so a newline cannot
+end the comment. Classes from ``graphbuilder/ops/modules/*.py`` are inlined from their source files, which by
+rule import only torch, math and typing.
+
+Constructor arguments are recorded by building each node's module once with its class ``__init__`` wrapped,
+so the file calls exactly what the op's builder called (defaults omitted for readability).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import keyword
+import math
+import re
+import sys
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from graphbuilder.ir import registry
+from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.graph import BLOCK, Graph, Node
+from graphbuilder.ir.naming import Namespace
+
+_MODULES_PACKAGE = "graphbuilder.ops.modules."
+
+
+def to_python(graph: Graph, class_name: str = "Net") -> str:
+    """Standalone PyTorch source defining `class_name` (an ``nn.Module``) that computes `graph`.
+
+    The file imports only torch (plus math/typing where an inlined op module does). Load trained weights
+    with ``Net().load_state_dict(gb.compile(graph).state_dict())``. Raises `GraphError` naming the node
+    when an op cannot be written as source (e.g. a module class defined outside ``graphbuilder/ops/modules``
+    whose source is unavailable).
+    """
+    graph.check()
+    if not class_name.isidentifier() or class_name in ("nn", "torch", "F"):
+        raise GraphError(f"class_name must be a Python identifier, got {class_name!r}")
+    writer = _Writer()
+    writer.used.add(class_name)
+    writer.class_for(graph, class_name, path=[])
+    return writer.render(graph, class_name)
+
+
+@dataclass
+class _Writer:
+    classes: list[str] = field(default_factory=list)  # class sources, dependencies first
+    by_body: dict[str, str] = field(default_factory=dict)  # class body -> class name (identical blocks share)
+    inlined_names: set[str] = field(default_factory=set)  # top-level names of inlined op modules
+    used: set[str] = field(default_factory=set)  # class names given out (the top class's included)
+    inlined: dict[str, str] = field(default_factory=dict)  # module name -> source (imports hoisted)
+    imports: set[str] = field(default_factory=set)
+    uses_f: bool = False
+
+    def class_for(self, graph: Graph, name: str | None, path: list[str]) -> str:
+        body = self._body(graph, path)
+        if name is None:
+            if body in self.by_body:
+                return self.by_body[body]
+            base, k = _camel(graph.name), 1
+            name = base
+            while name in self.used or name in self.inlined_names:
+                name, k = f"{base}{k}", k + 1
+        self.used.add(name)
+        self.by_body[body] = name
+        self.classes.append(f"class {name}(nn.Module):\n{body}")
+        return name
+
+    def _body(self, graph: Graph, path: list[str]) -> str:
+        names = Namespace()
+        idents: dict[Node, str] = {}
+        init: list[str] = []
+        forward: list[str] = []
+        values: dict[Node, list[str]] = {}
+        live = _live(graph)
+        for node in graph:
+            ident = names.create(node.name)
+            idents[node] = ident
+            where = "/".join([*path, node.name])
+            label = f"  # {ascii(node.name)}" if ident != node.name else ""
+            args = [values[p.node][p.index] for p in node.inputs if p is not None]
+            if node.op == "input":
+                values[node] = [ident]
+                continue
+            if node.op == "output":
+                continue
+            if node.op == BLOCK:
+                assert node.block is not None
+                cls = self.class_for(node.block, None, [*path, node.name])
+                init.append(f"self.{ident} = {cls}(){label}")
+                call = f"self.{ident}({', '.join(args)})"
+            else:
+                opdef = registry.get(node.op)
+                kwargs = opdef.kwargs(dict(node.params)) if opdef.kwargs else {}
+                call_args = [f"[{', '.join(args)}]"] if opdef.variadic else list(args)
+                call_args += [f"{k}={_literal(v, where, k)}" for k, v in kwargs.items()]
+                if opdef.build is not None:
+                    init.append(f"self.{ident} = {self._constructor(opdef, node, where)}{label}")
+                    call = f"self.{ident}({', '.join(call_args)})"
+                else:
+                    call = f"{self._function(opdef.function, where)}({', '.join(call_args)})"
+            n_out = len(node.outputs)
+            values[node] = [f"{ident}[{i}]" for i in range(n_out)] if node.packed else [ident]
+            if node in live:
+                shapes = " | ".join(_shape(s.shape) for s in node.outputs)
+                line = f"{ident} = {call}"
+                forward.append(line if len(line) + len(shapes) + 4 > 116 else f"{line}  # {shapes}")
+        outs = [values[p.node][p.index] for n in graph.outputs for p in n.inputs if p is not None]
+        params = ", ".join(["self", *(idents[n] for n in graph.inputs)])
+        lines = [f'    """{_docstring(graph)}"""', "", "    def __init__(self) -> None:", "        super().__init__()"]
+        lines += [f"        {line}" for line in init]
+        lines += ["", f"    def forward({params}):"]
+        lines += [f"        {line}" for line in forward]
+        lines.append(f"        return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ')'}")
+        return "\n".join(lines) + "\n"
+
+    def _constructor(self, opdef: Any, node: Node, where: str) -> str:
+        specs = [p.spec for p in node.inputs if p is not None]
+        cls, args, kwargs = record_constructor(opdef, dict(node.params), specs, where)
+        cls_expr = self._class_expr(cls, where)
+        order, defaults = _init_signature(cls)
+        shown = [_literal(a, where, "argument") for a in args]
+        positional = len(args) == 0
+        for k in sorted(kwargs, key=lambda k: order.index(k) if k in order else len(order)):
+            v = kwargs[k]
+            if k in defaults and _equal(defaults[k], v):
+                positional = False
+                continue
+            if positional and k in order and k not in defaults:
+                shown.append(_literal(v, where, k))
+            else:
+                positional = False
+                shown.append(f"{k}={_literal(v, where, k)}")
+        return f"{cls_expr}({', '.join(shown)})"
+
+    def _class_expr(self, cls: type, where: str) -> str:
+        if getattr(nn, cls.__name__, None) is cls:
+            return f"nn.{cls.__name__}"
+        self._inline(cls, where)
+        return cls.__name__
+
+    def _function(self, fn: Any, where: str) -> str:
+        name = getattr(fn, "__name__", "")
+        if name and getattr(torch, name, None) is fn:
+            return f"torch.{name}"
+        if name and getattr(F, name, None) is fn:
+            self.uses_f = True
+            return f"F.{name}"
+        self._inline(fn, where)
+        return name
+
+    def _inline(self, obj: Any, where: str) -> None:
+        module_name = getattr(obj, "__module__", "") or ""
+        if not module_name.startswith(_MODULES_PACKAGE):
+            raise GraphError(f"node {where!r}: {module_name}.{getattr(obj, '__qualname__', obj)} is not defined in "
+                             "torch or graphbuilder/ops/modules/, so it cannot be written into a standalone file; "
+                             "move the class into graphbuilder/ops/modules/<name>.py (torch-only imports)",
+                             [where])
+        if module_name in self.inlined:
+            return
+        source = inspect.getsource(sys.modules[module_name])
+        tree = ast.parse(source)
+        keep: list[str] = []
+        lines = source.splitlines()
+        for stmt in tree.body:
+            segment = "\n".join(lines[stmt.lineno - 1: stmt.end_lineno])
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
+                    continue
+                roots = {a.name.split(".")[0] for a in stmt.names} if isinstance(stmt, ast.Import) else {
+                    (stmt.module or "").split(".")[0]}
+                if not roots <= {"torch", "math", "typing", "collections"}:
+                    raise GraphError(f"node {where!r}: {module_name} imports {sorted(roots)}; op modules may import "
+                                     "only torch, math and typing", [where])
+                self.imports.add(segment)
+                continue
+            if (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+                    and isinstance(stmt.value.value, str) and stmt is tree.body[0]):
+                continue  # module docstring
+            keep.append(segment)
+            if isinstance(stmt, (ast.ClassDef, ast.FunctionDef)):
+                self.inlined_names.add(stmt.name)
+        self.inlined[module_name] = "\n\n\n".join(keep)
+
+    def render(self, graph: Graph, class_name: str) -> str:
+        header = [f'"""{class_name}: the network {ascii(graph.name)}, written out by GraphBuilder.',
+                  "",
+                  "Standalone: needs only torch. Load weights trained in GraphBuilder with",
+                  f"    model = {class_name}(); model.load_state_dict(state_dict)",
+                  '"""', "", "from __future__ import annotations", ""]
+        imports = {"import torch", "from torch import nn"} | self.imports
+        if self.uses_f:
+            imports.add("import torch.nn.functional as F")
+        header += sorted(i for i in imports if i.startswith("import ")) + sorted(
+            i for i in imports if i.startswith("from "))
+        parts = ["\n".join(header)]
+        for module_name, source in self.inlined.items():
+            parts.append(f"# -- inlined from {module_name} " + "-" * max(0, 80 - len(module_name)) + "\n\n" + source)
+        parts += self.classes
+        return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def _live(graph: Graph) -> set[Node]:
+    live: set[Node] = set()
+    stack = list(graph.outputs)
+    while stack:
+        node = stack.pop()
+        if node not in live:
+            live.add(node)
+            stack.extend(p.node for p in node.inputs if p is not None)
+    return live
+
+
+def _docstring(graph: Graph) -> str:
+    ins = ", ".join(_shape(n.shape) for n in graph.inputs)
+    outs = ", ".join(_shape(n.shape) for n in graph.outputs)
+    return f"Graph {ascii(graph.name)}: {ins} -> {outs}."
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _camel(label: str) -> str:
+    """A class name from a graph label, keeping its capitals (``BasicBlock``, ``my block`` -> ``MyBlock``)."""
+    ascii_label = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    name = "".join(w[:1].upper() + w[1:] for w in re.split(r"[^0-9a-zA-Z]+", ascii_label) if w)[:60] or "Block"
+    name = f"N{name}" if name[0].isdigit() else name
+    return f"{name}_" if name in ("nn", "torch", "F") or keyword.iskeyword(name) else name
+
+
+def _literal(value: Any, where: str, what: str) -> str:
+    """`repr` of a plain literal; anything else raises (so nothing but data reaches the source)."""
+    if isinstance(value, torch.Size):
+        value = tuple(value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return repr(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise GraphError(f"node {where!r}: {what}={value} is not finite", [where])
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_literal(v, where, what) for v in value)
+        if isinstance(value, tuple):
+            return f"({inner},)" if len(value) == 1 else f"({inner})"
+        return f"[{inner}]"
+    raise GraphError(f"node {where!r}: argument {what}={value!r} ({type(value).__name__}) cannot be written as "
+                     "source; ops must be built from numbers, strings, bools, None and tuples", [where])
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:
+        return False
+
+
+def _init_signature(cls: type) -> tuple[list[str], dict[str, Any]]:
+    """Constructor parameter names in order, and their defaults."""
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return [], {}
+    names = [k for k in sig.parameters if k != "self"]
+    return names, {k: p.default for k, p in sig.parameters.items() if p.default is not inspect.Parameter.empty}
+
+
+@contextmanager
+def _recording(cls: type, calls: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Iterator[None]:
+    original = cls.__dict__.get("__init__")
+    depth = [0]
+    init = cls.__init__
+
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        if depth[0] == 0 and type(self) is cls:
+            calls.append((args, kwargs))
+        depth[0] += 1
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            depth[0] -= 1
+
+    cls.__init__ = wrapper  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        if original is None:
+            del cls.__init__  # type: ignore[misc]
+        else:
+            cls.__init__ = original  # type: ignore[misc]
+
+
+def record_constructor(opdef: Any, params: dict[str, Any], specs: list[Any], where: str
+                       ) -> tuple[type, tuple[Any, ...], dict[str, Any]]:
+    """The class and the exact constructor arguments the op's builder uses for these params and inputs."""
+    with torch.device("meta"):
+        probe = opdef.build(params, specs)
+    cls = type(probe)
+    if isinstance(probe, torch.fx.GraphModule):
+        raise GraphError(f"node {where!r}: op {opdef.name!r} builds a generated fx module, which has no class "
+                         "source to write; declare it with a module class in graphbuilder/ops/modules/", [where])
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    with _recording(cls, calls), torch.device("meta"):
+        opdef.build(params, specs)
+    if len(calls) != 1:
+        raise GraphError(f"node {where!r}: could not record how op {opdef.name!r} constructs {cls.__name__}", [where])
+    args, kwargs = calls[0]
+    return cls, args, kwargs
