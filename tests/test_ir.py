@@ -247,3 +247,22 @@ def test_views_listing_summary_svg() -> None:
 def test_tensor_spec_json() -> None:
     assert TensorSpec((2, 3)).to_json() == {"shape": [2, 3], "dtype": "float32"}
     assert str(TensorSpec((2, 3), "int64")) == "(2, 3) int64"
+
+
+def test_edit_inside_block_reinfers_outer_graph_and_notifies() -> None:
+    block = gb.Graph("widen")
+    bx = block.input("x", shape=(1, 4, 8, 8))
+    block.output(block.add("conv2d", bx, out_channels=4, kernel_size=1, name="conv"))
+    g = gb.Graph("outer")
+    node = g.add(block, g.input("x", shape=(2, 4, 8, 8)), name="b")
+    after = g.add("relu", node)
+    g.output(after)
+    events: list[dict] = []
+    g.subscribe(events.append)
+    node.block["conv"].params["out_channels"] = 6
+    assert after.shape == (2, 6, 8, 8)
+    assert events == [{"kind": "block", "node": "b", "event": {"kind": "params", "node": "conv",
+                                                                   "params": ["out_channels"]}}]
+    copy = g.copy()
+    copy["b"].block["conv"].params["out_channels"] = 5
+    assert copy["relu"].shape == (2, 5, 8, 8) and after.shape == (2, 6, 8, 8)

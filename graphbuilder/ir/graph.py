@@ -126,6 +126,8 @@ class Node:
         self._num_params = 0
         self._packed = False
         self._seen_inputs: tuple[TensorSpec, ...] | None = None
+        if block is not None:  # edits inside the block re-infer this node and reach the outer graph's listeners
+            block.subscribe(lambda event: graph._on_block_edit(self, event))
 
     # -- identity ------------------------------------------------------------------------------------------
     @property
@@ -445,6 +447,11 @@ class Graph:
         self._dirty.add(node)
         self._emit({"kind": "params", "node": node.name, "params": sorted(params)})
 
+    def _on_block_edit(self, node: Node, event: dict[str, Any]) -> None:
+        if self._nodes.get(node.name) is node:
+            self._dirty.add(node)
+            self._emit({"kind": "block", "node": node.name, "event": event})
+
     def _set_input(self, node: Node, index: int, port: Port | None) -> None:
         """The one funnel for rewiring: checks ownership and cycles, keeps users in sync."""
         node = self._own(node)
@@ -642,8 +649,9 @@ class Graph:
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener(event)` after every edit; returns a function that unsubscribes.
 
-        Events are dicts with ``kind`` in {"add", "remove", "rename", "params", "inputs"} and ``node``.
-        The widget uses this to send edits made in Python to the browser.
+        Events are dicts with ``kind`` in {"add", "remove", "rename", "params", "inputs", "block"} and ``node``;
+        a "block" event carries the inner graph's event under ``event``. The widget uses this to send edits
+        made in Python to the browser.
         """
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
@@ -723,7 +731,9 @@ def _infer_block(node: Node, specs: list[TensorSpec]) -> tuple[tuple[TensorSpec,
         if port_node._params.get("shape") != spec.shape or port_node._params.get("dtype") != spec.dtype:
             if spec.dtype not in DTYPES:
                 raise GraphError(f"block input {port_node.name!r} cannot take dtype {spec.dtype}")
-            port_node.update(shape=spec.shape, dtype=spec.dtype)
+            # Adapting the block's example shapes to its context is not a user edit: no event.
+            port_node._params = {**port_node._params, "shape": spec.shape, "dtype": spec.dtype}
+            inner._dirty.add(port_node)
     errors = inner.infer()
     for n in inner.topological_order():
         if n.name in errors:
