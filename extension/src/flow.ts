@@ -1,0 +1,166 @@
+/**
+ * Document -> React Flow nodes and edges (pure). Collapsed blocks hide their insides; an expanded block is
+ * a parent node holding its inner nodes. Node and edge objects are reused while their inputs are unchanged,
+ * so React Flow re-renders only what an update touched.
+ */
+import type { Edge, Node } from "@xyflow/react";
+import { formatSpec } from "./doc";
+import type { Doc, EdgeStyle, HighlightStyle, NodeDoc } from "./types";
+
+export const NODE_W = 184;
+export const BLOCK_PAD = 24;
+export const BLOCK_HEAD = 44;
+
+export type NodeData = { doc: NodeDoc; highlight: HighlightStyle | null; vertical: boolean; outPorts: number; inPorts: number };
+export type FlowNode = Node<NodeData>;
+export type XY = { x: number; y: number };
+
+export function inPorts(n: NodeDoc): number {
+  return n.inputs.length + (n.variadic ? 1 : 0); // a variadic op shows one free port to grow
+}
+
+export function outPorts(n: NodeDoc): number {
+  if (n.op === "output") return 0;
+  return Math.max(1, n.outputs.length);
+}
+
+export function nodeHeight(n: NodeDoc): number {
+  return Math.max(58, 16 * Math.max(inPorts(n), outPorts(n)) + 22);
+}
+
+export function isExpanded(n: NodeDoc | undefined): boolean {
+  return !!n && n.isBlock && n.meta?.expanded === true;
+}
+
+/** Ids of the nodes drawn: the top level and the insides of expanded blocks (whose ancestors are expanded). */
+export function visibleNodes(doc: Doc): NodeDoc[] {
+  const out: NodeDoc[] = [];
+  const visible = (n: NodeDoc): boolean => {
+    if (n.parent === null) return true;
+    const p = doc.nodes[n.parent];
+    return !!p && isExpanded(p) && visible(p);
+  };
+  for (const n of Object.values(doc.nodes)) if (visible(n)) out.push(n);
+  // Parents before children, as React Flow requires.
+  const depth = (n: NodeDoc): number => (n.parent === null ? 0 : 1 + depth(doc.nodes[n.parent]));
+  return out.sort((a, b) => depth(a) - depth(b));
+}
+
+export function positionOf(n: NodeDoc, auto: Record<string, XY>): XY | undefined {
+  const p = n.meta?.position as XY | undefined;
+  if (p && typeof p.x === "number" && typeof p.y === "number") return p;
+  return auto[n.id];
+}
+
+/** Size of an expanded block: its children's bounding box plus padding. */
+export function blockSize(doc: Doc, block: NodeDoc, auto: Record<string, XY>, sizes: Map<string, { w: number; h: number }>) {
+  let w = NODE_W + 2 * BLOCK_PAD;
+  let h = BLOCK_HEAD + 80;
+  for (const c of Object.values(doc.nodes)) {
+    if (c.parent !== block.id) continue;
+    const p = positionOf(c, auto) ?? { x: 0, y: 0 };
+    const s = sizes.get(c.id) ?? { w: NODE_W, h: nodeHeight(c) };
+    w = Math.max(w, p.x + s.w + BLOCK_PAD);
+    h = Math.max(h, p.y + s.h + BLOCK_PAD);
+  }
+  return { w, h };
+}
+
+export type FlowCache = { nodes: Map<string, FlowNode>; edges: Map<string, Edge> };
+
+export function newCache(): FlowCache {
+  return { nodes: new Map(), edges: new Map() };
+}
+
+export type FlowInput = {
+  doc: Doc;
+  auto: Record<string, XY>;
+  dragging: Record<string, XY>;
+  selected: Set<string>;
+  highlights: Record<string, HighlightStyle>;
+  edgeStyles: EdgeStyle[];
+  vertical: boolean;
+};
+
+/** React Flow nodes and edges for the document, reusing cached objects that did not change. */
+export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[]; edges: Edge[] } {
+  const { doc, auto, dragging, selected, highlights, vertical } = input;
+  const shown = visibleNodes(doc);
+  const sizes = new Map<string, { w: number; h: number }>();
+  // Children first for sizes of expanded blocks (deepest first).
+  for (const n of [...shown].reverse()) {
+    sizes.set(n.id, isExpanded(n) ? blockSize(doc, n, auto, sizes) : { w: NODE_W, h: nodeHeight(n) });
+  }
+  const nodes: FlowNode[] = [];
+  const nextNodes = new Map<string, FlowNode>();
+  shown.forEach((n, i) => {
+    const pos = dragging[n.id] ?? positionOf(n, auto) ?? { x: 40 * (i % 20), y: 40 * Math.floor(i / 20) };
+    const size = sizes.get(n.id)!;
+    const hl = highlights[n.id] ?? null;
+    const sel = selected.has(n.id);
+    const type = n.isBlock ? (isExpanded(n) ? "blockOpen" : "block") : "op";
+    const prev = cache.nodes.get(n.id);
+    if (prev && prev.data.doc === n && prev.position.x === pos.x && prev.position.y === pos.y && prev.selected === sel
+      && prev.data.highlight === hl && prev.type === type && prev.width === size.w && prev.height === size.h
+      && prev.data.vertical === vertical) {
+      nodes.push(prev);
+      nextNodes.set(n.id, prev);
+      return;
+    }
+    const node: FlowNode = {
+      id: n.id,
+      type,
+      position: pos,
+      data: { doc: n, highlight: hl, vertical, outPorts: outPorts(n), inPorts: inPorts(n) },
+      selected: sel,
+      width: size.w,
+      height: size.h,
+      style: { width: size.w, height: size.h },
+      ...(n.parent !== null ? { parentId: n.parent, extent: "parent" as const } : {}),
+      ...(type === "blockOpen" ? { zIndex: -1 } : {}),
+    };
+    nodes.push(node);
+    nextNodes.set(n.id, node);
+  });
+  cache.nodes = nextNodes;
+
+  const shownIds = new Set(shown.map((n) => n.id));
+  const styleOf = new Map(input.edgeStyles.map((s) => [`${s.source}\u0000${s.target}`, s]));
+  const edges: Edge[] = [];
+  const nextEdges = new Map<string, Edge>();
+  for (const n of shown) {
+    n.inputs.forEach((ref, port) => {
+      if (!ref || !shownIds.has(ref[0])) return;
+      const src = doc.nodes[ref[0]];
+      const id = `${ref[0]}\u0000${ref[1]}\u0000${n.id}\u0000${port}`;
+      const label = formatSpec(src?.outputs[ref[1]]);
+      const st = styleOf.get(`${ref[0]}\u0000${n.id}`);
+      const bad = !!n.error && !src?.error;
+      const prev = cache.edges.get(id);
+      if (prev && prev.data?.label === label && prev.data?.styleRef === st && prev.data?.bad === bad) {
+        edges.push(prev);
+        nextEdges.set(id, prev);
+        return;
+      }
+      const edge: Edge = {
+        id,
+        source: ref[0],
+        sourceHandle: `out-${ref[1]}`,
+        target: n.id,
+        targetHandle: `in-${port}`,
+        label: st?.label ? `${label} ${st.label}` : label,
+        data: { label, styleRef: st, bad },
+        className: bad ? "gb-edge-bad" : undefined,
+        style: st ? { strokeWidth: st.width, stroke: st.color, opacity: st.opacity } : undefined,
+        labelBgPadding: [4, 2],
+        labelBgBorderRadius: 3,
+        labelStyle: { fontSize: 10 },
+        zIndex: 1,
+      };
+      edges.push(edge);
+      nextEdges.set(id, edge);
+    });
+  }
+  cache.edges = nextEdges;
+  return { nodes, edges };
+}

@@ -1,0 +1,145 @@
+/**
+ * The Python-sync module: the confirmed document (as Python last sent it), the browser's pending patches,
+ * and the view (pending patches re-applied on the confirmed document). Every browser -> Python message goes
+ * through `send`, answers are matched by id. UI-only state (selection, layout, dialogs) lives in React.
+ *
+ * Rules (docs/widget-protocol.md): an update applies only on top of the version it was made from (else the
+ * browser asks for a snapshot); after each update, pending patches are re-applied so no local edit is lost;
+ * the reply to a patch drops it from pending and re-points later patches at renamed ids.
+ */
+import { applyChanges, applyOps, fromWire, remapOps, toWire } from "./doc";
+import type { Doc, OpSchema, Patch, PatchOp, Reply, UpdateMsg, WireDoc } from "./types";
+
+export type Model = {
+  get(key: string): any;
+  set(key: string, value: any): void;
+  send(content: any, callbacks?: any, buffers?: any): void;
+  on(event: string, cb: (...args: any[]) => void): void;
+  off(event?: string, cb?: (...args: any[]) => void): void;
+};
+
+export type Notice = { text: string; kind: "error" | "info"; nodes: string[] };
+type Listener = () => void;
+
+export class Sync {
+  confirmed: Doc;
+  pending: Patch[] = [];
+  view: Doc;
+  canUndo = false;
+  canRedo = false;
+  notice: Notice | null = null;
+  private listeners = new Set<Listener>();
+  private waiting = new Map<string, (msg: any) => void>();
+  private counter = 0;
+  private saveTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly onMsg: (msg: any) => void;
+  readonly session = Math.random().toString(36).slice(2, 8);
+
+  constructor(private model: Model, private schemas: () => Record<string, OpSchema>) {
+    const wire = model.get("document") as WireDoc;
+    this.confirmed = fromWire(wire);
+    this.canUndo = !!wire?.canUndo;
+    this.canRedo = !!wire?.canRedo;
+    this.view = this.confirmed;
+    this.onMsg = (msg: any) => this.receive(msg);
+    model.on("msg:custom", this.onMsg);
+  }
+
+  dispose() {
+    this.model.off("msg:custom", this.onMsg);
+    this.listeners.clear();
+  }
+
+  subscribe(fn: Listener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private emit() {
+    this.view = this.pending.reduce((doc, p) => applyOps(doc, p.ops, this.schemas()), this.confirmed);
+    for (const fn of this.listeners) fn();
+  }
+
+  private nextId(prefix: string) {
+    return `${prefix}-${this.session}-${++this.counter}`;
+  }
+
+  /** Send edits to Python (applied locally at once); resolves with Python's reply. */
+  patch(ops: PatchOp[], record = true): Promise<Reply> {
+    const p: Patch = { kind: "patch", id: this.nextId("p"), baseVersion: this.confirmed.version, ops, record };
+    this.pending.push(p);
+    this.model.send(p);
+    this.emit();
+    return new Promise((resolve) => this.waiting.set(p.id, resolve));
+  }
+
+  /** A request/response message (`copy`, `probe`, `export_python`, `undo`, `redo`, `action`). */
+  request(kind: string, payload: Record<string, unknown> = {}): Promise<any> {
+    const id = this.nextId(kind);
+    this.model.send({ kind, id, ...payload });
+    return new Promise((resolve) => this.waiting.set(id, resolve));
+  }
+
+  setNotice(notice: Notice | null) {
+    this.notice = notice;
+    for (const fn of this.listeners) fn();
+  }
+
+  receive(msg: any) {
+    if (!msg || typeof msg !== "object") return;
+    if (msg.kind === "update") this.onUpdate(msg as UpdateMsg);
+    else if (msg.kind === "snapshot") {
+      this.confirmed = fromWire(msg.document as WireDoc);
+      this.canUndo = !!msg.canUndo;
+      this.canRedo = !!msg.canRedo;
+      this.emit();
+    }
+    if (msg.replyTo && this.waiting.has(msg.replyTo)) {
+      this.waiting.get(msg.replyTo)!(msg);
+      this.waiting.delete(msg.replyTo);
+    }
+    if (msg.kind === "error") this.setNotice({ text: msg.message, kind: "error", nodes: [] });
+  }
+
+  private onUpdate(msg: UpdateMsg) {
+    if (msg.base !== this.confirmed.version) {
+      if (msg.version > this.confirmed.version) this.model.send({ kind: "sync", id: this.nextId("sync") });
+    } else {
+      this.confirmed = applyChanges(this.confirmed, msg.changes, msg.version);
+    }
+    this.canUndo = msg.canUndo;
+    this.canRedo = msg.canRedo;
+    const reply = msg.reply;
+    if (reply) {
+      const i = this.pending.findIndex((p) => p.id === reply.id);
+      if (i >= 0) {
+        this.pending.splice(i, 1);
+        this.pending = this.pending.map((p) => ({ ...p, ops: remapOps(p.ops, reply.ids ?? {}) }));
+      }
+      if (reply.errors?.length) {
+        const e = reply.errors[0];
+        this.notice = { text: e.message, kind: "error", nodes: e.nodes ?? [] };
+      }
+      const waiter = this.waiting.get(reply.id);
+      if (waiter) {
+        waiter(reply);
+        this.waiting.delete(reply.id);
+      }
+    }
+    this.emit();
+    this.persist();
+  }
+
+  /** Keep the model's `document` current (not sent to Python) so a saved notebook holds the graph. */
+  private persist() {
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null;
+      try {
+        this.model.set("document", { ...toWire(this.confirmed), canUndo: this.canUndo, canRedo: this.canRedo });
+      } catch {
+        /* a closed model: nothing to keep */
+      }
+    }, 300);
+  }
+}

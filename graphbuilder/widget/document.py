@@ -1,0 +1,244 @@
+"""The editor's graph document: a `Graph` plus its analysis, as JSON, and node-level diffs between two.
+
+The document is what the browser draws (docs/widget-protocol.md has the field list):
+
+    {"version": 3, "graph": {"name", "meta"}, "totals": {"params", "flops", "errors"},
+     "nodes": {id: {"id", "name", "op", "parent", "params", "inputs", "input_names", "outputs",
+                    "error", "error_nodes", "num_params", "flops", "meta", "is_block", "variadic"}}}
+
+Node ids are paths: a top-level node's id is its name; a node inside block ``b`` is ``b/inner``, with
+``\\`` and ``/`` in names escaped as ``\\\\`` and ``\\/`` so any name round-trips. Keys here are snake_case;
+`graphbuilder.widget.wire` converts them once, at the edge.
+
+Boundary: reads the IR and `ir.render.node_flops` (FLOPs on meta tensors, cached per op, params and input
+shapes); never edits the graph, never imports compile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from graphbuilder.ir import registry
+from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.graph import BLOCK, Graph, Node
+from graphbuilder.ir.render import node_flops
+from graphbuilder.ir.serialize import _jsonable
+
+NodeDoc = dict[str, Any]
+Change = dict[str, Any]
+
+
+# -- ids ---------------------------------------------------------------------------------------------------
+def escape(name: str) -> str:
+    """One path segment for node `name` (``/`` and ``\\`` escaped)."""
+    return name.replace("\\", "\\\\").replace("/", "\\/")
+
+
+def split_id(node_id: str) -> list[str]:
+    """The node names along the path `node_id` (inverse of joining escaped names with ``/``)."""
+    parts, cur, i = [], [], 0
+    while i < len(node_id):
+        ch = node_id[i]
+        if ch == "\\" and i + 1 < len(node_id):
+            cur.append(node_id[i + 1])
+            i += 2
+            continue
+        if ch == "/":
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def join_id(parent: str | None, name: str) -> str:
+    """The id of node `name` inside the block whose id is `parent` (None: top level)."""
+    return escape(name) if parent is None else f"{parent}/{escape(name)}"
+
+
+def resolve(graph: Graph, node_id: str) -> Node:
+    """The node with id `node_id` (descending into blocks); `GraphError` naming the id if there is none."""
+    names = split_id(node_id)
+    current = graph
+    node: Node | None = None
+    for k, name in enumerate(names):
+        if name not in current:
+            raise GraphError(f"no node {node_id!r} in graph {graph.name!r} (it was removed or renamed)", [node_id])
+        node = current[name]
+        if k < len(names) - 1:
+            if node.block is None:
+                raise GraphError(f"node {name!r} in {node_id!r} is not a block", [node_id])
+            current = node.block
+    assert node is not None
+    return node
+
+
+def resolve_graph(graph: Graph, parent: str | None) -> Graph:
+    """The graph that holds children of block `parent` (the top-level graph for None)."""
+    if parent is None:
+        return graph
+    node = resolve(graph, parent)
+    if node.block is None:
+        raise GraphError(f"node {parent!r} is not a block", [parent])
+    return node.block
+
+
+def walk(graph: Graph, parent: str | None = None) -> Iterator[tuple[str, str | None, Node]]:
+    """(id, parent id, node) for every node, blocks' insides included, each graph in insertion order."""
+    for node in graph._nodes.values():
+        node_id = join_id(parent, node.name)
+        yield node_id, parent, node
+        if node.block is not None:
+            yield from walk(node.block, node_id)
+
+
+# -- analysis ------------------------------------------------------------------------------------------------
+class FlopCache:
+    """FLOPs per (op, params, input specs): counting runs the op on meta tensors, so results are reused."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self._cache: dict[tuple[Any, ...], int | None] = {}
+        self._limit = limit
+
+    def of(self, node: Node) -> int | None:
+        """FLOPs of `node` at its input shapes, None if its inference failed or counting is impossible."""
+        if node._error is not None or node._outputs is None:
+            return None
+        if node.op == BLOCK:
+            assert node.block is not None
+            total = 0
+            for inner in node.block._nodes.values():
+                value = self.of(inner)
+                if value is None:
+                    return None
+                total += value
+            return total
+        specs = tuple(p.node._outputs[p.index] for p in node._inputs if p is not None and p.node._outputs)
+        key = (node.op, repr(node._params), specs)
+        if key not in self._cache:
+            if len(self._cache) >= self._limit:
+                self._cache.clear()
+            try:
+                self._cache[key] = node_flops(node)
+            except (GraphError, RuntimeError, TypeError, ValueError):
+                self._cache[key] = None
+        return self._cache[key]
+
+
+def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids: dict[int, str]) -> NodeDoc:
+    """The document entry of one node; `ids` maps ``id(node)`` to node ids (for input references)."""
+    error = node._error
+    if node.op == BLOCK:
+        assert node.block is not None
+        input_names = [n.name for n in node.block.inputs]
+        variadic = False
+    else:
+        opdef = registry.get(node.op)
+        input_names = list(opdef.inputs)
+        variadic = opdef.variadic
+    return {
+        "id": node_id,
+        "name": node.name,
+        "op": node.op,
+        "parent": parent,
+        "params": _jsonable(node._params),
+        "inputs": [None if p is None else [ids[id(p.node)], p.index] for p in node._inputs],
+        "input_names": input_names,
+        "variadic": variadic,
+        "outputs": [s.to_json() for s in node._outputs] if node._outputs is not None and error is None else [],
+        "error": None if error is None else error.message,
+        "error_nodes": [] if error is None else list(error.nodes),
+        "num_params": node._num_params,
+        "flops": flops.of(node),
+        "meta": safe_json(node.meta),
+        "is_block": node.op == BLOCK,
+    }
+
+
+def build_nodes(graph: Graph, flops: FlopCache) -> dict[str, NodeDoc]:
+    """Every node's document entry by id (inference brought up to date first, blocks included)."""
+    graph.infer()
+    entries = list(walk(graph))
+    ids = {id(node): node_id for node_id, _, node in entries}
+    return {node_id: node_doc(node, node_id, parent, flops, ids) for node_id, parent, node in entries}
+
+
+def totals(graph: Graph, nodes: dict[str, NodeDoc]) -> dict[str, Any]:
+    """Header figures: total params and FLOPs of the top level (FLOPs None while any node is invalid)."""
+    top = [d for d in nodes.values() if d["parent"] is None]
+    flops = [d["flops"] for d in top]
+    return {
+        "params": sum(d["num_params"] for d in top),
+        "flops": None if any(f is None for f in flops) else sum(flops),
+        "errors": sum(1 for d in nodes.values() if d["error"] is not None),
+        "nodes": len(top),
+    }
+
+
+def graph_header(graph: Graph) -> dict[str, Any]:
+    """The graph-level fields of the document."""
+    return {"name": graph.name, "meta": safe_json(graph.meta)}
+
+
+def safe_json(value: Any) -> Any:
+    """`value` as JSON types; meta that a file could not hold (numpy scalars, objects) shows as text."""
+    try:
+        return _jsonable(value)
+    except GraphError:
+        if isinstance(value, dict):
+            return {str(k): safe_json(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [safe_json(v) for v in value]
+        if hasattr(value, "item"):  # numpy / torch scalars
+            try:
+                return _jsonable(value.item())
+            except (GraphError, ValueError, TypeError):
+                pass
+        return repr(value)
+
+
+def document(graph: Graph, version: int, flops: FlopCache) -> dict[str, Any]:
+    """The full document of `graph` at `version`."""
+    nodes = build_nodes(graph, flops)
+    return {"version": version, "graph": graph_header(graph), "totals": totals(graph, nodes), "nodes": nodes}
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """Node-level changes that turn document `old` into `new` (versions aside).
+
+    Changes are ``{"op": "upsert", "node": entry}``, ``{"op": "delete", "id": id}``,
+    ``{"op": "totals", "totals": ...}`` and ``{"op": "graph", "graph": ...}``.
+    """
+    changes: list[Change] = []
+    if old.get("graph") != new["graph"]:
+        changes.append({"op": "graph", "graph": new["graph"]})
+    old_nodes = old.get("nodes", {})
+    for node_id in old_nodes:
+        if node_id not in new["nodes"]:
+            changes.append({"op": "delete", "id": node_id})
+    for node_id, entry in new["nodes"].items():
+        if old_nodes.get(node_id) != entry:
+            changes.append({"op": "upsert", "node": entry})
+    if old.get("totals") != new["totals"]:
+        changes.append({"op": "totals", "totals": new["totals"]})
+    return changes
+
+
+def apply_changes(doc: dict[str, Any], changes: list[Change], version: int) -> dict[str, Any]:
+    """Apply `changes` to `doc` (a new dict; node entries are shared). The browser does the same."""
+    nodes = dict(doc.get("nodes", {}))
+    out = {**doc, "version": version, "nodes": nodes}
+    for change in changes:
+        kind = change["op"]
+        if kind == "upsert":
+            nodes[change["node"]["id"]] = change["node"]
+        elif kind == "delete":
+            nodes.pop(change["id"], None)
+        elif kind == "totals":
+            out["totals"] = change["totals"]
+        elif kind == "graph":
+            out["graph"] = change["graph"]
+    return out

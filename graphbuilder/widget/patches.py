@@ -1,0 +1,368 @@
+"""Browser edits as IR edits: each patch op from the editor becomes `Graph` API calls, validated there.
+
+Ops (snake_case here; docs/widget-protocol.md lists them with their wire form):
+
+    {"op": "add", "op_name", "name"?, "params"?, "position"?, "parent"?}   new node, inputs unconnected
+    {"op": "remove", "nodes": [id, ...]}                                 disconnects their users
+    {"op": "connect", "source": [id, out], "target": [id, port]}        port == len(inputs) appends (variadic)
+    {"op": "disconnect", "target": [id, port]}
+    {"op": "params", "node": id, "params": {...}}                       validated; bad values change nothing
+    {"op": "rename", "node": id, "name": str}
+    {"op": "move", "positions": {id: [x, y]}}                           node.meta["position"]
+    {"op": "meta", "node": id, "meta": {key: value | None}}             None deletes the key
+    {"op": "group", "nodes": [id, ...], "name"?}                         passes.blocks.group
+    {"op": "ungroup", "node": id}                                       passes.blocks.ungroup
+    {"op": "paste", "fragment": {...}, "offset"?: [dx, dy], "parent"?}  nodes from `fragment_of`
+
+`apply_ops` applies ops one by one; an op that fails (unknown node, bad value, cycle) is skipped and
+reported, the others still apply. Renames made along the way (a requested name that was taken, or a
+rename op) are reported so the browser can re-point its pending edits.
+
+Boundary: the IR's editing API, plus the few private funnels the IR keeps for loaders and editors
+(`_make_node`/`_make_block`/`_insert` to create a node with unconnected ports, `_dirty` to re-infer a
+block whose inside changed, and `transplant` below). Never imports compile.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from graphbuilder.ir import registry
+from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.graph import BLOCK, Graph, Node, Port
+from graphbuilder.ir.serialize import _body, graph_from_dict
+from graphbuilder.passes.blocks import group, ungroup
+from graphbuilder.widget.document import escape, join_id, resolve, resolve_graph, split_id
+
+Op = dict[str, Any]
+MAX_OPS = 10_000
+
+
+class OpResult:
+    """What applying a list of ops did: errors per op index, renamed ids, ids of created nodes."""
+
+    def __init__(self) -> None:
+        self.errors: list[dict[str, Any]] = []
+        self.renamed: dict[str, str] = {}
+        self.created: list[str] = []
+
+    def to_json(self) -> dict[str, Any]:
+        """Reply fields for the browser."""
+        return {"errors": self.errors, "ids": dict(self.renamed), "created": list(self.created)}
+
+
+# -- node creation with unconnected ports -------------------------------------------------------------------
+def add_unconnected(graph: Graph, op: str, name: str | None, params: dict[str, Any], *,
+                    block: Graph | None = None, ports: list[Port | None] | None = None,
+                    meta: dict[str, Any] | None = None) -> Node:
+    """Add a node whose inputs may be unconnected (the editor draws a node first, wires it after).
+
+    Params are validated like `Graph.add` (bad ones raise, nothing changes); unconnected ports make the
+    node report "not connected" until wired, as the IR's editing contract says.
+    """
+    if block is not None:
+        node = graph._make_block(block, name, len(block.inputs))
+    else:
+        opdef = registry.get(op)
+        arity = len(ports) if ports is not None else len(opdef.inputs)
+        node = graph._make_node(op, name, params, arity)
+    if ports is None:
+        ports = [None] * (len(block.inputs) if block is not None else len(registry.get(op).inputs))
+    if meta:
+        node.meta.update(copy.deepcopy(meta))
+    graph._insert(node, list(ports))
+    return node
+
+
+def touch_parents(root: Graph, node_id: str) -> None:
+    """Mark the block nodes enclosing `node_id` for re-inference (their inside changed)."""
+    names = split_id(node_id)
+    graph = root
+    for name in names[:-1]:
+        if name not in graph:
+            return
+        block_node = graph[name]
+        graph._dirty.add(block_node)
+        graph._order = None
+        if block_node.block is None:
+            return
+        graph = block_node.block
+
+
+def transplant(target: Graph, source: Graph) -> None:
+    """Make `target` hold `source`'s nodes, meta and weights, in place (listeners of `target` are kept).
+
+    Used to apply a pass's result or an undo state without changing the `Graph` object users hold.
+    `source` must not be used afterwards.
+    """
+    target.name = source.name
+    target.meta = source.meta
+    target.weights = source.weights
+    for node in source._nodes.values():
+        node.graph = target
+    target._nodes = source._nodes
+    target._dirty = source._dirty
+    target._order = None
+    target._emit({"kind": "replace", "node": None})
+
+
+# -- ops -------------------------------------------------------------------------------------------------------
+def _parent_of(node_id: str) -> str | None:
+    names = split_id(node_id)
+    return None if len(names) == 1 else "/".join(escape(n) for n in names[:-1])
+
+
+def _port(value: Any, what: str) -> tuple[str, int]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not isinstance(value[0], str)
+            or not isinstance(value[1], int) or isinstance(value[1], bool) or value[1] < 0):
+        raise GraphError(f"{what} must be [node_id, index], got {value!r}")
+    return value[0], value[1]
+
+
+def _op_add(graph: Graph, op: Op, result: OpResult) -> None:
+    parent = op.get("parent")
+    where = resolve_graph(graph, parent)
+    op_name = op.get("op_name")
+    if not isinstance(op_name, str):
+        raise GraphError(f"add: 'op_name' must be an op name, got {op_name!r}")
+    wanted = op.get("name")
+    name = _free_name(where, wanted) if isinstance(wanted, str) and wanted else None
+    meta = {}
+    if op.get("position") is not None:
+        x, y = op["position"]
+        meta["position"] = {"x": float(x), "y": float(y)}
+    node = add_unconnected(where, op_name, name, dict(op.get("params") or {}), meta=meta)
+    node_id = join_id(parent, node.name)
+    if isinstance(wanted, str) and wanted and join_id(parent, wanted) != node_id:
+        result.renamed[join_id(parent, wanted)] = node_id
+    result.created.append(node_id)
+    touch_parents(graph, node_id)
+
+
+def _free_name(graph: Graph, base: str) -> str:
+    name, i = base, 1
+    while name in graph:
+        name = f"{base}_{i}"
+        i += 1
+    return name
+
+
+def _op_remove(graph: Graph, op: Op, result: OpResult) -> None:
+    ids = op.get("nodes")
+    if not isinstance(ids, list):
+        raise GraphError(f"remove: 'nodes' must be a list of node ids, got {ids!r}")
+    for node_id in ids:
+        node = resolve(graph, node_id)
+        node.graph.remove(node, disconnect=True)
+        touch_parents(graph, node_id)
+
+
+def _op_connect(graph: Graph, op: Op, result: OpResult) -> None:
+    src_id, out = _port(op.get("source"), "connect: 'source'")
+    dst_id, index = _port(op.get("target"), "connect: 'target'")
+    if _parent_of(src_id) != _parent_of(dst_id):
+        raise GraphError(f"cannot connect {src_id!r} to {dst_id!r}: they are in different blocks; connect to the "
+                         "block's ports instead", [src_id, dst_id])
+    source, target = resolve(graph, src_id), resolve(graph, dst_id)
+    if index == len(target._inputs) and target.op != BLOCK and registry.get(target.op).variadic:
+        target._inputs.append(None)  # a variadic op (cat) grows a port; wired through the funnel below
+    target.set_input(index, source[out] if out else source)
+    touch_parents(graph, dst_id)
+
+
+def _op_disconnect(graph: Graph, op: Op, result: OpResult) -> None:
+    dst_id, index = _port(op.get("target"), "disconnect: 'target'")
+    target = resolve(graph, dst_id)
+    target.set_input(index, None)
+    if target.op != BLOCK:
+        opdef = registry.get(target.op)
+        if opdef.variadic and index >= len(opdef.inputs) and index < len(target._inputs):
+            del target._inputs[index]  # extra variadic port: drop it (already unwired above)
+            target.graph._dirty.add(target)
+    touch_parents(graph, dst_id)
+
+
+def _op_params(graph: Graph, op: Op, result: OpResult) -> None:
+    node = resolve(graph, op.get("node", ""))
+    params = op.get("params")
+    if not isinstance(params, dict):
+        raise GraphError(f"params: 'params' must be an object, got {params!r}", [node.name])
+    node.update(**params)
+    touch_parents(graph, op["node"])
+
+
+def _op_rename(graph: Graph, op: Op, result: OpResult) -> None:
+    node_id = op.get("node", "")
+    node = resolve(graph, node_id)
+    node.rename(op.get("name"))
+    new_id = join_id(_parent_of(node_id), node.name)
+    if new_id != node_id:
+        result.renamed[node_id] = new_id
+    touch_parents(graph, new_id)
+
+
+def _op_move(graph: Graph, op: Op, result: OpResult) -> None:
+    positions = op.get("positions")
+    if not isinstance(positions, dict):
+        raise GraphError(f"move: 'positions' must map node ids to [x, y], got {positions!r}")
+    for node_id, xy in positions.items():
+        if not (isinstance(xy, (list, tuple)) and len(xy) == 2 and all(isinstance(v, (int, float)) for v in xy)):
+            raise GraphError(f"move: position of {node_id!r} must be [x, y], got {xy!r}", [node_id])
+        resolve(graph, node_id).meta["position"] = {"x": float(xy[0]), "y": float(xy[1])}
+
+
+def _op_meta(graph: Graph, op: Op, result: OpResult) -> None:
+    node = resolve(graph, op.get("node", ""))
+    meta = op.get("meta")
+    if not isinstance(meta, dict):
+        raise GraphError(f"meta: 'meta' must be an object, got {meta!r}", [node.name])
+    for key, value in meta.items():
+        if value is None:
+            node.meta.pop(key, None)
+        else:
+            node.meta[key] = copy.deepcopy(value)
+
+
+def _op_group(graph: Graph, op: Op, result: OpResult) -> None:
+    ids = op.get("nodes")
+    if not isinstance(ids, list) or not ids:
+        raise GraphError("group: select the nodes to put into a block")
+    parents = {_parent_of(i) for i in ids}
+    if len(parents) != 1:
+        raise GraphError("group: the selected nodes are in different blocks; select nodes of one graph", ids)
+    parent = parents.pop()
+    where = resolve_graph(graph, parent)
+    names = [split_id(i)[-1] for i in ids]
+    before = {n.name for n in where}
+    grouped = group(where, names, name=op.get("name") or None)
+    transplant(where, grouped)
+    result.created += [join_id(parent, n.name) for n in where
+                       if n.name not in before or (n.op == BLOCK and n.name in names)]
+    touch_parents(graph, join_id(parent, names[0]))
+
+
+def _op_ungroup(graph: Graph, op: Op, result: OpResult) -> None:
+    node_id = op.get("node", "")
+    node = resolve(graph, node_id)
+    parent = _parent_of(node_id)
+    where = node.graph
+    before = {n.name for n in where if n is not node}
+    transplant(where, ungroup(where, node.name))
+    result.created += [join_id(parent, n.name) for n in where if n.name not in before]
+    touch_parents(graph, node_id)
+
+
+def fragment_of(graph: Graph, ids: list[str]) -> dict[str, Any]:
+    """The clipboard form of nodes `ids` (one graph level): file-format node entries; inputs from nodes
+    outside the selection become null (unconnected) when pasted."""
+    if not ids:
+        raise GraphError("copy: select nodes to copy")
+    nodes = [resolve(graph, i) for i in ids]
+    owner = nodes[0].graph
+    if any(n.graph is not owner for n in nodes):
+        raise GraphError("copy: the selected nodes are in different blocks; copy nodes of one graph", ids)
+    body = _body(owner)
+    names = {n.name for n in nodes}
+    entries = []
+    for entry in body["nodes"]:
+        if entry["name"] not in names:
+            continue
+        entry["inputs"] = [ref if ref is not None and ref[0] in names else None for ref in entry["inputs"]]
+        entries.append(entry)
+    return {"format": "graphbuilder.fragment", "nodes": entries}
+
+
+def _op_paste(graph: Graph, op: Op, result: OpResult) -> None:
+    fragment = op.get("fragment")
+    if not isinstance(fragment, dict) or fragment.get("format") != "graphbuilder.fragment":
+        raise GraphError("paste: the clipboard holds no GraphBuilder nodes")
+    parent = op.get("parent")
+    where = resolve_graph(graph, parent)
+    dx, dy = op.get("offset") or (40.0, 40.0)
+    # Validate the fragment as a graph file (no execution, every field checked), unconnected inputs allowed.
+    piece = graph_from_dict({"format": "graphbuilder.graph", "version": 1, "name": "clipboard",
+                             "nodes": fragment.get("nodes", [])}, strict=False)
+    mapping: dict[str, Node] = {}
+    for node in piece.topological_order():
+        ports = [None if p is None else Port(mapping[p.node.name], p.index) for p in node._inputs]
+        meta = copy.deepcopy(node.meta)
+        pos = meta.get("position")
+        if isinstance(pos, dict) and isinstance(pos.get("x"), (int, float)) and isinstance(pos.get("y"), (int, float)):
+            meta["position"] = {"x": pos["x"] + dx, "y": pos["y"] + dy}
+        twin = add_unconnected(where, node.op, _free_name(where, node.name), dict(node._params),
+                               block=node.block, ports=ports, meta=meta)
+        mapping[node.name] = twin
+        result.created.append(join_id(parent, twin.name))
+    if mapping:
+        touch_parents(graph, join_id(parent, next(iter(mapping.values())).name))
+
+
+OPS: dict[str, Callable[[Graph, Op, OpResult], None]] = {
+    "add": _op_add, "remove": _op_remove, "connect": _op_connect, "disconnect": _op_disconnect,
+    "params": _op_params, "rename": _op_rename, "move": _op_move, "meta": _op_meta, "group": _op_group,
+    "ungroup": _op_ungroup, "paste": _op_paste,
+}
+
+
+def remap(op: Op, renamed: dict[str, str]) -> Op:
+    """`op` with node ids renamed per `renamed` (old id -> new id, prefixes of block paths included)."""
+    if not renamed:
+        return op
+
+    def fix(node_id: Any) -> Any:
+        if not isinstance(node_id, str):
+            return node_id
+        for old, new in renamed.items():
+            if node_id == old:
+                return new
+            if node_id.startswith(old + "/"):
+                return new + node_id[len(old):]
+        return node_id
+
+    out = dict(op)
+    for key in ("node", "parent"):
+        if key in out:
+            out[key] = fix(out[key])
+    for key in ("source", "target"):
+        if isinstance(out.get(key), list) and out[key]:
+            out[key] = [fix(out[key][0]), *out[key][1:]]
+    if isinstance(out.get("nodes"), list):
+        out["nodes"] = [fix(n) for n in out["nodes"]]
+    if isinstance(out.get("positions"), dict):
+        out["positions"] = {fix(k): v for k, v in out["positions"].items()}
+    return out
+
+
+def apply_ops(graph: Graph, ops: list[Op], renamed: dict[str, str] | None = None) -> OpResult:
+    """Apply browser ops to `graph` in order. Failing ops are skipped and reported with their message.
+
+    `renamed` maps ids the browser may still use to current ids (renames it has not seen yet): the rebase.
+    """
+    result = OpResult()
+    if not isinstance(ops, list) or len(ops) > MAX_OPS:
+        result.errors.append({"index": -1, "message": f"a patch holds a list of at most {MAX_OPS} ops",
+                              "nodes": []})
+        return result
+    seen = dict(renamed or {})
+    for index, raw in enumerate(ops):
+        try:
+            if not isinstance(raw, dict) or raw.get("op") not in OPS:
+                kinds = ", ".join(sorted(OPS))
+                raise GraphError(f"unknown patch op {raw.get('op') if isinstance(raw, dict) else raw!r}; "
+                                 f"ops are: {kinds}")
+            op = remap(raw, seen)
+            before = dict(result.renamed)
+            OPS[op["op"]](graph, op, result)
+            for old, new in result.renamed.items():
+                if before.get(old) != new:
+                    seen[old] = new
+        except GraphError as e:
+            result.errors.append({"index": index, "op": raw.get("op") if isinstance(raw, dict) else None,
+                                  "message": e.message, "nodes": list(e.nodes)})
+        except (TypeError, ValueError, KeyError) as e:  # malformed fields: say which op
+            result.errors.append({"index": index, "op": raw.get("op") if isinstance(raw, dict) else None,
+                                  "message": f"malformed {raw.get('op') if isinstance(raw, dict) else ''} op: {e}",
+                                  "nodes": []})
+    return result

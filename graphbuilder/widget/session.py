@@ -1,0 +1,384 @@
+"""One editor session: the versioned document, the message dispatcher, undo history and edit batching.
+
+This is the widget's protocol logic without ipywidgets, so it is testable as a plain object: it takes
+messages from the browser (`handle`) and hands messages for the browser to `send`. The rules
+(docs/widget-protocol.md explains them with examples):
+
+* Python is the authority. It holds `version`; every change that reaches the browser bumps it by one,
+  as one ``update`` message carrying node-level changes from `base` to `version`.
+* The browser sends edits as ``patch`` messages ``{id, base_version, ops}``. Edits made in Python since
+  `base_version` are flushed first (they happened first); then the ops are applied to the current graph.
+  That is the rebase: ops name nodes by id, ids renamed since `base_version` are re-pointed, and an op
+  whose node is gone is rejected with a message while the rest still apply. The reply is the ``update``
+  whose ``reply.id`` is the patch id. The browser re-applies its still-pending edits on top of every
+  update it receives, so neither side's edit is lost.
+* Python-side edits (`Graph.subscribe` events) are batched: flushed at once when the last flush is older
+  than `throttle_s`, otherwise by a trailing timer on the kernel's event loop (or at the next message).
+* Each flushed change is one undo step (a browser patch, a batch of Python edits, a pass applied with
+  `apply`); undo and redo restore whole graph states in place, so `widget.graph` stays the same object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from graphbuilder.ir import registry
+from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.graph import BLOCK, Graph
+from graphbuilder.widget.actions import ActionFn
+from graphbuilder.widget.document import FlopCache, apply_changes, diff, document, join_id, resolve
+from graphbuilder.widget.patches import _parent_of, apply_ops, fragment_of, transplant
+
+Message = dict[str, Any]
+
+PROBE_BUDGET_S = 0.25  # connection checks stop after this long; unchecked targets are allowed, then checked
+
+
+class History:
+    """Linear undo history of whole graph states (copies); `at` is the current state."""
+
+    def __init__(self, state: Graph, limit: int = 100) -> None:
+        self._states = [state]
+        self._at = 0
+        self._limit = limit
+
+    def push(self, state: Graph) -> None:
+        """Record a new current state, dropping the redo branch."""
+        del self._states[self._at + 1:]
+        self._states.append(state)
+        if len(self._states) > self._limit:
+            del self._states[0]
+        self._at = len(self._states) - 1
+
+    def replace(self, state: Graph) -> None:
+        """Change the current state without a new step (automatic layout positions)."""
+        self._states[self._at] = state
+
+    def undo(self) -> Graph | None:
+        """The previous state (a fresh copy), or None at the start."""
+        if self._at == 0:
+            return None
+        self._at -= 1
+        return self._states[self._at].copy()
+
+    def redo(self) -> Graph | None:
+        """The next state (a fresh copy), or None at the end."""
+        if self._at >= len(self._states) - 1:
+            return None
+        self._at += 1
+        return self._states[self._at].copy()
+
+    @property
+    def can_undo(self) -> bool:
+        """Whether `undo` has a state to go back to."""
+        return self._at > 0
+
+    @property
+    def can_redo(self) -> bool:
+        """Whether `redo` has a state to go forward to."""
+        return self._at < len(self._states) - 1
+
+
+class Session:
+    """Sync state of one editor: see the module docstring for the rules."""
+
+    def __init__(self, graph: Graph, send: Callable[[Message], None], *, throttle_s: float = 0.05,
+                 history: int = 100) -> None:
+        self.graph = graph
+        self.version = 0
+        self.throttle_s = throttle_s
+        self.actions: dict[str, tuple[ActionFn, str]] = {}
+        self._send = send
+        self._flops = FlopCache()
+        self._sent = document(graph, 0, self._flops)
+        self._history = History(graph.copy(), history)
+        self._renames: list[tuple[int, str, str]] = []
+        self._dirty = False
+        self._applying = False
+        self._last_flush = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._unsubscribe = graph.subscribe(self._on_event)
+
+    # -- state --------------------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The current document (pending Python edits flushed first)."""
+        if self._dirty:
+            self.flush()
+        return self._sent
+
+    def set_graph(self, graph: Graph) -> None:
+        """Show another graph: the browser gets the diff, as one undoable step."""
+        self._unsubscribe()
+        self.graph = graph
+        self._unsubscribe = graph.subscribe(self._on_event)
+        self.flush()
+
+    def close(self) -> None:
+        """Stop listening to the graph."""
+        self._unsubscribe()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- Python-side edits ----------------------------------------------------------------------------------
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if self._applying:
+            return
+        if event.get("kind") == "rename" and event.get("old"):
+            self._renames.append((self.version + 1, join_id(None, event["old"]), join_id(None, event["node"])))
+        self._dirty = True
+        if time.monotonic() - self._last_flush >= self.throttle_s:
+            self.flush()
+        else:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop (plain Python): the next message or flush() sends the edits
+        self._timer = loop.call_later(self.throttle_s, self._trailing)
+
+    def _trailing(self) -> None:
+        self._timer = None
+        if self._dirty:
+            self.flush()
+
+    def flush(self, reply: dict[str, Any] | None = None, record: str = "push") -> list[dict[str, Any]]:
+        """Send what changed since the last update as one ``update`` message; returns the changes.
+
+        `record` says what undo history does: "push" (a new step), "replace" (amend the current state),
+        or "none" (undo/redo moved through history already).
+        """
+        self._dirty = False
+        self._last_flush = time.monotonic()
+        new = document(self.graph, self.version, self._flops)
+        changes = diff(self._sent, new)
+        base = self.version
+        if changes:
+            self.version += 1
+            self._sent = apply_changes(self._sent, changes, self.version)
+        if changes or reply is not None:
+            message: Message = {"kind": "update", "base": base, "version": self.version, "changes": changes,
+                                "can_undo": self._history.can_undo or (bool(changes) and record == "push"),
+                                "can_redo": self._history.can_redo and not (changes and record == "push")}
+            if reply is not None:
+                message["reply"] = reply
+            self._send(message)
+        if changes and record == "push":
+            self._history.push(self.graph.copy())
+        elif changes and record == "replace":
+            self._history.replace(self.graph.copy())
+        return changes
+
+    # -- messages from the browser -------------------------------------------------------------------------------
+    def handle(self, message: Message) -> None:
+        """The one dispatcher for browser messages (``kind`` picks the handler; unknown kinds are answered)."""
+        kind = message.get("kind")
+        handler = _HANDLERS.get(kind or "")
+        if handler is None:
+            self._send({"kind": "error", "reply_to": message.get("id"),
+                        "message": f"unknown message kind {kind!r}; kinds are {sorted(_HANDLERS)}"})
+            return
+        handler(self, message)
+
+    def _renamed_since(self, base: int) -> dict[str, str]:
+        mapping: dict[str, str] = {}
+        for version, old, new in self._renames:
+            if version > base:
+                for k, v in list(mapping.items()):
+                    if v == old:
+                        mapping[k] = new
+                mapping.setdefault(old, new)
+        return mapping
+
+    def _on_patch(self, message: Message) -> None:
+        if self._dirty:
+            self.flush()  # Python's edits came first; the browser learns of them before its reply
+        base = message.get("base_version")
+        base = base if isinstance(base, int) and not isinstance(base, bool) else self.version
+        self._applying = True
+        try:
+            result = apply_ops(self.graph, message.get("ops", []), self._renamed_since(base))
+        finally:
+            self._applying = False
+        for old, new in result.renamed.items():
+            self._renames.append((self.version + 1, old, new))
+        reply = {"id": message.get("id"), "ok": not result.errors, **result.to_json()}
+        self.flush(reply=reply, record="push" if message.get("record", True) else "replace")
+
+    def _on_history(self, message: Message) -> None:
+        if self._dirty:
+            self.flush()
+        state = self._history.undo() if message["kind"] == "undo" else self._history.redo()
+        if state is not None:
+            self._applying = True
+            try:
+                transplant(self.graph, state)
+            finally:
+                self._applying = False
+        self.flush(reply={"id": message.get("id"), "ok": state is not None, "errors": [], "ids": {},
+                          "created": []}, record="none")
+
+    def undo(self) -> bool:
+        """Undo the last step (a browser edit, a batch of Python edits, an applied pass)."""
+        step = self._history.can_undo
+        self._on_history({"kind": "undo"})
+        return step
+
+    def redo(self) -> bool:
+        """Redo the step undone last."""
+        step = self._history.can_redo
+        self._on_history({"kind": "redo"})
+        return step
+
+    def _on_sync(self, message: Message) -> None:
+        self._send({"kind": "snapshot", "reply_to": message.get("id"), "document": self.snapshot(),
+                    "can_undo": self._history.can_undo, "can_redo": self._history.can_redo})
+
+    def _on_copy(self, message: Message) -> None:
+        try:
+            fragment = fragment_of(self.graph, list(message.get("nodes") or []))
+            self._send({"kind": "copied", "reply_to": message.get("id"), "ok": True, "fragment": fragment})
+        except GraphError as e:
+            self._send({"kind": "copied", "reply_to": message.get("id"), "ok": False, "message": e.message})
+
+    def _on_probe(self, message: Message) -> None:
+        try:
+            source = message.get("source") or ["", 0]
+            targets = self.probe(source[0], int(source[1]))
+            self._send({"kind": "probed", "reply_to": message.get("id"), "ok": True, "targets": targets})
+        except GraphError as e:
+            self._send({"kind": "probed", "reply_to": message.get("id"), "ok": False, "message": e.message,
+                        "targets": {}})
+
+    def probe(self, source_id: str, output: int = 0) -> dict[str, dict[str, str]]:
+        """Which input ports would refuse output `output` of `source_id`, and why: ``{id: {port: reason}}``.
+
+        Cycles are always checked; shapes are checked by running each candidate op's inference with the new
+        input (no graph change), until `PROBE_BUDGET_S` runs out. Ports not listed are allowed.
+        """
+        self.graph.infer()
+        source = resolve(self.graph, source_id)
+        owner = source.graph
+        parent = _parent_of(source_id)
+        refused: dict[str, dict[str, str]] = {}
+        behind = owner.ancestors(source) | {source}
+        for node in behind:
+            ports = max(len(node._inputs), 1)
+            reason = (f"connecting {source.name!r} into {node.name!r} would make a cycle: {node.name!r} already "
+                      f"feeds {source.name!r}" if node is not source else "a node cannot read its own output")
+            refused[join_id(parent, node.name)] = {str(i): reason for i in range(ports)}
+        if source._error is not None or source._outputs is None or output >= len(source._outputs):
+            return refused
+        spec = source._outputs[output]
+        deadline = time.monotonic() + PROBE_BUDGET_S
+        cache: dict[tuple[Any, ...], str | None] = {}
+        for node in owner.topological_order():
+            if node in behind or node.op == BLOCK or time.monotonic() > deadline:
+                continue
+            opdef = registry.get(node.op)
+            if opdef.infer is None or opdef.variadic:
+                continue
+            for i in range(len(node._inputs)):
+                specs = []
+                for j, port in enumerate(node._inputs):
+                    if j == i:
+                        specs.append(spec)
+                    elif port is None or port.node._error is not None or port.node._outputs is None:
+                        specs = []
+                        break
+                    else:
+                        specs.append(port.node._outputs[port.index])
+                if not specs:
+                    continue
+                key = (node.op, repr(node._params), tuple(specs))
+                if key not in cache:
+                    try:
+                        opdef.infer(opdef, dict(node._params), specs)
+                        cache[key] = None
+                    except GraphError as e:
+                        cache[key] = f"{node.name!r} cannot take {spec}: {e.message}"
+                if cache[key] is not None:
+                    refused.setdefault(join_id(parent, node.name), {})[str(i)] = cache[key]
+        return refused
+
+    def _on_action(self, message: Message) -> None:
+        name = message.get("name")
+        selection = list(message.get("selection") or [])
+        if name not in self.actions:
+            self.flush(reply={"id": message.get("id"), "ok": False, "ids": {}, "created": [], "errors": [
+                {"index": -1, "message": f"unknown action {name!r}; actions are {sorted(self.actions)}",
+                 "nodes": []}]})
+            return
+        fn = self.actions[name][0]
+        try:
+            created = self.apply(lambda g: fn(g, selection))
+            reply = {"id": message.get("id"), "ok": True, "errors": [], "ids": {}, "created": created}
+        except GraphError as e:
+            reply = {"id": message.get("id"), "ok": False, "ids": {}, "created": [],
+                     "errors": [{"index": -1, "message": e.message, "nodes": list(e.nodes)}]}
+        self.flush(reply=reply)
+
+    def apply(self, pass_fn: Callable[[Graph], Graph | None]) -> list[str]:
+        """Run `pass_fn` on a copy of the graph and make its result the graph, as one undo step.
+
+        Returns the ids of the nodes it inserted: new nodes tagged with ``meta["inserted_by"]``, or every
+        new node when none is tagged. Raises `GraphError` (graph unchanged) if the pass raises one or does
+        not return a `Graph`.
+        """
+        if self._dirty:
+            self.flush()
+        before = {join_id(None, n.name) for n in self.graph}
+        work = self.graph.copy()
+        out = pass_fn(work)
+        result = work if out is None else out
+        if not isinstance(result, Graph):
+            raise GraphError(f"a pass must return a Graph (or None after editing its argument), got "
+                             f"{type(result).__name__}")
+        if result is self.graph:
+            result = result.copy()
+        self._applying = True
+        try:
+            transplant(self.graph, result)
+        finally:
+            self._applying = False
+        new = [n for n in self.graph if join_id(None, n.name) not in before]
+        tagged = [n for n in new if n.meta.get("inserted_by")]
+        self.flush()
+        return [join_id(None, n.name) for n in (tagged or new)]
+
+    def _on_export(self, message: Message) -> None:
+        reply: Message = {"kind": "exported", "reply_to": message.get("id")}
+        try:
+            from graphbuilder import export  # built by the export work; optional until it lands
+        except ImportError:
+            export = None
+        to_python = getattr(export, "to_python", None) if export is not None else None
+        if to_python is None:
+            reply.update(ok=False, message="Python export is not available in this GraphBuilder "
+                                           "(graphbuilder.export.to_python is missing); update graphbuilder")
+        else:
+            try:
+                out = to_python(self.graph)
+                reply.update(ok=True, source=getattr(out, "source", out) if not isinstance(out, str) else out)
+            except GraphError as e:
+                reply.update(ok=False, message=e.message)
+        self._send(reply)
+
+
+_HANDLERS: dict[str, Callable[[Session, Message], None]] = {
+    "patch": Session._on_patch,
+    "undo": Session._on_history,
+    "redo": Session._on_history,
+    "sync": Session._on_sync,
+    "copy": Session._on_copy,
+    "probe": Session._on_probe,
+    "action": Session._on_action,
+    "export_python": Session._on_export,
+}

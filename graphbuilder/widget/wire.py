@@ -1,0 +1,47 @@
+"""The edge between Python and the browser: snake_case keys here, camelCase keys on the wire.
+
+Conversion happens once, in `to_wire` (outgoing) and `from_wire` (incoming). User data is never renamed:
+values under the keys in `OPAQUE` (op parameters, node meta, styles, pasted fragments, schemas' param
+names) pass through unchanged, so a parameter called ``out_channels`` stays ``out_channels``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Keys whose values are user data, copied as they are (in either naming).
+OPAQUE = frozenset({"params", "meta", "style", "styles", "fragment", "positions", "default", "choices", "value",
+                    "highlights", "ids", "targets", "nodes_by_id"})
+_OPAQUE_WIRE = frozenset({"params", "meta", "style", "styles", "fragment", "positions", "default", "choices",
+                          "value", "highlights", "ids", "targets", "nodesById"})
+_UPPER = re.compile(r"_([a-z0-9])")
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def camel(key: str) -> str:
+    """``input_names`` -> ``inputNames``."""
+    return _UPPER.sub(lambda m: m.group(1).upper(), key)
+
+
+def snake(key: str) -> str:
+    """``inputNames`` -> ``input_names``."""
+    return _CAMEL.sub(lambda m: "_" + m.group(1).lower(), key)
+
+
+def to_wire(value: Any) -> Any:
+    """A message or document with protocol keys in camelCase (user data untouched)."""
+    if isinstance(value, dict):
+        return {camel(k): (v if k in OPAQUE else to_wire(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_wire(v) for v in value]
+    return value
+
+
+def from_wire(value: Any) -> Any:
+    """A message from the browser with protocol keys in snake_case (user data untouched)."""
+    if isinstance(value, dict):
+        return {snake(k): (v if k in _OPAQUE_WIRE else from_wire(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_wire(v) for v in value]
+    return value
