@@ -116,7 +116,8 @@ def running_lab(root: Path | None = None, timeout: float = 90.0) -> Iterator[Lab
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"jupyter lab did not start in {timeout} s:\n{log.read_text()[-3000:]}")
+                    tail = log.read_text()[-3000:]
+                    raise RuntimeError(f"jupyter lab did not start in {timeout} s:\n{tail}") from None
                 time.sleep(0.3)
         yield lab
     finally:
@@ -183,7 +184,8 @@ class Notebook:
             self.page.keyboard.press("Shift+Enter")
             try:
                 self.page.wait_for_function(
-                    "([el, before]) => el.textContent.includes('*') || (el.textContent !== before && /\\d/.test(el.textContent))",
+                    "([el, before]) => el.textContent.includes('*')"
+                    " || (el.textContent !== before && /\\d/.test(el.textContent))",
                     arg=[prompt.element_handle(), before], timeout=3_000)
                 break
             except Exception:

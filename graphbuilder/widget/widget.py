@@ -248,7 +248,9 @@ class GraphWidget(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Close the widget and stop following the graph."""
-        self._session.close()
+        session = getattr(self, "_session", None)  # absent if __init__ raised
+        if session is not None:
+            session.close()
         super().close()
 
 
