@@ -12,7 +12,8 @@ hash of the graph JSON the weights were saved with.
 
 On load, weights whose graph file is unchanged load as they are. If the JSON was edited since (the hash
 differs) a warning says so and a node's weights load only when the node still exists with the same op and
-every tensor fits the module its params build, which is the same rule editing in Python applies. Writes
+params (a per-node hash, also in the metadata as ``nodes``) and every tensor fits the module its params build
+for its current input shapes: the same rule editing in Python applies. Writes
 are atomic (temp file + rename); a graph with no weights removes a stale weights file.
 """
 
@@ -78,6 +79,19 @@ def _graph_hash(graph: Graph) -> str:
     return hashlib.sha256(serialize.dumps(graph).encode("utf-8")).hexdigest()
 
 
+def _node_hashes(graph: Graph, path: list[str] | None = None) -> dict[str, str]:
+    """Per node with weights: a hash of its op and params (what editing in Python drops weights for)."""
+    path = path or []
+    out = {}
+    for node in graph._nodes.values():
+        if node.op == BLOCK and node.block is not None:
+            out.update(_node_hashes(node.block, [*path, node.name]))
+        elif node.name in graph.weights:
+            text = json.dumps([node.op, serialize._jsonable(dict(node._params))], sort_keys=True)
+            out["/".join(_escape(p) for p in [*path, node.name])] = hashlib.sha256(text.encode()).hexdigest()
+    return out
+
+
 def save_weights(graph: Graph, json_path: str) -> None:
     """Write `graph`'s weights beside `json_path` atomically (or remove a stale file if it has none)."""
     target = weights_path(json_path)
@@ -86,7 +100,8 @@ def save_weights(graph: Graph, json_path: str) -> None:
         if os.path.exists(target):
             os.unlink(target)
         return
-    metadata = {"format": FORMAT, "version": VERSION, "graph_sha256": _graph_hash(graph)}
+    metadata = {"format": FORMAT, "version": VERSION, "graph_sha256": _graph_hash(graph),
+                "nodes": json.dumps(_node_hashes(graph), sort_keys=True)}
     serialize.atomic_write(target, st_save(tensors, metadata=metadata))
 
 
@@ -114,6 +129,8 @@ def load_weights(graph: Graph, json_path: str) -> None:
             raise GraphError(f"weights file {source!r}: key {key!r} does not name a node and a weight")
         grouped.setdefault(tuple(parts[:-1]), {})[parts[-1]] = tensor
     skipped = []
+    saved_hashes = json.loads(metadata.get("nodes", "{}")) if edited else {}
+    current_hashes = _node_hashes_all(graph) if edited else {}
     for parts, state in grouped.items():
         owner = _owner(graph, list(parts[:-1]), key="/".join(parts), source=source)
         name = parts[-1]
@@ -123,13 +140,27 @@ def load_weights(graph: Graph, json_path: str) -> None:
                 continue
             raise GraphError(f"weights file {source!r} has weights for node {'/'.join(parts)!r}, which the graph "
                              "does not have; delete the weights file or restore the node", [name])
-        if edited and not _fits(owner, name, state):
+        node_key = "/".join(_escape(p) for p in parts)
+        if edited and (saved_hashes.get(node_key) != current_hashes.get(node_key) or not _fits(owner, name, state)):
             skipped.append("/".join(parts))
             continue
         owner.weights[name] = state
     if edited:
         warnings.warn(f"{json_path} changed since its weights were saved; loaded the weights that still fit"
                       + (f", re-initialising {', '.join(skipped)}" if skipped else ""), stacklevel=3)
+
+
+def _node_hashes_all(graph: Graph, path: list[str] | None = None) -> dict[str, str]:
+    """`_node_hashes` for every node, with weights or not (the graph just loaded has none yet)."""
+    path = path or []
+    out = {}
+    for node in graph._nodes.values():
+        if node.op == BLOCK and node.block is not None:
+            out.update(_node_hashes_all(node.block, [*path, node.name]))
+        else:
+            text = json.dumps([node.op, serialize._jsonable(dict(node._params))], sort_keys=True)
+            out["/".join(_escape(p) for p in [*path, node.name])] = hashlib.sha256(text.encode()).hexdigest()
+    return out
 
 
 def _metadata(data: bytes) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from graphbuilder.compile import store_weights
 from graphbuilder.export import runtime
 from graphbuilder.export.python_source import to_python
 from graphbuilder.ir.errors import GraphError
@@ -89,6 +90,7 @@ def check(graph: Graph, formats: tuple[str, ...] = runtime.FORMATS, dynamic_batc
     if unknown:
         raise GraphError(f"unknown export formats {sorted(unknown)}; choose from {list(runtime.FORMATS)}")
     reference_model = runtime._deployable(graph)
+    graph = store_weights(graph.copy(), reference_model)  # every format then compiles the same weights
     inputs = runtime._export_inputs(graph, dynamic_batch)
     with torch.no_grad():
         reference = _as_list(reference_model(*inputs))

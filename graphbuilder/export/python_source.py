@@ -200,7 +200,7 @@ class _Writer:
         self.inlined[module_name] = "\n\n\n".join(keep)
 
     def render(self, graph: Graph, class_name: str) -> str:
-        header = [f'"""{class_name}: the network {ascii(graph.name)}, written out by GraphBuilder.',
+        header = [f'"""{class_name}: the network {_doc_text(graph.name)}, written out by GraphBuilder.',
                   "",
                   "Standalone: needs only torch. Load weights trained in GraphBuilder with",
                   f"    model = {class_name}(); model.load_state_dict(state_dict)",
@@ -231,7 +231,12 @@ def _live(graph: Graph) -> set[Node]:
 def _docstring(graph: Graph) -> str:
     ins = ", ".join(_shape(n.shape) for n in graph.inputs)
     outs = ", ".join(_shape(n.shape) for n in graph.outputs)
-    return f"Graph {ascii(graph.name)}: {ins} -> {outs}."
+    return f"Graph {_doc_text(graph.name)}: {ins} -> {outs}."
+
+
+def _doc_text(label: str) -> str:
+    """A label for a docstring: `ascii()` (one line, escaped) with double quotes escaped, so no ``\"\"\"``."""
+    return ascii(label).replace('"', '\\"')
 
 
 def _shape(shape: tuple[int, ...]) -> str:

@@ -143,7 +143,18 @@ def onnx_bytes(graph: Graph, dynamic_batch: bool = True) -> bytes:
             onnx.checker.check_model(proto, full_check=True)
     except Exception as e:
         raise _blocked(graph, "onnx", _first_line(e), dynamic_batch=dynamic_batch) from None
+    if dynamic_batch and not _batch_is_symbolic(proto):
+        # the exporter specialised the batch size instead of failing: a node fixes it
+        raise _blocked(graph, "onnx", "the batch dimension could not stay dynamic", dynamic_batch=True)
     return proto.SerializeToString()
+
+
+def _batch_is_symbolic(proto: Any) -> bool:
+    for value in proto.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].dim_param:
+            return False
+    return True
 
 
 def to_onnx(graph: Graph, path: str | os.PathLike[str], dynamic_batch: bool = True) -> str:
@@ -222,6 +233,8 @@ def onnx_bytes_raw(graph: Graph, dynamic_batch: bool) -> None:
                                     dynamic_shapes=_dynamic_shapes(graph) if dynamic_batch else None,
                                     optimize=True, verify=False)
         onnx.checker.check_model(program.model_proto, full_check=True)
+    if dynamic_batch and not _batch_is_symbolic(program.model_proto):
+        raise RuntimeError("the batch dimension could not stay dynamic")
 
 
 def blockers(graph: Graph, fmt: str, dynamic_batch: bool = True, path: tuple[str, ...] = ()

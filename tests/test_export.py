@@ -1,0 +1,486 @@
+"""Exports: every reference model round-trips through save/load, standalone Python source (run in a fresh
+interpreter without graphbuilder), ONNX (onnxruntime, 1e-5), TorchScript and torch.export; every registered
+op goes through ONNX on its own; hostile node names cannot inject code; failed exports leave no file.
+References: the hand-written modules in tests/models.py and ``gb.compile(graph)`` on the same input."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from models import MODELS
+from torch import nn
+
+import graphbuilder as gb
+from graphbuilder.export import runtime
+from graphbuilder.ir import registry
+
+RUFF = Path(sys.executable).with_name("ruff")
+
+
+def _eval(model: nn.Module, *xs: torch.Tensor) -> list[torch.Tensor]:
+    with torch.no_grad():
+        out = model.eval()(*xs)
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, tuple[nn.Module, torch.Tensor, gb.Graph]]:
+    out = {}
+    for name, factory in MODELS.items():
+        module, x = factory()
+        out[name] = (module, x, gb.from_module(module, (x,)))
+    return out
+
+
+NAMES = sorted(MODELS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_with_weights_compiles_equal(name: str, models: dict, tmp_path: Path) -> None:
+    module, x, graph = models[name]
+    path = tmp_path / f"{name}.graph.json"
+    graph.save(str(path))
+    assert (tmp_path / f"{name}.safetensors").exists()
+    loaded = gb.Graph.load(str(path))
+    assert torch.equal(_eval(gb.compile(loaded), x)[0], _eval(module, x)[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torchscript_and_torch_export_equal(name: str, models: dict) -> None:
+    module, x, graph = models[name]
+    want = _eval(module, x)[0]
+    scripted = gb.export.to_torchscript(graph)
+    assert isinstance(scripted, torch.jit.ScriptModule)
+    assert torch.equal(_eval(scripted, x)[0], want)
+    program = gb.export.to_exported(graph, dynamic_batch=True)
+    assert isinstance(program, torch.export.ExportedProgram)
+    assert torch.equal(_eval(program.module(), x)[0], want)
+    x3 = torch.randn(3, *x.shape[1:])  # another batch size through the symbolic batch dim
+    assert torch.allclose(_eval(program.module(), x3)[0], _eval(module, x3)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_onnx_runs_in_onnxruntime_within_1e_5(name: str, models: dict, tmp_path: Path) -> None:
+    import onnx
+
+    module, x, graph = models[name]
+    path = gb.export.to_onnx(graph, tmp_path / f"{name}.onnx", dynamic_batch=True)
+    onnx.checker.check_model(onnx.load(path))
+    for batch in (x.shape[0], 3):
+        xb = x if batch == x.shape[0] else torch.randn(batch, *x.shape[1:])
+        got = gb.export.run_onnx(path, (xb,))[0]
+        assert (got - _eval(module, xb)[0]).abs().max() <= 1e-5
+    assert sorted(os.listdir(tmp_path)) == [f"{name}.onnx"]  # no temp files left behind
+
+
+_RUNNER = """
+import importlib.abc, sys
+
+
+class NoGraphBuilder(importlib.abc.MetaPathFinder):
+    # graphbuilder is pip-installed (editable) into this venv: make it unimportable before anything runs.
+    def find_spec(self, name, path=None, target=None):
+        if name == "graphbuilder" or name.startswith("graphbuilder."):
+            raise ModuleNotFoundError(name)
+
+
+sys.meta_path.insert(0, NoGraphBuilder())
+try:
+    import graphbuilder  # noqa: F401
+    raise SystemExit("graphbuilder must not be importable here")
+except ModuleNotFoundError:
+    pass
+import torch
+for name in sys.argv[1:]:
+    namespace = {"__name__": name}
+    exec(compile(open(name + ".py").read(), name + ".py", "exec"), namespace)
+    model = namespace["Net"]()
+    model.load_state_dict(torch.load(name + ".state.pt", weights_only=True), strict=True)
+    x = torch.load(name + ".x.pt", weights_only=True)
+    with torch.no_grad():
+        y = model.eval()(x)
+    torch.save(y, name + ".y.pt")
+"""
+
+
+def run_standalone(sources: dict[str, tuple[str, dict[str, torch.Tensor], torch.Tensor]], folder: Path
+                   ) -> dict[str, torch.Tensor]:
+    """Run each generated source in ONE fresh interpreter (``python -I``, empty cwd, no PYTHONPATH) where
+    graphbuilder cannot be imported; returns each model's output."""
+    for name, (source, state, x) in sources.items():
+        (folder / f"{name}.py").write_text(source)
+        torch.save(state, folder / f"{name}.state.pt")
+        torch.save(x, folder / f"{name}.x.pt")
+    (folder / "runner.py").write_text(_RUNNER)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    done = subprocess.run([sys.executable, "-I", "runner.py", *sources], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {name: torch.load(folder / f"{name}.y.pt", weights_only=True) for name in sources}
+
+
+def test_python_source_runs_without_graphbuilder_and_matches(models: dict, tmp_path: Path) -> None:
+    sources = {}
+    for name in NAMES:
+        module, x, graph = models[name]
+        source = gb.export.to_python(graph)
+        compiled = gb.compile(graph)
+        sources[name] = (source, compiled.state_dict(), x)
+        tree = ast.parse(source)
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert imported <= {"torch", "torch.nn.functional", "__future__", "math", "typing"}, imported
+        assert "graphbuilder" not in source.replace("GraphBuilder", "")
+    outputs = run_standalone(sources, tmp_path)
+    for name in NAMES:
+        module, x, _ = models[name]
+        assert torch.equal(outputs[name], _eval(module, x)[0]), name
+
+
+def test_python_source_is_ruff_clean_and_readable(models: dict, tmp_path: Path) -> None:
+    source = gb.export.to_python(models["resnet50"][2])
+    path = tmp_path / "net.py"
+    path.write_text(source)
+    done = subprocess.run([str(RUFF), "check", "--no-cache", "--isolated", "--line-length", "120",
+                           "--select", "E,F,W,I,B,UP", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # blocks are classes; identical blocks share one: per stage, the first bottleneck (with its downsample
+    # shortcut) and the rest, so 8 classes for 16 blocks
+    assert source.count("class Bottleneck") == 8 and source.count("= Bottleneck") == 16
+    assert "class Net(nn.Module)" in source
+    assert "self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)" in source
+    assert "self.layer1 = " in source and "def forward(self, x):" in source
+
+
+HOSTILE = ["__import__('os').system('echo pwned')", "x\nimport os", "self", "torch", "nn", "F", "class",
+           "conv 1; del torch", "\u00e9\u00e8 ünïcødé", "1st", "__init__", "forward", '"""', "# comment", "lambda: 0"]
+
+
+def _hostile_graph() -> gb.Graph:
+    block = gb.Graph("evil\n\"\"\"block")
+    bx = block.input(HOSTILE[1], shape=(2, 4, 8, 8))
+    block.output(block.add("relu", block.add("conv2d", bx, name=HOSTILE[0], out_channels=4, kernel_size=1),
+                           name=HOSTILE[2]), name=HOSTILE[3])
+    g = gb.Graph("'; import os #")
+    x = g.input(HOSTILE[4], shape=(2, 3, 8, 8))
+    h = g.add("conv2d", x, name=HOSTILE[5], out_channels=4, kernel_size=3, padding=1)
+    h = g.add(block, h, name=HOSTILE[6])
+    h = g.add(block, h, name=HOSTILE[7])
+    h = g.add("add", h, g.add("identity", h, name=HOSTILE[8]), name=HOSTILE[9])
+    h = g.add("batch_norm2d", h, name=HOSTILE[10])
+    h = g.add("mean", h, name=HOSTILE[11], dim=(2, 3))
+    h = g.add("linear", h, name=HOSTILE[12], out_features=3)
+    g.output(h, name=HOSTILE[13])
+    g.add("relu", x, name=HOSTILE[14])  # a dead branch: its layer exists, the forward skips it
+    return g
+
+
+def test_hostile_names_cannot_inject_code(tmp_path: Path) -> None:
+    g = _hostile_graph()
+    source = gb.export.to_python(g, class_name="Net")
+    tree = ast.parse(source)
+    # Only these kinds of statements exist at top level: the docstring, imports and class definitions.
+    for stmt in tree.body:
+        assert isinstance(stmt, (ast.Expr, ast.Import, ast.ImportFrom, ast.ClassDef)), ast.dump(stmt)[:200]
+    calls = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    allowed_calls = {"super", "super().__init__", "nn.Conv2d", "nn.ReLU", "nn.Identity", "nn.BatchNorm2d",
+                     "nn.Linear", "torch.add", "torch.mean"}
+    block_classes = {c.name for c in tree.body if isinstance(c, ast.ClassDef)}
+    for call in calls:
+        assert call in allowed_calls or call in block_classes or call.startswith("self."), call
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert "os" not in names and "__import__" not in names and "exec" not in names and "eval" not in names
+    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    assert all(s.startswith(("Graph ", "Net:")) or s in ("zeros",) for s in strings), strings
+    assert len(block_classes) == 2  # one block class shared by both uses, and Net
+    compiled = gb.compile(g)
+    x = torch.randn(2, 3, 8, 8)
+    out = run_standalone({"hostile": (source, compiled.state_dict(), x)}, tmp_path)
+    assert torch.equal(out["hostile"], _eval(compiled, x)[0])
+    path = tmp_path / "hostile_src.py"
+    path.write_text(source)
+    done = subprocess.run([str(RUFF), "check", "--no-cache", "--isolated", "--line-length", "120", str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def test_hostile_names_round_trip_weights(tmp_path: Path) -> None:
+    g = _hostile_graph()
+    gb.store_weights(g, gb.compile(g))
+    assert g[HOSTILE[6]].block.weights  # block weights live in the block graph
+    g.save(str(tmp_path / "h.graph.json"))
+    loaded = gb.Graph.load(str(tmp_path / "h.graph.json"))
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(_eval(gb.compile(loaded), x)[0], _eval(gb.compile(g), x)[0])
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "h.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert f"{HOSTILE[6]}/{HOSTILE[0]}/weight" in keys  # escaped path: block / node / state_dict key
+
+
+# -- one-op graphs for every registered op ------------------------------------------------------------------------
+IMG, SEQ, VEC = (2, 4, 8, 8), (2, 6, 8), (2, 8)
+# op -> (input shapes, params, dtype of input 0)
+SAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any], str]] = {
+    "adaptive_avg_pool2d": ([IMG], {"output_size": (3, 2)}, "float32"),
+    "adaptive_max_pool2d": ([IMG], {"output_size": 2}, "float32"),
+    "add": ([IMG, (1, 4, 1, 8)], {}, "float32"),
+    "sub": ([IMG, IMG], {}, "float32"),
+    "mul": ([IMG, (2, 4, 1, 1)], {}, "float32"),
+    "avg_pool1d": ([SEQ], {"kernel_size": 3, "stride": 2, "padding": 1}, "float32"),
+    "avg_pool2d": ([IMG], {"kernel_size": 2}, "float32"),
+    "max_pool1d": ([SEQ], {"kernel_size": 2}, "float32"),
+    "max_pool2d": ([IMG], {"kernel_size": 3, "stride": 2, "padding": 1}, "float32"),
+    "batch_norm1d": ([SEQ], {}, "float32"),
+    "batch_norm2d": ([IMG], {}, "float32"),
+    "batch_norm3d": ([(2, 4, 3, 4, 4)], {}, "float32"),
+    "instance_norm2d": ([IMG], {"affine": True}, "float32"),
+    "group_norm": ([IMG], {"num_groups": 2}, "float32"),
+    "layer_norm": ([SEQ], {}, "float32"),
+    "cat": ([IMG, (2, 3, 8, 8)], {"dim": 1}, "float32"),
+    "conv1d": ([SEQ], {"out_channels": 5, "kernel_size": 3, "padding": 1}, "float32"),
+    "conv2d": ([IMG], {"out_channels": 6, "kernel_size": 3, "stride": 2, "groups": 2, "dilation": 1}, "float32"),
+    "conv3d": ([(2, 4, 3, 4, 4)], {"out_channels": 3, "kernel_size": 2}, "float32"),
+    "conv_transpose2d": ([IMG], {"out_channels": 3, "kernel_size": 2, "stride": 2}, "float32"),
+    "linear": ([SEQ], {"out_features": 5}, "float32"),
+    "embedding": ([(2, 5)], {"num_embeddings": 10, "embedding_dim": 4}, "int64"),
+    "dropout": ([IMG], {"p": 0.3}, "float32"),
+    "identity": ([IMG], {}, "float32"),
+    "flatten": ([IMG], {}, "float32"),
+    "reshape": ([IMG], {"shape": (-1, 4, 64)}, "float32"),
+    "permute": ([IMG], {"dims": (0, 2, 3, 1)}, "float32"),
+    "transpose": ([SEQ], {"dim0": 1, "dim1": 2}, "float32"),
+    "mean": ([IMG], {"dim": (2, 3), "keepdim": True}, "float32"),
+    "matmul": ([SEQ, (2, 8, 3)], {}, "float32"),
+    "split": ([IMG], {"split_size_or_sections": (1, 3), "dim": 1}, "float32"),
+    "multihead_attention": ([SEQ, SEQ, SEQ], {"num_heads": 2, "need_weights": True}, "float32"),
+    "scaled_dot_product_attention": ([(2, 2, 6, 4)] * 3, {"is_causal": True}, "float32"),
+    "upsample": ([IMG], {"scale_factor": 2.0, "mode": "bilinear", "align_corners": False}, "float32"),
+    "prelu": ([IMG], {"num_parameters": 4}, "float32"),
+    "leaky_relu": ([IMG], {"negative_slope": 0.2}, "float32"),
+    "gelu": ([IMG], {"approximate": "tanh"}, "float32"),
+    "softmax": ([SEQ], {"dim": 1}, "float32"),
+    "log_softmax": ([SEQ], {}, "float32"),
+}
+_GENERIC_SHAPES = [IMG, SEQ, VEC, (2, 4, 3, 4, 4)]
+
+
+def one_op_graph(op: str) -> gb.Graph | None:
+    """A graph applying `op` once to fresh inputs (None when no sample input fits the op)."""
+    opdef = registry.get(op)
+    if op in SAMPLES:
+        shapes, params, dtype = SAMPLES[op]
+        candidates = [(shapes, params, dtype)]
+    else:  # ops registered by other modules: try common layouts with small values for required params
+        params = {p.name: _fill(p) for p in opdef.params if p.required}
+        n = max(1, len(opdef.inputs))
+        candidates = [([s] * n, params, "float32") for s in _GENERIC_SHAPES]
+    for shapes, params, dtype in candidates:
+        g = gb.Graph(f"one_{op}")
+        ins = [g.input(f"x{i}", shape=s, dtype=dtype if i == 0 else "float32") for i, s in enumerate(shapes)]
+        try:
+            node = g.add(op, *ins, name=op, **params)
+        except gb.GraphError:
+            continue
+        for i in range(len(node.outputs)):
+            g.output(node[i], name=f"out{i}")
+        return g
+    return None
+
+
+def _fill(p: Any) -> Any:
+    if p.kind in ("int", "int_or_ints"):
+        return 4 if p.min is None or p.min <= 4 else int(p.min)
+    if p.kind in ("ints",):
+        return (4,)
+    if p.kind in ("float", "float_or_floats"):
+        return 0.5
+    if p.kind == "enum":
+        return p.choices[0]
+    if p.kind == "bool":
+        return False
+    return None
+
+
+# -- failures: named, early, and leaving no file --------------------------------------------------------------------
+
+
+def _fixed_batch_graph() -> gb.Graph:
+    g = gb.Graph("fixed")
+    x = g.input("x", shape=(2, 4, 4, 4))
+    g.output(g.add("linear", g.add("reshape", x, name="to rows", shape=(2, 64)), name="fc", out_features=3))
+    return g
+
+
+def test_failed_onnx_export_names_node_and_writes_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"previous export")
+    with pytest.raises(gb.GraphError) as info:
+        gb.export.to_onnx(_fixed_batch_graph(), target, dynamic_batch=True)
+    assert "to rows" in str(info.value) and "batch" in str(info.value)
+    assert info.value.nodes == ("to rows",)
+    assert target.read_bytes() == b"previous export" and sorted(os.listdir(tmp_path)) == ["model.onnx"]
+    # the same graph exports with a fixed batch
+    gb.export.to_onnx(_fixed_batch_graph(), target, dynamic_batch=False)
+    assert target.read_bytes() != b"previous export"
+
+
+def test_check_reports_per_format_and_per_node() -> None:
+    report = gb.export.check(_fixed_batch_graph())
+    data = json.loads(json.dumps(report.to_json()))
+    assert data["formats"]["python"]["ok"] and data["formats"]["python"]["max_abs_diff"] == 0.0
+    assert data["formats"]["torchscript"]["ok"]
+    assert not data["formats"]["onnx"]["ok"] and not data["formats"]["exported"]["ok"]
+    assert data["nodes"]["to rows"].keys() == {"exported", "onnx"}
+    assert not report.ok and "to rows" in str(report)
+    good = gb.export.check(MODELS_SMALL(), formats=("python", "onnx"))
+    assert good.ok and good.formats["onnx"].max_abs_diff <= 1e-5 and good.to_json()["nodes"] == {}
+
+
+def MODELS_SMALL() -> gb.Graph:  # noqa: N802
+    g = gb.Graph("small")
+    x = g.input("x", shape=(2, 3, 8, 8))
+    h = g.add("relu", g.add("batch_norm2d", g.add("conv2d", x, out_channels=4, kernel_size=3)))
+    g.output(g.add("linear", g.add("flatten", g.add("adaptive_avg_pool2d", h, output_size=1)), out_features=2))
+    return g
+
+
+def test_export_with_unexportable_custom_module_names_node() -> None:
+    @gb.op("local_module_test_export")
+    class Local(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2
+
+    try:
+        g = gb.Graph("custom")
+        g.output(g.add("local_module_test_export", g.input("x", shape=(2, 3)), name="double"))
+        with pytest.raises(gb.GraphError, match="'double'.*graphbuilder/ops/modules"):
+            gb.export.to_python(g)
+    finally:
+        registry.unregister("local_module_test_export")
+
+
+# -- every registered op through ONNX ---------------------------------------------------------------------------------
+
+
+ALL_OPS = runtime.known_ops()
+
+
+@pytest.fixture(scope="module")
+def onnx_by_op() -> dict[str, Any]:
+    """Export every sampled op's one-op graph inside ONE combined graph (one ONNX export instead of one per op),
+    run it in onnxruntime, and return per op: the max abs diff, or the blocker reason from export alone."""
+    graphs = {op: one_op_graph(op) for op in ALL_OPS}
+    usable = {op: g for op, g in graphs.items() if g is not None}
+    blocked = {}
+    for op, g in usable.items():  # cheap screen: torch.export on each op alone
+        reason = runtime.probe(g[op], "exported", dynamic_batch=True)
+        if reason is not None:
+            blocked[op] = reason
+    combined = gb.Graph("all_ops")
+    outs: dict[str, list[str]] = {}
+    for op, g in usable.items():
+        if op in blocked:
+            continue
+        ins = [combined.input(f"{op}/{n.name}", shape=n.params["shape"], dtype=n.params["dtype"]) for n in g.inputs]
+        node = combined.add(op, *ins, name=op, **dict(g[op].params))
+        outs[op] = [combined.output(node[i], name=f"{op}/out{i}").name for i in range(len(node.outputs))]
+    gb.store_weights(combined, gb.compile(combined))
+    inputs = runtime.example_inputs(combined, batch=2)
+    try:
+        got = gb.export.run_onnx(runtime.onnx_bytes(combined, dynamic_batch=True), inputs)
+    except gb.GraphError as e:  # name the blockers the combined export found
+        for node in e.nodes:
+            blocked[node] = e.message
+        raise
+    want = _eval(gb.compile(combined), *inputs)
+    names = [n.name for n in combined.outputs]
+    diffs: dict[str, float] = {}
+    for name, a, b in zip(names, got, want, strict=True):
+        op = name.rsplit("/", 1)[0]
+        diffs[op] = max(diffs.get(op, 0.0), float((a - b).abs().max()) if b.numel() else 0.0)
+    return {"graphs": graphs, "blocked": blocked, "diffs": diffs}
+
+
+@pytest.mark.parametrize("op", ALL_OPS)
+def test_every_registered_op_exports_to_onnx_or_is_named_as_blocker(op: str, onnx_by_op: dict, tmp_path: Path
+                                                                    ) -> None:
+    graph = onnx_by_op["graphs"][op]
+    if graph is None:
+        pytest.skip(f"no sample input for op {op!r}: add one to SAMPLES in tests/test_export.py")
+    if op in onnx_by_op["blocked"]:
+        target = tmp_path / "op.onnx"
+        with pytest.raises(gb.GraphError) as info:
+            gb.export.to_onnx(graph, target)
+        assert op in info.value.nodes and not target.exists()
+        return
+    assert onnx_by_op["diffs"][op] <= 1e-5, (op, onnx_by_op["diffs"][op])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", ALL_OPS)
+def test_every_registered_op_alone_through_all_formats(op: str) -> None:
+    graph = one_op_graph(op)
+    if graph is None:
+        pytest.skip(f"no sample input for op {op!r}")
+    report = gb.export.check(graph)
+    for fmt, result in report.formats.items():
+        if not result.ok:
+            assert result.blockers and result.blockers[0]["node"] == op, (fmt, result.error)
+
+
+# -- weights files ----------------------------------------------------------------------------------------------------
+
+
+def test_weights_file_is_safetensors_and_never_unpickled(tmp_path: Path) -> None:
+    g = MODELS_SMALL()
+    gb.store_weights(g, gb.compile(g))
+    path = tmp_path / "small.graph.json"
+    g.save(str(path))
+
+    class Boom:
+        def __reduce__(self) -> Any:
+            return (os.system, ("touch pwned",))
+
+    import pickle
+
+    (tmp_path / "small.safetensors").write_bytes(pickle.dumps({"conv2d/weight": Boom()}))
+    with pytest.raises(gb.GraphError, match="cannot read weights file"):
+        gb.Graph.load(str(path))
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_weights_stale_file_removed_and_edits_load_what_fits(tmp_path: Path) -> None:
+    g = MODELS_SMALL()
+    gb.store_weights(g, gb.compile(g))
+    path = tmp_path / "small.graph.json"
+    g.save(str(path))
+    text = path.read_text()
+    data = json.loads(text)
+    assert [n["op"] for n in data["nodes"][1:3]] == ["conv2d", "batch_norm2d"]
+    data["nodes"][2]["params"]["eps"] = 1e-3  # shapes unchanged: only the edited node loses its weights
+    path.write_text(json.dumps(data))
+    with pytest.warns(UserWarning, match="re-initialising batch_norm2d$"):
+        edited = gb.Graph.load(str(path))
+    assert set(edited.weights) == {"conv2d", "linear"}
+    assert torch.equal(edited.weights["linear"]["weight"], g.weights["linear"]["weight"])
+    data["nodes"][1]["params"]["out_channels"] = 5  # conv2d changes; batch norm and linear see new shapes
+    path.write_text(json.dumps(data))
+    with pytest.warns(UserWarning, match="re-initialising"):
+        assert gb.Graph.load(str(path)).weights == {}
+    g.weights.clear()
+    g.save(str(path))
+    assert not (tmp_path / "small.safetensors").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert gb.Graph.load(str(path)).weights == {}
