@@ -39,12 +39,17 @@ def compile(graph: Graph, *, class_name: str | None = None) -> fx.GraphModule:  
     fx_graph = fx.Graph()
     names = Namespace()
     values: dict[Node, list[fx.Node]] = {}
+    submodules: dict[str, str] = {}  # node name -> attribute of its module (multi-output nodes included)
     for node in graph:
-        values[node] = _emit(node, names.create(node.name), root, fx_graph, values, names)
+        ident = names.create(node.name)
+        values[node] = _emit(node, ident, root, fx_graph, values, names)
+        if ident in root._modules:
+            submodules[node.name] = ident
     outs = [values[n][0] for n in graph.outputs]
     fx_graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     module = fx.GraphModule(root, fx_graph, class_name=_class_name(class_name or graph.name))
     module.meta["graphbuilder_names"] = {n.name: values[n][0].name for n in graph if values[n]}
+    module.meta["graphbuilder_modules"] = submodules
     return module
 
 

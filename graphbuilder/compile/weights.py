@@ -21,7 +21,8 @@ def store_weights(graph: Graph, module: fx.GraphModule) -> Graph:
     for node in graph:
         if node.op in ("input", "output"):
             continue
-        ident = names.get(node.name)
+        # the module attribute (a multi-output node's fx value is a getitem, not the module call)
+        ident = module.meta.get("graphbuilder_modules", {}).get(node.name) or names.get(node.name)
         sub = getattr(module, ident, None) if ident else None
         if sub is None:
             continue
