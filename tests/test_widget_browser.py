@@ -29,10 +29,11 @@ g = gb.Graph("demo")
 x = g.input("x", shape=(2, 3, 16, 16))
 c = g.add("conv2d", x, out_channels=8, kernel_size=3, padding=1, name="conv")
 r = g.add("relu", c, name="relu")
-p = g.add("adaptive_avg_pool2d", r, output_size=1, name="pool")
+s = g.add("add", r, c, name="sum")
+p = g.add("adaptive_avg_pool2d", s, output_size=1, name="pool")
 f = g.add("flatten", p, name="flat")
 g.output(g.add("linear", f, out_features=10, name="fc"), name="out")
-w = gb.GraphWidget(g, height=560)
+w = gb.GraphWidget(g, height=640, direction="TB")
 w"""
 
 # Prints the graph as the kernel sees it: name -> [op, inputs, output shape or error].
@@ -102,6 +103,7 @@ def editor(nb: Notebook, cell: int = 0) -> Any:
     nb.page.wait_for_function(
         "el => el.dataset.gbReady === '1' && el.dataset.gbPending === '0'", arg=root.element_handle(),
         timeout=30_000)
+    root.evaluate("el => el.scrollIntoView({block: 'start'})")
     return root
 
 
@@ -122,29 +124,170 @@ def node(root: Any, name: str) -> Any:
     return root.locator(f".react-flow__node[data-id='{name}']")
 
 
-def edge_label(root: Any, source: str, target: str) -> str:
-    """Text of the shape label on the edge source -> target."""
-    return root.page.evaluate(
-        """([root, s, t]) => {
-            const id = (e) => e.getAttribute('data-id') || '';
+def handle(root: Any, name: str, handle_id: str) -> Any:
+    return node(root, name).locator(f".react-flow__handle[data-handleid='{handle_id}']")
+
+
+def edge_label(root: Any, source: str, target: str) -> str | None:
+    """Text of the shape label on the edge source -> target (None if there is no such edge)."""
+    return root.evaluate(
+        """(root, [s, t]) => {
             for (const el of root.querySelectorAll('.react-flow__edge')) {
-              const parts = id(el).split('\\u0000');
-              if (parts[0] === s && parts[2] === t) {
-                const label = root.querySelector(`.react-flow__edgelabel-renderer [data-edge-id]`);
-                return el.getAttribute('aria-label') || '';
+              const id = (el.getAttribute('data-testid') || '').replace('rf__edge-', '');
+              const [from, to] = id.split('\u2192');
+              if (from.split('#')[0] === s && to.split('#')[0] === t) {
+                const text = el.querySelector('.react-flow__edge-text');
+                return text ? text.textContent : '';
               }
             }
             return null;
-        }""", [root.element_handle(), source, target])
+        }""", [source, target])
+
+
+def center(locator: Any) -> tuple[float, float]:
+    box = locator.bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def connect(page: Any, root: Any, source: str, target: str, port: int = 0, release: bool = True) -> None:
+    """Draw a connection with the mouse from `source`'s output 0 to `target`'s input `port`."""
+    sx, sy = center(handle(root, source, "out-0"))
+    tx, ty = center(handle(root, target, f"in-{port}"))
+    page.mouse.move(sx, sy)
+    page.mouse.down()
+    page.mouse.move((sx + tx) / 2, (sy + ty) / 2, steps=8)
+    page.mouse.move(tx, ty, steps=8)
+    page.wait_for_timeout(300)
+    if release:
+        page.mouse.up()
+
+
+def press(nb: Notebook, root: Any, keys: str) -> None:
+    """Focus the editor and press `keys` (the canvas takes Ctrl+Z and friends, not JupyterLab)."""
+    root.evaluate("el => el.focus()")
+    nb.page.keyboard.press(keys)
 
 
 def test_shows_one_flow_node_per_graph_node(nb: Notebook) -> None:
     nb.run(0)
     root = editor(nb)
-    assert root.locator(".react-flow__node").count() == 7
+    assert root.locator(".react-flow__node").count() == 8
     names = set(root.locator(".react-flow__node").evaluate_all("els => els.map(e => e.dataset.id)"))
-    assert names == {"x", "conv", "relu", "pool", "flat", "fc", "out"}
-    assert root.locator(".react-flow__edge").count() == 6
-    assert "(2, 8, 16, 16)" in root.inner_text()  # conv's output shape on its edge
+    assert names == {"x", "conv", "relu", "sum", "pool", "flat", "fc", "out"}
+    assert root.locator(".react-flow__edge").count() == 8
+    assert edge_label(root, "conv", "relu") == "(2, 8, 16, 16)"  # Python's inferred shape on the edge
+    assert edge_label(root, "flat", "fc") == "(2, 8)"
+    assert "params" in root.locator(".gb-totals").inner_text()
     if os.environ.get("GB_UPDATE_SCREENSHOT"):
         root.screenshot(path=str(REPO / "docs/images/widget.png"))
+
+
+def test_drag_conv2d_connect_set_kernel_size(nb: Notebook) -> None:
+    root = editor(nb)
+    page = nb.page
+    pane = root.locator(".react-flow__pane")
+    box = pane.bounding_box()
+    page.drag_and_drop(".gb-palette-item[data-op='conv2d']", ".gb-canvas .react-flow__pane",
+                       target_position={"x": 70, "y": 70})
+    node(root, "conv2d").wait_for()
+    settle(nb, root)
+    assert box is not None
+    connect(page, root, "relu", "conv2d")
+    settle(nb, root)
+    connect(page, root, "conv2d", "pool")
+    settle(nb, root)
+    assert edge_label(root, "conv2d", "pool") == "(2, 16, 14, 14)"  # suggested out_channels=16, kernel 3
+    node(root, "conv2d").click()
+    field = root.locator(".gb-inspector [data-param='kernel_size'] input")
+    field.fill("5")
+    field.press("Enter")
+    page.wait_for_function(
+        "el => [...el.querySelectorAll('.react-flow__edge-text')].some(t => t.textContent === '(2, 16, 12, 12)')",
+        arg=root.element_handle())
+    assert edge_label(root, "conv2d", "pool") == "(2, 16, 12, 12)"
+    # A bad value is shown inline and never sent.
+    field.fill("0")
+    assert "must be >= 1" in root.locator(".gb-inspector [data-param='kernel_size']").inner_text()
+    field.fill("5")
+    state = kernel_state(nb)
+    assert state["conv2d"][0] == "conv2d" and state["conv2d"][1] == [["relu", 0]]
+    assert state["conv2d"][3]["kernel_size"] == 5 and state["conv2d"][2] == [[2, 16, 12, 12]]
+    assert state["pool"][1] == [["conv2d", 0]]
+
+
+def test_refused_connection_and_mismatch_turns_node_red(nb: Notebook) -> None:
+    root = editor(nb)
+    page = nb.page
+    reason = root.locator(".gb-reason")
+    # flat into conv would close a loop (conv feeds flat): refused while drawn, with the reason.
+    connect(page, root, "flat", "conv", release=False)
+    reason.wait_for()
+    assert "cycle" in reason.inner_text()
+    page.mouse.up()
+    # x (2, 3, 16, 16) as sum's second input: add cannot take it next to (2, 8, 16, 16): refused.
+    connect(page, root, "x", "sum", port=1, release=False)
+    page.wait_for_function("el => (el.querySelector('.gb-reason') || {}).textContent?.includes('cannot take')",
+                           arg=root.element_handle())
+    assert "do not match" in reason.inner_text()
+    page.mouse.up()
+    settle(nb, root)
+    assert edge_label(root, "flat", "conv") is None and edge_label(root, "x", "sum") is None
+    # x (2, 3, 16, 16) into relu is fine for relu, but sum then adds 3 channels to 8: sum turns red.
+    connect(page, root, "x", "relu")
+    settle(nb, root)
+    red = node(root, "sum").locator(".gb-node-error")
+    red.wait_for()
+    assert "do not match" in red.get_attribute("title")
+    node(root, "sum").click()
+    assert "do not match" in root.locator(".gb-inspector .gb-error-text").inner_text()
+    assert "error" in root.locator(".gb-totals").inner_text()
+
+
+def test_undo_and_redo(nb: Notebook) -> None:
+    root = editor(nb)
+    sum_node = node(root, "sum").locator(".gb-node")
+    assert "gb-node-error" in sum_node.get_attribute("class")
+    press(nb, root, "Control+z")
+    nb.page.wait_for_function("el => !el.classList.contains('gb-node-error')", arg=sum_node.element_handle())
+    assert edge_label(root, "conv", "relu") == "(2, 8, 16, 16)"
+    press(nb, root, "Control+Shift+z")
+    nb.page.wait_for_function("el => el.classList.contains('gb-node-error')", arg=sum_node.element_handle())
+    assert edge_label(root, "x", "relu") == "(2, 3, 16, 16)"
+    press(nb, root, "Control+z")
+    nb.page.wait_for_function("el => !el.classList.contains('gb-node-error')", arg=sum_node.element_handle())
+    state = kernel_state(nb)
+    assert state["relu"][1] == [["conv", 0]] and isinstance(state["sum"][2], list)
+
+
+def test_collapse_and_expand_block(nb: Notebook) -> None:
+    nb.run(2)
+    root = editor(nb, 2)
+    assert root.locator(".react-flow__node").count() == 5
+    res = node(root, "res")
+    assert res.locator(".gb-block").count() == 1
+    res.locator(".gb-toggle").click()
+    nb.page.wait_for_function("el => el.querySelectorAll('.react-flow__node').length === 10", arg=root.element_handle())
+    settle(nb, root)
+    for inner in ("res/x", "res/c1", "res/r1", "res/sum", "res/y"):
+        assert node(root, inner).count() == 1
+    assert edge_label(root, "res/c1", "res/r1") == "(2, 8, 16, 16)"
+    node(root, "res").locator(".gb-block-head .gb-toggle").click()
+    nb.page.wait_for_function("el => el.querySelectorAll('.react-flow__node').length === 5", arg=root.element_handle())
+    settle(nb, root)
+
+
+def test_save_reload_shows_same_graph(nb: Notebook, lab: Any) -> None:
+    root = editor(nb)
+    before = sorted(root.locator(".react-flow__node").evaluate_all("els => els.map(e => e.dataset.id)"))
+    nb.save()
+    saved = json.loads((lab.root / "editor.ipynb").read_text())
+    state = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    docs = [m["state"]["document"] for m in state.values() if "document" in m.get("state", {})]
+    assert any(sorted(n["id"] for n in d["nodes"] if n["parent"] is None) == before for d in docs)
+    nb.page.reload()
+    nb.page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+    root = editor(nb)
+    after = sorted(root.locator(".react-flow__node").evaluate_all("els => els.map(e => e.dataset.id)"))
+    assert after == before
+    assert edge_label(root, "conv2d", "pool") == "(2, 16, 12, 12)"

@@ -132,7 +132,7 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
     n.inputs.forEach((ref, port) => {
       if (!ref || !shownIds.has(ref[0])) return;
       const src = doc.nodes[ref[0]];
-      const id = `${ref[0]}\u0000${ref[1]}\u0000${n.id}\u0000${port}`;
+      const id = `${ref[0]}#${ref[1]}\u2192${n.id}#${port}`;
       const label = formatSpec(src?.outputs[ref[1]]);
       const st = styleOf.get(`${ref[0]}\u0000${n.id}`);
       const bad = !!n.error && !src?.error;

@@ -193,7 +193,13 @@ export function Editor(props: EditorProps) {
     patch([{ op: "connect", source: [c.source, handleOf(c.sourceHandle)], target: [c.target, handleOf(c.targetHandle)] }]);
   }, [patch, refusal]);
 
-  const onConnectEnd = useCallback(() => { setTimeout(() => setReason(null), 2500); }, []);
+  const onConnectEnd = useCallback(() => {
+    setReason((r) => {
+      if (r) sync.setNotice({ text: `not connected: ${r}`, kind: "error", nodes: [] });
+      return null;
+    });
+    setRefusals({});
+  }, [sync]);
 
   const onEdgesDelete = useCallback((gone: Edge[]) => {
     patch(gone.map((e) => ({ op: "disconnect", target: [e.target, handleOf(e.targetHandle)] }) as PatchOp));
