@@ -57,6 +57,7 @@ lab: setup
 # GB_FAST=1 makes the tutorial notebooks pick their small settings under nbval.
 test: setup system
 	GB_FAST=1 $(PY) -m pytest tests $(if $(NOTEBOOKS),--nbval-lax $(NOTEBOOKS)) $(PYTEST_ARGS)
+	cd extension && { [ -d node_modules ] || npm ci; } && npm test
 
 lint: setup
 	$(VENV)/bin/ruff check .
