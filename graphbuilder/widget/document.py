@@ -158,12 +158,49 @@ def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids
     }
 
 
-def build_nodes(graph: Graph, flops: FlopCache) -> dict[str, NodeDoc]:
-    """Every node's document entry by id (inference brought up to date first, blocks included)."""
+class DocCache:
+    """Node entries from the last build, reused while a cheap signature of the node is unchanged.
+
+    The signature holds the identities the IR replaces on every edit (params dict, inference results,
+    meta values) and the input names, so a browser edit rebuilds only the entries it touched. In-place
+    changes of nested meta values are not seen: builds after Python-side edits pass ``full=True``.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[tuple[Any, ...], NodeDoc]] = {}
+
+    @staticmethod
+    def signature(node: Node, parent: str | None) -> tuple[Any, ...] | None:
+        """What an entry depends on, or None for blocks (their insides can change under them)."""
+        if node.block is not None:
+            return None
+        inputs = tuple(None if p is None else (p.node.name, p.index) for p in node._inputs)
+        meta = tuple((k, id(v)) for k, v in node.meta.items())
+        return (node.name, node.op, parent, id(node._params), inputs, id(node._outputs), id(node._error),
+                node._num_params, meta)
+
+
+def build_nodes(graph: Graph, flops: FlopCache, cache: DocCache | None = None,
+                full: bool = True) -> dict[str, NodeDoc]:
+    """Every node's document entry by id (inference brought up to date first, blocks included).
+
+    With a `cache` and ``full=False``, entries of nodes whose signature did not change are reused.
+    """
     graph.infer()
     entries = list(walk(graph))
     ids = {id(node): node_id for node_id, _, node in entries}
-    return {node_id: node_doc(node, node_id, parent, flops, ids) for node_id, parent, node in entries}
+    out: dict[str, NodeDoc] = {}
+    fresh: dict[str, tuple[tuple[Any, ...], NodeDoc]] = {}
+    for node_id, parent, node in entries:
+        sig = DocCache.signature(node, parent) if cache is not None else None
+        hit = cache.entries.get(node_id) if cache is not None and not full and sig is not None else None
+        entry = hit[1] if hit is not None and hit[0] == sig else node_doc(node, node_id, parent, flops, ids)
+        out[node_id] = entry
+        if sig is not None:
+            fresh[node_id] = (sig, entry)
+    if cache is not None:
+        cache.entries = fresh
+    return out
 
 
 def totals(graph: Graph, nodes: dict[str, NodeDoc]) -> dict[str, Any]:
@@ -200,9 +237,10 @@ def safe_json(value: Any) -> Any:
         return repr(value)
 
 
-def document(graph: Graph, version: int, flops: FlopCache) -> dict[str, Any]:
-    """The full document of `graph` at `version`."""
-    nodes = build_nodes(graph, flops)
+def document(graph: Graph, version: int, flops: FlopCache, cache: DocCache | None = None,
+             full: bool = True) -> dict[str, Any]:
+    """The full document of `graph` at `version` (see `build_nodes` for `cache` and `full`)."""
+    nodes = build_nodes(graph, flops, cache, full)
     return {"version": version, "graph": graph_header(graph), "totals": totals(graph, nodes), "nodes": nodes}
 
 
@@ -220,7 +258,8 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
         if node_id not in new["nodes"]:
             changes.append({"op": "delete", "id": node_id})
     for node_id, entry in new["nodes"].items():
-        if old_nodes.get(node_id) != entry:
+        before = old_nodes.get(node_id)
+        if before is not entry and before != entry:
             changes.append({"op": "upsert", "node": entry})
     if old.get("totals") != new["totals"]:
         changes.append({"op": "totals", "totals": new["totals"]})

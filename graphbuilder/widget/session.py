@@ -29,7 +29,7 @@ from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
 from graphbuilder.widget.actions import ActionFn
-from graphbuilder.widget.document import FlopCache, apply_changes, diff, document, join_id, resolve
+from graphbuilder.widget.document import DocCache, FlopCache, apply_changes, diff, document, join_id, resolve
 from graphbuilder.widget.patches import _parent_of, apply_ops, fragment_of, transplant
 
 Message = dict[str, Any]
@@ -93,7 +93,8 @@ class Session:
         self.actions: dict[str, tuple[ActionFn, str]] = {}
         self._send = send
         self._flops = FlopCache()
-        self._sent = document(graph, 0, self._flops)
+        self._docs = DocCache()
+        self._sent = document(graph, 0, self._flops, self._docs)
         self._history = History(graph.copy(), history)
         self._renames: list[tuple[int, str, str]] = []
         self._dirty = False
@@ -149,15 +150,17 @@ class Session:
         if self._dirty:
             self.flush()
 
-    def flush(self, reply: dict[str, Any] | None = None, record: str = "push") -> list[dict[str, Any]]:
+    def flush(self, reply: dict[str, Any] | None = None, record: str = "push", full: bool = True
+              ) -> list[dict[str, Any]]:
         """Send what changed since the last update as one ``update`` message; returns the changes.
 
         `record` says what undo history does: "push" (a new step), "replace" (amend the current state),
-        or "none" (undo/redo moved through history already).
+        or "none" (undo/redo moved through history already). ``full=False`` reuses node entries whose
+        signature is unchanged (after browser patches, whose meta edits replace values).
         """
         self._dirty = False
         self._last_flush = time.monotonic()
-        new = document(self.graph, self.version, self._flops)
+        new = document(self.graph, self.version, self._flops, self._docs, full)
         changes = diff(self._sent, new)
         base = self.version
         if changes:
@@ -210,7 +213,7 @@ class Session:
         for old, new in result.renamed.items():
             self._renames.append((self.version + 1, old, new))
         reply = {"id": message.get("id"), "ok": not result.errors, **result.to_json()}
-        self.flush(reply=reply, record="push" if message.get("record", True) else "replace")
+        self.flush(reply=reply, record="push" if message.get("record", True) else "replace", full=False)
 
     def _on_history(self, message: Message) -> None:
         if self._dirty:
