@@ -101,7 +101,17 @@ def _innermost(stack: OrderedDict[str, tuple[str, Any]], root: nn.Module) -> tup
 
 
 def _run(gm: fx.GraphModule, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[fx.Node, Any]:
+    """Every node's example value. Shapes are all that is needed, so the program runs on fake tensors (no
+    compute); if an op has no fake implementation it runs for real."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
     recorder = _Recorder(gm)
+    try:
+        with _buffers_kept(module), torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            recorder.run(*(mode.from_tensor(x) for x in inputs))
+        return recorder.values
+    except Exception:
+        recorder = _Recorder(gm)
     with _buffers_kept(module), torch.no_grad():
         recorder.run(*inputs)
     return recorder.values
