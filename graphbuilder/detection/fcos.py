@@ -119,7 +119,8 @@ def detection_loss(pred: torch.Tensor, targets: list[dict[str, torch.Tensor]], l
                    ) -> dict[str, torch.Tensor]:
     """FCOS loss for a batch: focal (classes), GIoU weighted by centerness (boxes), BCE (centerness).
 
-    `pred` is (N, P, num_classes + 5); `targets` one dict per image with ``boxes`` (G, 4) and ``labels`` (G,).
+    `pred` is (N, P, num_classes + 5); `targets` one dict per image with ``boxes`` (G, 4) and ``labels`` (G,)
+    (and optionally ``assigned``, the cached result of `assign` for that image).
     Returns ``{"loss", "cls", "box", "ctr"}``; each part is normalised by the number of positives.
     """
     n, p, c = pred.shape
@@ -128,7 +129,8 @@ def detection_loss(pred: torch.Tensor, targets: list[dict[str, torch.Tensor]], l
         raise GraphError(f"predictions have shape {tuple(pred.shape)} but the layout expects (N, {layout.num_points}, "
                          f"{k + 5}); check image_size, strides and num_classes of the DetectionLayout")
     pts, strides, _ = layout.points()
-    assigned = [assign(layout, t["boxes"].float(), t["labels"].long()) for t in targets]
+    assigned = [t["assigned"] if "assigned" in t else assign(layout, t["boxes"].float(), t["labels"].long())
+                for t in targets]
     cls_t = torch.stack([a[0] for a in assigned])  # (N, P)
     box_t = torch.stack([a[1] for a in assigned])  # (N, P, 4)
     onehot = F.one_hot(cls_t, k + 1)[..., :k].to(pred.dtype)

@@ -1,8 +1,11 @@
 """Architecture search on IR graphs: every result is a `gb.Graph` that opens in the editor and exports.
 
     prune_grow   prune connections / add neurons over arbitrary neuron DAGs (arXiv:2108.02231)
+    trinity      Hit-Detector: backbone, neck and head of a detector searched together (arXiv:2003.11818)
 """
 
 from graphbuilder.ops.neuron_graph import NeuronGraph
+from graphbuilder.search.trinity import TrinityResult, trinity
 
 __all__ = ["NeuronGraph"]
+__all__ += ["TrinityResult", "trinity"]
