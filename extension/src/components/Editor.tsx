@@ -75,6 +75,8 @@ export function Editor(props: EditorProps) {
   const laying = useRef(false);
   const fitted = useRef(false);
 
+  useEffect(() => { if (root.current) (root.current as any).__gbSync = sync; }, [sync]); // for benchmarks
+
   // -- automatic positions for nodes that have none ---------------------------------------------------------
   useEffect(() => {
     if (laying.current) return;
