@@ -1,8 +1,11 @@
 """Small deterministic datasets built from bundled or generated data (no downloads).
 
     detection   COCO-format detection folders -> tensors, and a synthetic shapes-on-textures set
+    relational  two shapes far apart: same colour / same shape? (a task needing global reasoning)
 """
 
 from graphbuilder.datasets.detection import CocoDetection, make_synthetic_coco, synthetic_detection
+from graphbuilder.datasets.relational import relational_shapes
 
 __all__ = ["CocoDetection", "make_synthetic_coco", "synthetic_detection"]
+__all__ += ["relational_shapes"]
