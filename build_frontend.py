@@ -63,7 +63,16 @@ def build(
             "npm not found: building the widget needs Node 20 and npm on PATH "
             "(Debian: `apt-get install nodejs npm`; conda: `nodejs=20`)."
         )
-    _run([npm, "ci" if (ext / "package-lock.json").is_file() else "install"], ext)
+    if (ext / "package-lock.json").is_file():
+        try:
+            _run([npm, "ci"], ext)
+        except subprocess.CalledProcessError:
+            # npm omits other platforms' optional packages (rollup's native builds) from locks written with
+            # some configs, and `npm ci` then refuses the lock; `npm install` still honours its pinned versions.
+            print("build_frontend: `npm ci` refused the lock file; falling back to `npm install`", flush=True)
+            _run([npm, "install", "--no-audit", "--no-fund"], ext)
+    else:
+        _run([npm, "install", "--no-audit", "--no-fund"], ext)
     _run([npm, "run", "build"], ext)
     if not out.is_file():
         raise FileNotFoundError(f"`npm run build` in {path}/ finished but did not write {target}")
