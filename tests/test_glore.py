@@ -354,3 +354,34 @@ def test_training_reaches_the_inserted_units():
     (unit,) = [n for n in g2 if n.meta.get("inserted_by")]
     bn = submodule(model, unit).blocker
     assert bn.weight.grad is not None and bn.weight.grad.abs().sum() > 0
+
+
+def test_widget_apply_inserts_highlights_and_undoes_in_one_step():
+    g = trained_weights(ir_resnet(layers=(1, 1, 3, 1)))
+    widget = gb.GraphWidget(g)
+    x = torch.randn(2, 3, 16, 16)
+    before, expected = g.to_dict(), gb.compile(g).eval()(x)
+    inserted = widget.apply(lambda graph: gb.passes.insert_glore(graph, "res4x2"))
+    assert len(inserted) == 2 and all(widget.graph[i].meta["inserted_by"] == INSERTED_BY for i in inserted)
+    assert widget.highlights == {i: "added" for i in inserted}
+    assert torch.equal(gb.compile(widget.graph).eval()(x), expected)
+    last = residual_stages(widget.graph)[-1].blocks[0].node.name  # the editor action on a selected node
+    assert len(widget.apply(lambda graph: gb.passes.glore_editor_action(graph, [last]))) == 1
+    assert widget.undo() and widget.undo()
+    assert widget.graph.to_dict() == before
+
+
+def test_relational_task_is_deterministic_balanced_and_labelled_right():
+    from graphbuilder.datasets.relational import relational_shapes
+
+    x, y = relational_shapes(200, relation="colour", seed=3)
+    x2, y2 = relational_shapes(200, relation="colour", seed=3)
+    assert torch.equal(x, x2) and torch.equal(y, y2) and not torch.equal(x, relational_shapes(200, seed=4)[0])
+    assert 70 < int(y.sum()) < 130
+    corner = 10  # shape_size 7 + jitter 3
+    for img, label in zip(x, y, strict=True):
+        regions = [img[:, :corner, :corner], img[:, -corner:, -corner:], img[:, :corner, -corner:],
+                   img[:, -corner:, :corner]]
+        colours = [r.flatten(1)[:, r.sum(0).flatten().argmax()] for r in regions if r.max() > 0.8]
+        assert len(colours) == 2  # exactly two opposite corners hold a shape
+        assert bool(torch.allclose(colours[0], colours[1])) == bool(label)

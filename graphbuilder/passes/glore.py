@@ -199,10 +199,11 @@ def _preset_places(graph: Graph, preset: str) -> list[Place]:
     return places
 
 
-def _find(graph: Graph, name: str) -> Place:
-    if name in graph:
+def _find(graph: Graph, name: str, parts: Sequence[str] | None = None) -> Place:
+    """The place `name`: a top-level node name, or a path of names through blocks (`parts`, else split on /)."""
+    if name in graph and parts is None:
         return Place(graph, graph[name], name)
-    parts = name.split("/")
+    parts = name.split("/") if parts is None else parts
     current, chain = graph, []
     for i, part in enumerate(parts):
         if part not in current:
@@ -232,6 +233,11 @@ def resolve_places(graph: Graph, where: str | Sequence[str]) -> list[Place]:
     else:
         raise GraphError(f"insert_glore: where={where!r} must be a preset such as 'res4x3' or 'res3x2+res4x3', "
                          "or a non-empty list of node names")
+    return _checked(places)
+
+
+def _checked(places: list[Place]) -> list[Place]:
+    """`places`, after checking each can take a unit (not an output, no error, 1-3 spatial dims, named once)."""
     seen: set[int] = set()
     for place in places:
         node = place.node
@@ -277,7 +283,12 @@ def insert_glore(graph: Graph, where: str | Sequence[str] = "res4x3", *, num_sta
     if unit not in ("block", "op"):
         raise GraphError(f"insert_glore: unit={unit!r} must be 'block' (expandable in the editor) or 'op'")
     new = graph.copy()
-    places = resolve_places(new, where)
+    return _insert_at(new, resolve_places(new, where), num_state, num_node, normalize, unit, seed)
+
+
+def _insert_at(new: Graph, places: list[Place], num_state: int | None, num_node: int | None, normalize: bool,
+               unit: str, seed: int | None) -> Graph:
+    """Insert a unit after each of `places` (all in `new`, which is edited and returned)."""
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     for i, place in enumerate(places):
         _insert_unit(place, i, num_state, num_node, normalize, unit, generator)
@@ -311,6 +322,22 @@ def _insert_unit(place: Place, index: int, num_state: int | None, num_node: int 
                           "glore": {"place": place.path, "num_state": cs, "num_node": n, "normalize": normalize,
                                     "index": index}})
     return inserted
+
+
+def glore_editor_action(graph: Graph, selection: list[str]) -> Graph:
+    """The editor's "Insert GloRe" action, ``fn(graph, selected_ids) -> Graph`` for `register_action`.
+
+    With nodes selected, a unit goes after each of them; with none, the paper's ``"res4x3"`` preset is used.
+    Selected ids are the editor's paths (names joined by ``/``, with ``\\/`` for a ``/`` inside a name).
+    """
+    if not selection:
+        return insert_glore(graph, "res4x3")
+    new = graph.copy()
+    places = []
+    for node_id in selection:
+        parts = [p.replace("\\/", "/").replace("\\\\", "\\") for p in re.split(r"(?<!\\)/", node_id)]
+        places.append(_find(new, node_id, parts))
+    return _insert_at(new, _checked(places), None, None, False, "block", None)
 
 
 def glore_action(where: str | Sequence[str] = "res4x3", **options: Any) -> Callable[[Graph], Graph]:
