@@ -65,7 +65,9 @@ def test_torchscript_and_torch_export_equal(name: str, models: dict) -> None:
     assert isinstance(program, torch.export.ExportedProgram)
     exported = program.module()  # exported in eval mode (its .eval() is not supported)
     with torch.no_grad():
-        assert torch.equal(exported(x), want)
+        # equal, except that the exported attention is decomposed (no eager fast path): ulp-level there
+        diff = (exported(x) - want).abs().max()
+        assert diff == 0 if name != "transformer" else diff <= 1e-6
         x3 = torch.randn(3, *x.shape[1:])  # another batch size through the symbolic batch dim
         assert torch.allclose(exported(x3), _eval(module, x3)[0], atol=1e-6)
 
