@@ -18,15 +18,17 @@ neuron = 1 + the highest level of its sources; inputs are level 0) and stored as
 buffer A (neurons, batch) in level order, so a level is a contiguous block of rows and every source of a
 level lies in the rows above it. Each level is evaluated at once, chosen by density:
 
-    dense   z = Wc @ A[U] + b    U = the level's distinct source rows, Wc (m, |U|) the masked block
-    sparse  z = b + index_add(dst, A[src] * w)   one gathered row per connection
+    dense   z = Wc @ A[U] + b           U = the level's distinct source rows, Wc (m, |U|) the masked block
+    sparse  z = S @ A[:start] + b       S (m, start) the level's weights as a sparse CSR matrix
 
-A level is dense when connections / (m * |U|) >= `dense_threshold` (a GEMM does ~10x more multiply-adds
-per second than gathers and scatters do). Writing level after level into one buffer is an in-place update
-autograd cannot differentiate, so forward and backward are one `torch.autograd.Function` whose backward walks
-the levels in reverse with the same dense/sparse choice (first derivatives only). The same reverse walk with
-squared per-sample terms gives the Gauss-Newton diagonal that Optimal Brain Damage saliency uses
-(`NeuronGraphModule.gauss_newton_diagonal`).
+A level is dense when connections / (m * |U|) >= `dense_threshold`. Writing level after level into one
+buffer is an in-place update autograd cannot differentiate, so forward and backward are one
+`torch.autograd.Function` whose backward walks the levels in reverse with the same choice: dense, the
+transposed block and one (m, N) @ (N, |U|) product for the weight gradients; sparse on CPU, the transposed
+CSR matrix and a sampled dense-dense product (`torch.sparse.sampled_addmm`) that computes dz @ A^T only at the
+level's connections; sparse on CUDA, row gathers and `index_add_` (cheaper to launch than cuSPARSE calls).
+First derivatives only. The same reverse walk with squared per-sample terms gives the
+Gauss-Newton diagonal that Optimal Brain Damage saliency uses (`NeuronGraphModule.gauss_newton_diagonal`).
 """
 
 from __future__ import annotations
@@ -58,34 +60,56 @@ def activate(name: str, z: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown activation {name!r}; use one of {ACTIVATIONS}")
 
 
-def activate_grad(name: str, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """d act(z) / dz from the output `y` = act(z) (cheaper) or `z` (sin, softplus)."""
+def activate_into(name: str, z: torch.Tensor, out: torch.Tensor) -> None:
+    """Write act(z) into `out` (which may be `z` itself) without a temporary where torch allows it."""
+    if name == "identity":
+        if out.data_ptr() != z.data_ptr():
+            out.copy_(z)
+    elif name == "relu":
+        torch.clamp_min(z, 0, out=out)
+    elif name == "tanh":
+        torch.tanh(z, out=out)
+    elif name == "sigmoid":
+        torch.sigmoid(z, out=out)
+    elif name == "sin":
+        torch.sin(z, out=out)
+    else:
+        out.copy_(activate(name, z))
+
+
+def activate_grad(name: str, y: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+    """d act(z) / dz, from the output `y` = act(z) where that suffices; `z` is needed for sin only."""
     if name == "identity":
         return torch.ones_like(y)
     if name == "relu":
-        return (z > 0).to(y.dtype)
+        return (y > 0).to(y.dtype)
     if name == "tanh":
         return 1 - y * y
     if name == "sigmoid":
         return y * (1 - y)
     if name == "softplus":
-        return torch.sigmoid(z)
+        return -torch.expm1(-y)  # sigmoid(z) = 1 - exp(-softplus(z))
     if name == "sin":
+        assert z is not None
         return torch.cos(z)
     raise ValueError(f"unknown activation {name!r}; use one of {ACTIVATIONS}")
 
 
 class _Level:
-    """One topological level: rows [start, stop) of the buffer, its connections [e0, e1) in level-sorted
-    order, its distinct source rows [u0, u1) in `U`, dense or sparse, and runs of rows sharing an activation."""
+    """One topological level: rows [start, stop) of the buffer; its connections [e0, e1) in level order
+    (sorted by target, then source row); dense: its distinct source rows are U[u0:u1]; sparse: its CSR row
+    pointers are crow[c0:c0 + m + 1] and those of its transpose on U crow_t[t0:t0 + |U| + 1]; runs of rows
+    sharing an activation."""
 
-    __slots__ = ("start", "stop", "e0", "e1", "u0", "u1", "dense", "acts")
+    __slots__ = ("start", "stop", "e0", "e1", "u0", "u1", "c0", "t0", "dense", "acts", "linear")
 
-    def __init__(self, start: int, stop: int, e0: int, e1: int, u0: int, u1: int, dense: bool,
+    def __init__(self, start: int, stop: int, e0: int, e1: int, u0: int, u1: int, c0: int, t0: int, dense: bool,
                  acts: list[tuple[str, int, int]]) -> None:
         self.start, self.stop, self.e0, self.e1, self.u0, self.u1 = start, stop, e0, e1, u0, u1
+        self.c0, self.t0 = c0, t0
         self.dense = dense
         self.acts = acts
+        self.linear = all(name == "identity" for name, _, _ in acts)
 
 
 class NeuronGraphModule(nn.Module):
@@ -150,27 +174,41 @@ class NeuronGraphModule(nn.Module):
                 row[i] = len(inputs) + len(order)
                 order.append(i)
         self.levels: list[_Level] = []
-        w_perm: list[int] = []
+        w_perm: list[int] = []  # level-ordered edge -> position in `weight`
         src_rows: list[int] = []
         dst_local: list[int] = []
         u_local: list[int] = []
         u_rows: list[int] = []
+        crow: list[int] = []
+        crow_t: list[int] = []
+        col_t: list[int] = []  # transpose (source-major) order: target row of each edge ...
+        perm_t: list[int] = []  # ... and its index in level order
         start = len(inputs)
         for members in by_level[1:]:
             if not members:
                 continue
             stop = start + len(members)
-            edges = [e for i in members for e in incoming[i]]
-            e0, u0 = len(w_perm), len(u_rows)
-            distinct = sorted({row[connections[e][0]] for e in edges})
+            edges = sorted((row[d] - start, row[s], e) for i in members for e in incoming[i]
+                           for s, d in [connections[e]])
+            e0, u0, c0, t0 = len(w_perm), len(u_rows), len(crow), len(crow_t)
+            distinct = sorted({r for _, r, _ in edges})
             where = {r: k for k, r in enumerate(distinct)}
-            for e in edges:
-                s, d = connections[e]
+            counts = [0] * (len(members) + 1)
+            for d_loc, s_row, e in edges:
                 w_perm.append(e)
-                src_rows.append(row[s])
-                dst_local.append(row[d] - start)
-                u_local.append(where[row[s]])
+                src_rows.append(s_row)
+                dst_local.append(d_loc)
+                u_local.append(where[s_row])
+                counts[d_loc + 1] += 1
             u_rows.extend(distinct)
+            crow.extend(_cumsum(counts))
+            by_source = sorted(range(len(edges)), key=lambda k: (edges[k][1], edges[k][0]))
+            counts_t = [0] * (len(distinct) + 1)
+            for k in by_source:
+                counts_t[where[edges[k][1]] + 1] += 1
+                col_t.append(edges[k][0])
+                perm_t.append(k)
+            crow_t.extend(_cumsum(counts_t))
             density = len(edges) / max(1, len(members) * len(distinct))
             dense = mode == "dense" or (mode == "auto" and density >= self.dense_threshold)
             runs: list[tuple[str, int, int]] = []
@@ -179,18 +217,17 @@ class NeuronGraphModule(nn.Module):
                     runs[-1] = (act[i], runs[-1][1], k + 1)
                 else:
                     runs.append((act[i], k, k + 1))
-            self.levels.append(_Level(start, stop, e0, len(w_perm), u0, len(u_rows), dense, runs))
+            self.levels.append(_Level(start, stop, e0, len(w_perm), u0, len(u_rows), c0, t0, dense, runs))
             start = stop
         self.n_rows = start
+        self.keep_z = any(name == "sin" for lv in self.levels for name, _, _ in lv.acts)
         long = torch.long
-        self.register_buffer("w_perm", torch.tensor(w_perm, dtype=long), persistent=False)
-        self.register_buffer("src_rows", torch.tensor(src_rows, dtype=long), persistent=False)
-        self.register_buffer("dst_local", torch.tensor(dst_local, dtype=long), persistent=False)
-        self.register_buffer("u_local", torch.tensor(u_local, dtype=long), persistent=False)
-        self.register_buffer("u_rows", torch.tensor(u_rows, dtype=long), persistent=False)
-        self.register_buffer("bias_perm", torch.tensor([bias_pos[i] for i in order], dtype=long), persistent=False)
-        self.register_buffer("out_rows", torch.tensor([row[int(u["id"])] for u in topology["outputs"]],
-                                                      dtype=long), persistent=False)
+        for name, values in (("w_perm", w_perm), ("src_rows", src_rows), ("dst_local", dst_local),
+                             ("u_local", u_local), ("u_rows", u_rows), ("crow", crow), ("crow_t", crow_t),
+                             ("col_t", col_t), ("perm_t", perm_t),
+                             ("bias_perm", [bias_pos[i] for i in order]),
+                             ("out_rows", [row[int(u["id"])] for u in topology["outputs"]])):
+            self.register_buffer(name, torch.tensor(values, dtype=long), persistent=False)
         fan_in = [0] * len(units)
         for _, d in connections:
             fan_in[bias_pos[d]] += 1
@@ -238,29 +275,45 @@ class NeuronGraphModule(nn.Module):
         return a.index_select(0, torch.tensor(rows, dtype=torch.long, device=a.device)).t()
 
     def _propagate(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A (rows, N) post-activations and Z (rows - inputs, N) pre-activations, level by level."""
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A (rows, N) post-activations, level by level, and the pre-activations Z (rows - inputs, N) when
+        some neuron needs them for its derivative (sin), else None."""
         n, batch = self.n_inputs, x.shape[0]
         a = x.new_empty((self.n_rows, batch))
-        z_all = x.new_empty((self.n_rows - n, batch))
+        z_all = x.new_empty((self.n_rows - n, batch)) if self.keep_z else None
         a[:n] = x.t()
         ws = weight.index_select(0, self.w_perm)  # (E,) level-sorted
         b = bias.index_select(0, self.bias_perm)  # (rows - inputs,) row order
         for lv in self.levels:
             m = lv.stop - lv.start
             b_l = b[lv.start - n:lv.stop - n, None]  # (m, 1)
+            out = a[lv.start:lv.stop]  # (m, N): pre-activations are written here, then activated in place
             if lv.e1 == lv.e0:
-                z = b_l.expand(m, batch)
+                out.copy_(b_l.expand(m, batch))
             elif lv.dense:
-                wc = self._block(lv, ws)  # (m, |U|)
-                z = torch.addmm(b_l, wc, a.index_select(0, self.u_rows[lv.u0:lv.u1]))  # (m, N)
+                u = a.index_select(0, self.u_rows[lv.u0:lv.u1])  # (|U|, N)
+                torch.addmm(b_l, self._block(lv, ws), u, out=out)  # (m, |U|) @ (|U|, N)
             else:
-                gathered = a.index_select(0, self.src_rows[lv.e0:lv.e1]) * ws[lv.e0:lv.e1, None]  # (E_l, N)
-                z = b_l.expand(m, batch).clone().index_add_(0, self.dst_local[lv.e0:lv.e1], gathered)
-            z_all[lv.start - n:lv.stop - n] = z
-            for name, k0, k1 in lv.acts:
-                a[lv.start + k0:lv.start + k1] = activate(name, z[k0:k1])
+                torch.addmm(b_l, self._csr(lv, ws), a[:lv.start], out=out)  # (m, start) sparse @ (start, N)
+            if z_all is not None:
+                z_all[lv.start - n:lv.stop - n] = out
+            if not lv.linear:
+                for name, k0, k1 in lv.acts:
+                    activate_into(name, out[k0:k1], out[k0:k1])
         return a, z_all
+
+    def _csr(self, lv: _Level, values: torch.Tensor) -> torch.Tensor:
+        """The level's weights as a sparse CSR matrix (m, start): rows are its neurons, columns earlier rows."""
+        m = lv.stop - lv.start
+        return torch.sparse_csr_tensor(self.crow[lv.c0:lv.c0 + m + 1], self.src_rows[lv.e0:lv.e1],
+                                       values[lv.e0:lv.e1], (m, lv.start), check_invariants=False)
+
+    def _csr_t(self, lv: _Level, ws: torch.Tensor) -> torch.Tensor:
+        """The transpose of `_csr` restricted to the level's source rows U: (|U|, m) in CSR layout."""
+        m, u = lv.stop - lv.start, lv.u1 - lv.u0
+        values = ws[lv.e0:lv.e1].index_select(0, self.perm_t[lv.e0:lv.e1])
+        return torch.sparse_csr_tensor(self.crow_t[lv.t0:lv.t0 + u + 1], self.col_t[lv.e0:lv.e1], values,
+                                       (u, m), check_invariants=False)
 
     def _block(self, lv: _Level, ws: torch.Tensor) -> torch.Tensor:
         """The level's dense weight block Wc (m, |U|): zeros except at its connections."""
@@ -269,41 +322,49 @@ class NeuronGraphModule(nn.Module):
         return wc
 
     # -- backward ------------------------------------------------------------------------------------------
-    def _backprop(self, a: torch.Tensor, z_all: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor,
-                  squared: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _backprop(self, a: torch.Tensor, z_all: torch.Tensor | None, weight: torch.Tensor,
+                  grad_out: torch.Tensor, squared: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reverse walk over the levels. Returns grads of x (N, n_in), weight (E,) and bias (H+O,).
 
         With `squared`, weight and bias entries sum the squares of the per-sample terms instead
         (sum_n (dy_n/dw)^2: the Gauss-Newton diagonal when `grad_out` selects one output)."""
         n, batch = self.n_inputs, a.shape[1]
-        g = a.new_zeros((self.n_rows, batch))  # dLoss/dA
-        g.index_add_(0, self.out_rows, grad_out.t())
+        g = a.new_zeros((self.n_rows, batch))  # dLoss/dA, rows filled in as later levels are done
+        g.index_put_((self.out_rows,), grad_out.t(), accumulate=True)
         ws = weight.index_select(0, self.w_perm)
         gws = a.new_zeros(ws.shape)
         gb = a.new_zeros((self.n_rows - n,))
         for lv in reversed(self.levels):
-            rows = slice(lv.start, lv.stop)
-            dz = torch.empty_like(g[rows])  # (m, N)
-            zl = z_all[lv.start - n:lv.stop - n]
-            for name, k0, k1 in lv.acts:
-                dz[k0:k1] = g[lv.start + k0:lv.start + k1] * activate_grad(
-                    name, a[lv.start + k0:lv.start + k1], zl[k0:k1])
+            if lv.linear:
+                dz = g[lv.start:lv.stop]  # (m, N): identity activations pass the gradient through
+            else:
+                dz = torch.empty_like(g[lv.start:lv.stop])
+                for name, k0, k1 in lv.acts:
+                    r0, r1 = lv.start + k0, lv.start + k1
+                    zl = None if z_all is None else z_all[r0 - n:r1 - n]
+                    torch.mul(g[r0:r1], activate_grad(name, a[r0:r1], zl), out=dz[k0:k1])
             gb[lv.start - n:lv.stop - n] = (dz * dz).sum(1) if squared else dz.sum(1)
             if lv.e1 == lv.e0:
                 continue
-            dst = self.dst_local[lv.e0:lv.e1]
+            u = self.u_rows[lv.u0:lv.u1]
             if lv.dense:
-                u = self.u_rows[lv.u0:lv.u1]
                 au = a.index_select(0, u)  # (|U|, N)
                 gwc = (dz * dz) @ (au * au).t() if squared else dz @ au.t()  # (m, |U|)
-                gws[lv.e0:lv.e1] = gwc[dst, self.u_local[lv.e0:lv.e1]]
-                g.index_add_(0, u, self._block(lv, ws).t() @ dz)
-            else:
-                src = self.src_rows[lv.e0:lv.e1]
+                gws[lv.e0:lv.e1] = gwc[self.dst_local[lv.e0:lv.e1], self.u_local[lv.e0:lv.e1]]
+                g.index_add_(0, u, self._block(lv, ws).t() @ dz)  # (|U|, N) back to the source rows
+            elif a.is_cuda:  # gathers: a few cheap kernels (cuSPARSE calls cost ~0.1 ms each to set up)
+                src, dst = self.src_rows[lv.e0:lv.e1], self.dst_local[lv.e0:lv.e1]
                 dzd = dz.index_select(0, dst)  # (E_l, N)
                 term = a.index_select(0, src) * dzd
                 gws[lv.e0:lv.e1] = (term * term).sum(1) if squared else term.sum(1)
                 g.index_add_(0, src, dzd * ws[lv.e0:lv.e1, None])
+            else:  # CPU: sparse kernels, no (E_l, N) temporaries
+                prefix = a[:lv.start]  # (start, N)
+                left, right = (dz * dz, (prefix * prefix).t()) if squared else (dz, prefix.t())
+                # sampled dense-dense product: (dz @ prefix^T) only at the level's connections, in CSR order
+                gws[lv.e0:lv.e1] = torch.sparse.sampled_addmm(self._csr(lv, ws), left, right, beta=0.0).values()
+                back = (self._csr_t(lv, ws) @ dz).contiguous()  # (|U|, m) sparse @ (m, N)
+                g.index_add_(0, u, back)  # index_add_ is fast only with a contiguous source
         gw = torch.zeros_like(gws).index_copy_(0, self.w_perm, gws)
         gbias = torch.zeros_like(gb).index_copy_(0, self.bias_perm, gb)
         return g[:n].t(), gw, gbias
@@ -323,6 +384,14 @@ class NeuronGraphModule(nn.Module):
                 onehot[:, o] = 1
                 total += self._backprop(a, z_all, self.weight, onehot, squared=True)[1]
         return total
+
+
+def _cumsum(counts: list[int]) -> list[int]:
+    total, out = 0, []
+    for c in counts:
+        total += c
+        out.append(total)
+    return out
 
 
 class _NeuronGraphFunction(torch.autograd.Function):

@@ -1,0 +1,127 @@
+"""Prune/grow neuron-graph search benchmarks (issue 6, arXiv:2108.02231). Prints each figure beside a baseline
+measured in the same run (medians); never fails on time.
+
+1. Search vs layered MLPs. For each problem (next_pixel and image_function on a downscaled grayscale sample
+   image from scikit-learn) and >= 3 target errors: connections, neurons and validation error of the
+   prune/grow network against the smallest MLP (by connections) from a depth x width sweep that reaches the
+   same target, trained with the same optimiser and step budget. Goal: 3x or more fewer connections.
+2. Executor speed: forward + backward on a 1,000-neuron, 20,000-connection DAG at batch 4,096, against
+   (a) a per-neuron Python loop (goal >= 100x faster) and (b) a dense MLP with the same number of weights
+   (goal: within 2x of its time). Two DAGs: 8 random levels with skips, and a fully random order (deep).
+
+Run: .venv/bin/python benchmarks/bench_prune_grow.py [--quick] [--part search|executor|all]
+                                                       [--device cpu|cuda] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from graphbuilder.ops.modules.neuron_graph import activate
+from graphbuilder.ops.neuron_graph import NeuronGraph
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
+
+# -- timing ------------------------------------------------------------------------------------------------------
+def median_time(fn: Callable[[], None], reps: int, device: str) -> float:
+    """Median wall time of `fn` over `reps` runs after one warm-up (CUDA synchronised)."""
+    fn()
+    times = []
+    for _ in range(reps):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# -- executor ----------------------------------------------------------------------------------------------------
+class PerNeuronLoop(nn.Module):
+    """The baseline the executor must beat by 100x: one Python step per neuron (stack its sources' values,
+    one mat-vec, bias, activation), autograd for the backward."""
+
+    def __init__(self, ng: NeuronGraph) -> None:
+        super().__init__()
+        self.ng = ng
+        self.order = [n for n in ng.topological_order() if n not in set(ng.inputs)]
+        self.sources = {n: ng.sources(n) for n in self.order}
+        self.weight = nn.ParameterDict({str(n): nn.Parameter(torch.tensor([ng.weight(s, n) for s in self.sources[n]]))
+                                        for n in self.order})
+        self.bias = nn.Parameter(torch.tensor([ng.bias(n) for n in self.order]))
+        self.act = {n: ng.activation(n) for n in self.order}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = {i: x[:, k] for k, i in enumerate(self.ng.inputs)}
+        for k, n in enumerate(self.order):
+            srcs = self.sources[n]
+            z = self.bias[k].expand(x.shape[0])
+            if srcs:
+                z = z + torch.stack([h[s] for s in srcs], 1) @ self.weight[str(n)]
+            h[n] = activate(self.act[n], z)
+        return torch.stack([h[o] for o in self.ng.outputs], 1)
+
+
+def bench_executor(device: str, quick: bool) -> None:
+    batch, n_in, n_hidden, n_out, n_conn = 4096, 16, 968, 16, 20_000
+    reps = 3 if quick else 7
+    print(f"\n== Executor: forward + backward, {n_in + n_hidden + n_out} neurons, {n_conn:,} connections, "
+          f"batch {batch}, {device}, {torch.get_num_threads()} CPU threads ==")
+    torch.manual_seed(0)
+    x = torch.randn(batch, n_in, device=device)
+    mlp = nn.Sequential(nn.Linear(n_in, 128), nn.Tanh(), nn.Linear(128, 128), nn.Tanh(),
+                        nn.Linear(128, n_out)).to(device)
+    mlp_weights = sum(m.weight.numel() for m in mlp if isinstance(m, nn.Linear))
+
+    def fb(module: nn.Module) -> Callable[[], None]:
+        def step() -> None:
+            module.zero_grad(set_to_none=True)
+            module(x).square().mean().backward()
+        return step
+
+    t_mlp = median_time(fb(mlp), reps * 3, device)
+    print(f"dense MLP 16-128-128-16 ({mlp_weights:,} weights, tanh): {t_mlp * 1e3:8.2f} ms   (baseline b)")
+    print(f"{'DAG':<22} {'levels':>6} {'dense lv':>8} {'mode':>7} {'time ms':>9} {'vs loop':>9} {'vs MLP':>8}")
+    for name, depth in (("8 levels + skips", 8), ("random order (deep)", None)):
+        ng = NeuronGraph.random(n_in, n_hidden, n_out, n_conn, seed=0, depth=depth, activations=("tanh",))
+        loop = PerNeuronLoop(ng).to(device)
+        t_loop = median_time(fb(loop), 1 if quick else 3, device)
+        print(f"{name:<22} {'':>6} {'':>8} {'loop':>7} {t_loop * 1e3:9.1f} {'1.0x':>9} {t_loop / t_mlp:7.1f}x"
+              "   (baseline a: per-neuron Python loop)")
+        for mode in ("auto", "sparse", "dense"):
+            module = ng.to_module(mode=mode).to(device)
+            t = median_time(fb(module), reps, device)
+            dense = sum(lv.dense for lv in module.levels)
+            print(f"{name:<22} {len(module.levels):>6} {dense:>8} {mode:>7} {t * 1e3:9.2f} {t_loop / t:8.1f}x "
+                  f"{t / t_mlp:7.2f}x")
+    print("goals: >= 100x faster than the loop; <= 2x the MLP's time")
+
+
+# -- main ----------------------------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small settings (CI smoke run)")
+    parser.add_argument("--part", choices=("search", "executor", "all"), default="all")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    quick = args.quick or os.environ.get("GB_FAST") == "1"
+    if args.part in ("executor", "all"):
+        bench_executor(args.device, quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Training and scoring `NeuronGraph` networks: the inner loop of the prune/grow search (arXiv:2108.02231).
+
+Boundary: takes a `NeuronGraph` and data tensors, trains its weights in place (full batch, Adam or L-BFGS,
+deterministic), and scores connections for pruning. No search logic here; `prune_grow.py` decides what to do
+with the scores. The loss is the mean squared error over samples and outputs; errors are reported as its
+square root (RMSE, in the units of y).
+
+Saliency of a connection k with weight w_k (lower = pruned first):
+    magnitude   |w_k|
+    obd         1/2 h_kk w_k^2, Optimal Brain Damage (LeCun, Denker & Solla 1990) with h_kk the Gauss-Newton
+                (Levenberg-Marquardt) diagonal 2/(N*O) sum_n sum_o (d y_no / d w_k)^2, as OBD computes it
+    trial       exact loss increase when w_k is set to 0 (one forward pass per connection)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from graphbuilder.ir.errors import GraphError
+from graphbuilder.ops.neuron_graph import NeuronGraph
+
+OPTIMIZERS = ("adam", "lbfgs")
+SALIENCIES = ("magnitude", "obd", "trial")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` torch CPU threads (None: unchanged). Small networks train fastest on one
+    thread (the work per op is too small to split, and threads contend on a shared machine)."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def as_tensors(X: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """X (N, inputs) and y (N, outputs) as float32 tensors; a 1-D y becomes (N, 1). Checks shapes."""
+    Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.float32)
+    if yt.dim() == 1:
+        yt = yt[:, None]
+    if Xt.dim() != 2 or yt.dim() != 2 or Xt.shape[0] != yt.shape[0] or Xt.shape[0] < 2:
+        raise GraphError(f"X must be (N, inputs) and y (N,) or (N, outputs) with the same N >= 2; got X "
+                         f"{tuple(Xt.shape)} and y {tuple(yt.shape)}")
+    if not (torch.isfinite(Xt).all() and torch.isfinite(yt).all()):
+        raise GraphError("X and y must be finite (no NaN or inf)")
+    return Xt, yt
+
+
+def split(X: torch.Tensor, y: torch.Tensor, val_fraction: float, seed: int
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A seeded random train/validation split: (X_train, y_train, X_val, y_val)."""
+    if not 0 < val_fraction < 1:
+        raise GraphError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n = X.shape[0]
+    n_val = min(n - 1, max(1, round(n * val_fraction)))
+    perm = torch.as_tensor(np.random.default_rng(seed).permutation(n))
+    val, train = perm[:n_val], perm[n_val:]
+    return X[train], y[train], X[val], y[val]
+
+
+def rmse(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor) -> float:
+    """Root mean squared error of the network on (X, y)."""
+    with torch.no_grad():
+        return math.sqrt(float(torch.mean((ng.to_module()(X) - y) ** 2)))
+
+
+def fit(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor, steps: int, optimizer: str = "adam",
+        lr: float = 0.01) -> float:
+    """Train all weights and biases of `ng` in place for `steps` full-batch steps; returns the train RMSE.
+
+    Adam: `steps` updates at learning rate `lr`. L-BFGS: one run of at most `steps` iterations with a
+    strong-Wolfe line search (`lr` is its initial step, 1.0 is usual; values below 0.1 become 1.0).
+    If training diverges (non-finite loss) the weights are left as they were."""
+    if optimizer not in OPTIMIZERS:
+        raise GraphError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if steps <= 0 or ng.num_connections + ng.num_hidden + len(ng.outputs) == 0:
+        return rmse(ng, X, y)
+    module = ng.to_module()
+    params = list(module.parameters())
+
+    def loss_fn() -> torch.Tensor:
+        return torch.mean((module(X) - y) ** 2)
+
+    if optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn()
+            loss.backward()
+            opt.step()
+    else:
+        opt_l = torch.optim.LBFGS(params, lr=lr if lr >= 0.1 else 1.0, max_iter=steps, history_size=20,
+                                  line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+
+        def closure() -> torch.Tensor:
+            opt_l.zero_grad(set_to_none=True)
+            loss = loss_fn()
+            loss.backward()
+            return loss
+
+        opt_l.step(closure)
+    with torch.no_grad():
+        final = float(loss_fn())
+    if math.isfinite(final) and all(torch.isfinite(p).all() for p in params):
+        ng.load_state_dict(module.state_dict())
+    return math.sqrt(final) if math.isfinite(final) else rmse(ng, X, y)
+
+
+def saliency(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor, kind: str = "magnitude"
+             ) -> dict[tuple[int, int], float]:
+    """Saliency of every connection (see the module docstring); lower means less useful."""
+    if kind not in SALIENCIES:
+        raise GraphError(f"saliency must be one of {SALIENCIES}, got {kind!r}")
+    conns = ng.connections
+    if not conns:
+        return {}
+    if kind == "magnitude":
+        return {e: abs(ng.weight(*e)) for e in conns}
+    module = ng.to_module(dtype=torch.float64)
+    X64, y64 = X.double(), y.double()
+    w = module.weight.detach()
+    if kind == "obd":
+        h = module.gauss_newton_diagonal(X64) * (2.0 / (X.shape[0] * y.shape[1]))
+        return {e: float(0.5 * h[k] * w[k] ** 2) for k, e in enumerate(conns)}
+    with torch.no_grad():
+        base = float(torch.mean((module(X64) - y64) ** 2))
+        out: dict[tuple[int, int], float] = {}
+        for k, e in enumerate(conns):
+            old = float(module.weight[k])
+            module.weight[k] = 0.0
+            out[e] = float(torch.mean((module(X64) - y64) ** 2)) - base
+            module.weight[k] = old
+    return out
