@@ -121,7 +121,7 @@ class NeuronGraphModule(nn.Module):
         dense_threshold: in "auto", a level runs dense when its connection density is at least this.
     """
 
-    def __init__(self, topology: dict[str, Any], mode: str = "auto", dense_threshold: float = 0.1) -> None:
+    def __init__(self, topology: dict[str, Any], mode: str = "auto", dense_threshold: float = 0.25) -> None:
         super().__init__()
         if mode not in ("auto", "dense", "sparse"):
             raise ValueError(f"mode must be 'auto', 'dense' or 'sparse', got {mode!r}")
