@@ -346,7 +346,7 @@ export function Editor(props: EditorProps) {
     <EditorContext.Provider value={ctx}>
       <div ref={root} className={"gb-root" + (dark ? " gb-dark" : "")} style={{ height }} tabIndex={0} onKeyDown={onKeyDown}
         data-lm-suppress-shortcuts="true" data-gb-ready={ready ? "1" : "0"} data-gb-version={doc.version}
-        data-gb-pending={sync.pending.length} data-gb-nodes={nodes.length}>
+        data-gb-pending={sync.pending.length} data-gb-nodes={nodes.length} data-gb-session={sync.session}>
         <Header doc={doc} sync={sync} dir={dir} onDir={(d) => { setDir(d); runLayout(d); }} onLayout={() => runLayout()}
           onFit={() => flow.fitView({ padding: 0.1 })} onGroup={group} onUngroup={() => ungroup()} onDelete={removeSelected}
           onExport={exportImage} onPython={exportPython} actions={props.actions} selected={selected} hasSelection={selected.size > 0} />
