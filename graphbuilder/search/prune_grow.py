@@ -218,7 +218,7 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
                complexity: str = "connections", saliency: str = "magnitude", insertion: str = "cascade",
                optimizer: str = "adam", activation: str = "tanh", lr: float = 0.02,
                train_steps: int = 400, retrain_steps: int = 100, grow_neurons: int = 1,
-               prune_batch: int = 1, max_prune_batch: int = 8, prune_tries: int = 3, patience: int = 1,
+               prune_batch: int = 1, max_prune_batch: int = 8, prune_tries: int = 3, patience: int = 2,
                grow_patience: int = 4,
                split_scale: float = 0.1, max_hidden: int = 64, max_steps: int = 1000,
                max_seconds: float = 240.0, val_fraction: float = 0.25, validation: tuple[Any, Any] | None = None,
@@ -344,6 +344,7 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
         record("init", ng, True, tr, va)
         batch = prune_batch
         no_gain = 0
+        before = math.inf  # best complexity before this add-then-prune cycle
         while True:
             stale, floor = 0, va
             while va > target_error:
@@ -354,7 +355,6 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
                 grow()
                 va = history[-1]["val_error"]
                 stale, floor = (0, va) if va < floor * 0.995 else (stale + 1, floor)
-            before = state["best_key"][0] if state["best_key"] else math.inf
             # -- prune phase: connections only ever go down here
             failures = 0
             while failures < prune_tries and ng.num_connections > 0:
@@ -384,6 +384,7 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
                 stop_reason = "an add-then-prune cycle no longer lowered complexity"
                 break
             state["cycle"] += 1
+            before = after
             if ng.num_hidden + grow_neurons > max_hidden:
                 raise _Budget("max_hidden")
             grow()
