@@ -28,8 +28,9 @@ class DetectionLayout:
         image_size: (H, W) of the network input; each must be divisible by every stride.
         strides: stride of each level, e.g. (8, 16, 32).
         num_classes: number of object classes (channels before the 5 box/centerness channels).
-        size_bounds: an object goes to level l when its largest point-to-side distance lies in
-            (bounds[l-1], bounds[l]]; default 2 * stride of the finer levels, unbounded last.
+        size_bounds: an object goes to level l when its half-size max(w, h) / 2 lies in
+            (bounds[l-1], bounds[l]]; default: the stride of each level but the last (unbounded), so a level
+            takes objects up to twice its stride.
         center_radius: centre sampling: positives lie within radius * stride of the object centre.
     """
 
@@ -45,7 +46,7 @@ class DetectionLayout:
                 raise GraphError(f"image size {self.image_size} is not divisible by stride {s}; resize the images "
                                  f"to a multiple of {max(self.strides)}")
         if not self.size_bounds:
-            object.__setattr__(self, "size_bounds", tuple(2.0 * s for s in self.strides[:-1]))
+            object.__setattr__(self, "size_bounds", tuple(float(s) for s in self.strides[:-1]))
 
     @property
     def level_sizes(self) -> list[tuple[int, int]]:
@@ -84,8 +85,11 @@ def assign(layout: DetectionLayout, boxes: torch.Tensor, labels: torch.Tensor
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """FCOS targets for one image: class per point (P,) (num_classes = background) and matched box (P, 4).
 
-    A point is positive for an object when it lies inside the box and within `center_radius` strides of its
-    centre, and the object's size suits the point's level; among several, the smallest box wins.
+    Each object goes to one level by its half-size ``max(w, h) / 2`` (see `DetectionLayout.size_bounds`).
+    Its positives are that level's points inside the box and within `center_radius` strides of its centre;
+    an object left with none (its level's grid misses the box, or smaller boxes took its points) gets the
+    point inside its box on the nearest level, nearest its centre, so every object is learned.
+    Where objects compete for a point, the smallest box wins.
     """
     pts, strides, levels = layout.points()
     num = pts.shape[0]
@@ -97,13 +101,22 @@ def assign(layout: DetectionLayout, boxes: torch.Tensor, labels: torch.Tensor
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     r = strides[:, None] * layout.center_radius
     near = ((x - cx).abs() < r) & ((y - cy).abs() < r)
-    extent = ltrb.max(dim=2).values  # (P, G)
-    bounds = torch.tensor([0.0, *layout.size_bounds, math.inf])
-    fits = (extent > bounds[levels][:, None]) & (extent <= bounds[levels + 1][:, None])
+    half = torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / 2  # (G,)
+    obj_level = torch.bucketize(half, torch.tensor(layout.size_bounds, dtype=half.dtype))  # (G,)
+    fits = levels[:, None] == obj_level[None, :]  # (P, G)
     ok = inside & near & fits
     area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[None, :].expand(num, -1)
-    area = torch.where(ok, area, torch.full_like(area, math.inf))
-    best_area, best = area.min(dim=1)
+    best_area, best = torch.where(ok, area, torch.full_like(area, math.inf)).min(dim=1)
+    won = torch.zeros(len(boxes), dtype=torch.bool)
+    won[best[torch.isfinite(best_area)]] = True
+    if not won.all():  # objects left without a point take one: inside the box, nearest level, nearest centre
+        gap = (levels[:, None] - obj_level[None, :]).abs().double()  # (P, G) levels away from the object's
+        dist = ((x - cx) ** 2 + (y - cy) ** 2).double()
+        far = dist.max() + 1  # ranks: level gap first, then distance; points outside the box last
+        rank = torch.where(inside, gap * far + dist, (gap.max() + 1) * far + dist)
+        for g in torch.nonzero(~won).flatten().tolist():
+            p = int(rank[:, g].argmin())
+            best[p], best_area[p] = g, area[p, g]
     cls = torch.where(torch.isfinite(best_area), labels[best], torch.full_like(best, layout.num_classes))
     return cls, boxes[best]
 
@@ -171,6 +184,8 @@ def decode(pred: torch.Tensor, layout: DetectionLayout, score_threshold: float =
         boxes = decode_ltrb(pts[point], dist, strides[point])
         boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h), boxes[:, 2].clamp(0, w),
                              boxes[:, 3].clamp(0, h)], dim=1)
-        sel = batched_nms(boxes, flat[keep], label, iou_threshold)[:max_detections]
-        out.append({"boxes": boxes[sel], "scores": flat[keep][sel], "labels": label[sel]})
+        finite = torch.isfinite(boxes).all(dim=1)
+        boxes, score, label = boxes[finite], flat[keep][finite], label[finite]
+        sel = batched_nms(boxes, score, label, iou_threshold)[:max_detections]
+        out.append({"boxes": boxes[sel], "scores": score[sel], "labels": label[sel]})
     return out

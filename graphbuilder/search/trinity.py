@@ -346,20 +346,37 @@ def group_soft_threshold(columns: torch.Tensor, threshold: float) -> torch.Tenso
     return columns * (1 - threshold / norms.clamp(min=1e-12)).clamp(min=0)
 
 
+def proximal_group_step(mixed: dict[str, MixedOp], groups: dict[str, list[str]], threshold: float) -> None:
+    """Apply `group_soft_threshold` in place to each group's alpha matrix (positions x ops): the proximal
+    step of the group-sparsity penalty after a plain gradient step on the alphas."""
+    with torch.no_grad():
+        for names in groups.values():
+            if names:
+                cols = group_soft_threshold(torch.stack([mixed[n].alpha for n in names]), threshold)
+                for n, row in zip(names, cols, strict=True):
+                    mixed[n].alpha.copy_(row)
+
+
+def group_norms(mixed: dict[str, MixedOp], names: list[str]) -> dict[str, float]:
+    """Per op, the L2 norm of its alphas across the positions `names` (the group-sparsity columns)."""
+    with torch.no_grad():
+        cols = torch.stack([mixed[n].alpha for n in names])  # (positions, ops)
+    labels = [candidate_label((nm, {})) for nm in mixed[names[0]].names]
+    return dict(zip(labels, cols.norm(dim=0).tolist(), strict=True))
+
+
+def top_k(norms: dict[str, float], k: int) -> list[str]:
+    """The `k` ops with the largest column norms, largest first (ties: candidate order)."""
+    return sorted(norms, key=lambda o: -norms[o])[:k]
+
+
 def _groups(space: DetectorSpace, mixed: dict[str, MixedOp]) -> dict[str, list[str]]:
     return {c: [p.name for p in space.component_positions(c) if p.name in mixed] for c in COMPONENTS}
 
 
 def column_norms(space: DetectorSpace, mixed: dict[str, MixedOp]) -> dict[str, dict[str, float]]:
     """Per component and op, the L2 norm of that op's alphas across the component's positions."""
-    out: dict[str, dict[str, float]] = {}
-    for comp, names in _groups(space, mixed).items():
-        if not names:
-            continue
-        with torch.no_grad():
-            cols = torch.stack([mixed[n].alpha for n in names])  # (positions, ops)
-        out[comp] = dict(zip(mixed[names[0]].names, cols.norm(dim=0).tolist(), strict=True))
-    return out
+    return {comp: group_norms(mixed, names) for comp, names in _groups(space, mixed).items() if names}
 
 
 # -- the search ---------------------------------------------------------------------------------------------
@@ -438,13 +455,7 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
             sgd.zero_grad()
             loss.backward()
             sgd.step()
-            with torch.no_grad():
-                for names in groups.values():
-                    if names:
-                        cols = torch.stack([lp.mixed[n].alpha for n in names])
-                        cols = group_soft_threshold(cols, screen_alpha_lr * sparsity)
-                        for n, row in zip(names, cols, strict=True):
-                            lp.mixed[n].alpha.copy_(row)
+            proximal_group_step(lp.mixed, groups, screen_alpha_lr * sparsity)
 
         def screen_record(step: int) -> None:
             result.screen_steps.append(step)
@@ -457,7 +468,7 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
 
         done, stopped = lp.run(screen_step, screen_record, screen_show)
         norms = column_norms(space, lp.mixed)
-        kept = {c: sorted(norms[c], key=lambda o: -norms[c][o])[: ks[c]] for c in search}
+        kept = {c: top_k(norms[c], ks[c]) for c in search}
         result.screening = ScreeningReport(kept, norms, {c: [o for o, v in norms[c].items() if v == 0.0]
                                                          for c in search}, done)
         result.times["screen"] = time.perf_counter() - t0
