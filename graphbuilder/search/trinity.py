@@ -278,7 +278,7 @@ class WidgetView:
         """Push new weights to the widget."""
         edges, best = self.styles(weights)
         self.widget.style_edges(edges)
-        self.widget.highlight(best, {"color": "#d62728"})
+        self.widget.highlight(best, {"border_color": "#d62728", "border_width": 3})
 
 
 # -- the alternating optimisation ---------------------------------------------------------------------------------
@@ -365,7 +365,7 @@ def group_norms(mixed: dict[str, MixedOp], names: list[str]) -> dict[str, float]
     return dict(zip(labels, cols.norm(dim=0).tolist(), strict=True))
 
 
-def top_k(norms: dict[str, float], k: int) -> list[str]:
+def select_top_k(norms: dict[str, float], k: int) -> list[str]:
     """The `k` ops with the largest column norms, largest first (ties: candidate order)."""
     return sorted(norms, key=lambda o: -norms[o])[:k]
 
@@ -468,7 +468,7 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
 
         done, stopped = lp.run(screen_step, screen_record, screen_show)
         norms = column_norms(space, lp.mixed)
-        kept = {c: top_k(norms[c], ks[c]) for c in search}
+        kept = {c: select_top_k(norms[c], ks[c]) for c in search}
         result.screening = ScreeningReport(kept, norms, {c: [o for o, v in norms[c].items() if v == 0.0]
                                                          for c in search}, done)
         result.times["screen"] = time.perf_counter() - t0
