@@ -22,11 +22,15 @@ import time
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
+from graphbuilder.datasets import image_function, next_pixel, sample_image
 from graphbuilder.ops.modules.neuron_graph import activate
 from graphbuilder.ops.neuron_graph import NeuronGraph
+from graphbuilder.search import mlp_sweep, prune_grow
+from graphbuilder.search.baseline import comparison, format_comparison
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
@@ -108,17 +112,80 @@ def bench_executor(device: str, quick: bool) -> None:
     print("goals: >= 100x faster than the loop; <= 2x the MLP's time")
 
 
+# -- search vs MLPs -------------------------------------------------------------------------------------------------
+def problems(quick: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, X, y) for the paper's two problems on scikit-learn's china.jpg, grayscale, downscaled."""
+    size = 16 if quick else 32
+    img = sample_image("china.jpg", size)
+    out = [(f"image_function {size}x{size}", *image_function(img))]
+    context = 1 if quick else 2
+    out.append((f"next_pixel {size}x{size} context={context}", *next_pixel(img, context=context)))
+    return out
+
+
+def bench_search(quick: bool) -> None:
+    mlp_steps = 1000 if quick else 3000
+    budget = dict(train_steps=400 if quick else 600, retrain_steps=60 if quick else 100,
+                  max_seconds=40.0 if quick else 150.0)
+    print(f"\n== Prune/grow vs layered MLPs (Adam lr 0.02, tanh, full batch; MLPs {mlp_steps} steps each, "
+          f"search {budget}) ==")
+    for name, X, y in problems(quick):
+        t = time.perf_counter()
+        rows = mlp_sweep(X, y, depths=(1, 2, 3), widths=(2, 4, 8, 16) if quick else (2, 4, 8, 16, 32),
+                         steps=mlp_steps, progress=False)
+        t_mlp = time.perf_counter() - t
+        best = min(r["val_error"] for r in rows)
+        targets = sorted({round(best * f, 4) for f in (1.5, 1.25, 1.1)}, reverse=True)
+        print(f"\n{name}: {X.shape[0]} samples, {X.shape[1]} inputs; MLP sweep of {len(rows)} nets in {t_mlp:.0f} s, "
+              f"best MLP val RMSE {best:.4f}; targets = best x 1.5, 1.25, 1.1")
+        results = []
+        for target in targets:
+            t = time.perf_counter()
+            r = prune_grow(X, y, target, seed=0, progress=False, **budget)
+            results.append(r)
+            print(f"  target {target:.4f}: {len(r.history)} steps in {time.perf_counter() - t:.0f} s "
+                  f"({r.stop_reason})")
+        print(format_comparison(comparison(results, rows)))
+    print("goal: MLP/PG connection ratio >= 3 at equal error")
+
+
+def bench_widget(quick: bool) -> None:
+    try:
+        from graphbuilder.widget import GraphWidget
+    except ImportError as e:  # the widget needs anywidget
+        print(f"\n== Widget overhead: skipped ({e}) ==")
+        return
+    name, X, y = problems(True)[0]
+    kw = dict(seed=0, progress=False, train_steps=300, retrain_steps=60, max_seconds=60.0)
+    target = 0.11
+    times, updates = {}, 0
+    for label in ("none", "widget", "none ", "widget "):
+        widget = GraphWidget(NeuronGraph.direct(2).expand()) if label.startswith("widget") else None
+        t = time.perf_counter()
+        r = prune_grow(X, y, target, widget=widget, **kw)
+        times.setdefault(label.strip(), []).append(time.perf_counter() - t)
+        updates = len(r.history)
+    base, live = statistics.median(times["none"]), statistics.median(times["widget"])
+    print(f"\n== Widget overhead: {name}, target {target}, {updates} steps ==")
+    print(f"search without widget {base:.2f} s, with live GraphWidget {live:.2f} s: slowdown "
+          f"{(live / base - 1) * 100:+.1f}% (goal < 10%)")
+
+
 # -- main ----------------------------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small settings (CI smoke run)")
-    parser.add_argument("--part", choices=("search", "executor", "all"), default="all")
+    parser.add_argument("--part", choices=("search", "widget", "executor", "all"), default="all")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     quick = args.quick or os.environ.get("GB_FAST") == "1"
+    if args.part in ("search", "all"):
+        bench_search(quick)
+    if args.part in ("widget", "all"):
+        bench_widget(quick)
     if args.part in ("executor", "all"):
         bench_executor(args.device, quick)
 

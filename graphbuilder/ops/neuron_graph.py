@@ -492,7 +492,7 @@ class NeuronGraph:
 
     def to_module(self, mode: str = "auto", dtype: torch.dtype = torch.float32) -> NeuronGraphModule:
         """A `NeuronGraphModule` computing this network with these weights."""
-        module = NeuronGraphModule(self.to_json(), mode=mode).to(dtype)
+        module = NeuronGraphModule.from_topology(self.to_json(), mode=mode).to(dtype)
         module.load_state_dict(self.state_dict(dtype))
         return module
 
@@ -680,7 +680,7 @@ def _graph_check(p: dict[str, Any], specs: Specs) -> None:
 
 
 def _graph_build(p: dict[str, Any], specs: Specs) -> NeuronGraphModule:
-    return NeuronGraphModule(p["topology"], mode=p["mode"])
+    return NeuronGraphModule(*NeuronGraphModule.arguments(p["topology"]), mode=p["mode"])
 
 
 def _graph_flops(opdef: OpDef, p: dict[str, Any], specs: Specs) -> int:

@@ -116,25 +116,47 @@ class NeuronGraphModule(nn.Module):
     """Evaluate a DAG of neurons on a batch: (N, n_inputs) -> (N, n_outputs), level by level.
 
     Args:
-        topology: the JSON document described in the module docstring (assumed valid).
+        inputs: input neuron ids, in column order.
+        hidden: (id, activation) of each hidden neuron.
+        outputs: (id, activation) of each output neuron, in column order.
+        connections: (source id, target id) pairs; the topology must be acyclic (assumed validated).
         mode: "auto" (dense or sparse per level by density), "dense" or "sparse" (every level).
         dense_threshold: in "auto", a level runs dense when its connection density is at least this.
+
+    `from_topology` builds one from the JSON document of the module docstring. The arguments are plain lists
+    and tuples so an exporter can write the constructor call as source.
     """
 
-    def __init__(self, topology: dict[str, Any], mode: str = "auto", dense_threshold: float = 0.25) -> None:
+    @classmethod
+    def from_topology(cls, topology: dict[str, Any], mode: str = "auto",
+                      dense_threshold: float = 0.25) -> NeuronGraphModule:
+        """Build from a topology document ``{"inputs", "hidden", "outputs", "connections"}``."""
+        return cls(*cls.arguments(topology), mode=mode, dense_threshold=dense_threshold)
+
+    @staticmethod
+    def arguments(topology: dict[str, Any]) -> tuple[list[int], list[tuple[int, str]], list[tuple[int, str]],
+                                                     list[tuple[int, int]]]:
+        """(inputs, hidden, outputs, connections) constructor arguments from a topology document."""
+        return ([int(i) for i in topology["inputs"]],
+                [(int(u["id"]), str(u["act"])) for u in topology.get("hidden", [])],
+                [(int(u["id"]), str(u["act"])) for u in topology["outputs"]],
+                [(int(s), int(d)) for s, d in topology["connections"]])
+
+    def __init__(self, inputs: list[int], hidden: list[tuple[int, str]], outputs: list[tuple[int, str]],
+                 connections: list[tuple[int, int]], mode: str = "auto", dense_threshold: float = 0.25) -> None:
         super().__init__()
         if mode not in ("auto", "dense", "sparse"):
             raise ValueError(f"mode must be 'auto', 'dense' or 'sparse', got {mode!r}")
-        inputs = [int(i) for i in topology["inputs"]]
-        units = list(topology.get("hidden", [])) + list(topology["outputs"])
-        connections = [(int(s), int(d)) for s, d in topology["connections"]]
-        self.n_inputs, self.n_outputs = len(inputs), len(topology["outputs"])
+        inputs = [int(i) for i in inputs]
+        units = [(int(i), str(a)) for i, a in list(hidden) + list(outputs)]
+        connections = [(int(s), int(d)) for s, d in connections]
+        self.n_inputs, self.n_outputs = len(inputs), len(outputs)
         self.mode, self.dense_threshold = mode, float(dense_threshold)
         self.weight = nn.Parameter(torch.empty(len(connections)))
         self.bias = nn.Parameter(torch.empty(len(units)))
 
-        act = {int(u["id"]): str(u["act"]) for u in units}
-        bias_pos = {int(u["id"]): k for k, u in enumerate(units)}
+        act = dict(units)
+        bias_pos = {i: k for k, (i, _) in enumerate(units)}
         incoming: dict[int, list[int]] = {i: [] for i in act}
         for e, (_, d) in enumerate(connections):
             incoming[d].append(e)
@@ -226,7 +248,7 @@ class NeuronGraphModule(nn.Module):
                              ("u_local", u_local), ("u_rows", u_rows), ("crow", crow), ("crow_t", crow_t),
                              ("col_t", col_t), ("perm_t", perm_t),
                              ("bias_perm", [bias_pos[i] for i in order]),
-                             ("out_rows", [row[int(u["id"])] for u in topology["outputs"]])):
+                             ("out_rows", [row[int(i)] for i, _ in outputs])):
             self.register_buffer(name, torch.tensor(values, dtype=long), persistent=False)
         fan_in = [0] * len(units)
         for _, d in connections:
