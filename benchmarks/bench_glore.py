@@ -11,6 +11,14 @@ Boundary: measures and prints; asserts nothing about time. Three parts:
 
     .venv/bin/python benchmarks/bench_glore.py            # full (a few minutes on 2 cores)
     .venv/bin/python benchmarks/bench_glore.py --quick    # smaller data and fewer epochs (~1 minute)
+
+Measured (CPU, 2 threads, torch 2.11, colour relation, width 4, 6000/1000 images, 15 epochs; test accuracy):
+    seed                 0     1     2     3     4     5
+    ResNet (lr 3e-3)     0.50  0.52  0.51  0.53  0.50  0.46
+    + GloRe (lr 3e-3)    0.85  1.00  0.90  0.78  0.89  0.50
+    + GloRe (lr 1e-2)                      0.97  0.82  0.78      (ResNet at lr 1e-2: 0.50  0.51  0.50)
+    params 8,650 -> 15,242 (1.76x), FLOPs/img 3.10 M -> 3.93 M (1.27x)
+The unit starts as the identity, so whether and when it "takes off" varies with the initialisation.
 """
 
 from __future__ import annotations
@@ -166,12 +174,14 @@ def main() -> None:
     parser.add_argument("--relation", choices=("colour", "shape"), default="colour")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--width", type=int, default=4, help="first stage planes of the small ResNet")
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (one-cycle schedule)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    # quick: a third of the data, fewer epochs, a higher peak learning rate to get somewhere in fewer steps
-    n_train, n_test, epochs, lr, repeats = (2000, 500, 6, 1e-2, 10) if args.quick else (6000, 1000, 15, 3e-3, 30)
+    # peak lr 1e-2: in a sweep over seeds the GloRe net took off in 3 of 3 runs at 1e-2, 5 of 6 at 3e-3
+    n_train, n_test, epochs, lr, repeats = (2000, 500, 6, 1e-2, 10) if args.quick else (6000, 1000, 15, 1e-2, 30)
     epochs = args.epochs or epochs
+    lr = args.lr or lr
 
     print(f"== relational task ({args.relation}), {n_train} train / {n_test} test, {epochs} epochs, CPU ==")
     print(f"baseline receptive field: {receptive_field(small_resnet(width=args.width))} px; "
