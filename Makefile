@@ -55,9 +55,10 @@ lab: setup
 	$(VENV)/bin/jupyter lab $(if $(wildcard examples),examples/)
 
 # GB_FAST=1 makes the tutorial notebooks pick their small settings under nbval.
+# Front-end unit tests run first so pytest's summary is the last line of the log.
 test: setup system
+	cd extension && { [ -d node_modules ] || npm ci || npm install --no-audit --no-fund; } && npm test
 	GB_FAST=1 $(PY) -m pytest tests $(if $(NOTEBOOKS),--nbval-lax $(NOTEBOOKS)) $(PYTEST_ARGS)
-	cd extension && { [ -d node_modules ] || npm ci; } && npm test
 
 lint: setup
 	$(VENV)/bin/ruff check .
