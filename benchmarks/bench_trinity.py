@@ -37,7 +37,7 @@ CONFIGS = {
     "quick": dict(num_train=96, num_val=32, screen_steps=6, search_steps=10, warmup_steps=3,
                   retrain_steps=40, boxes=150),
 }
-SPACE = DetectorSpace(stem_channels=8, stages=((16, 1), (24, 1), (32, 2), (48, 1)), neck_channels=24)
+SPACE = DetectorSpace()  # the default small space: 5 backbone, 3 neck, 4 head positions
 GAMMAS = (0.0, 0.01, 0.1, 1.0)
 
 

@@ -67,9 +67,9 @@ class DetectorSpace:
     image_size: int = 64
     num_classes: int = 4
     batch: int = 2
-    stem_channels: int = 16
-    stages: tuple[tuple[int, int], ...] = ((24, 1), (32, 2), (48, 2), (64, 1))
-    neck_channels: int = 32
+    stem_channels: int = 8
+    stages: tuple[tuple[int, int], ...] = ((16, 1), (24, 1), (32, 2), (48, 1))
+    neck_channels: int = 24
     neck_depth: int = 1
     head_positions: int = 4
     strides: tuple[int, ...] = field(default=(8, 16, 32), init=False)
