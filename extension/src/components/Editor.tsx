@@ -75,7 +75,9 @@ export function Editor(props: EditorProps) {
   const laying = useRef(false);
   const fitted = useRef(false);
 
-  useEffect(() => { if (root.current) (root.current as any).__gbSync = sync; }, [sync]); // for benchmarks
+  useEffect(() => { // handles for benchmarks and debugging in the browser console
+    if (root.current) Object.assign(root.current, { __gbSync: sync, __gbFlow: flow });
+  }, [sync, flow]);
 
   // -- automatic positions for nodes that have none ---------------------------------------------------------
   useEffect(() => {
@@ -359,7 +361,7 @@ export function Editor(props: EditorProps) {
               colorMode={dark ? "dark" : "light"} proOptions={{ hideAttribution: true }} onlyRenderVisibleElements={nodes.length > 300}
               onEdgesChange={onEdgesChange} elementsSelectable>
               <Background gap={16} size={1} />
-              <MiniMap pannable zoomable className="gb-minimap" />
+              {nodes.length <= 400 && <MiniMap pannable zoomable className="gb-minimap" />}
               <Controls showInteractive={false} />
             </ReactFlow>
             {reason && <div className="gb-reason" role="status">{reason}</div>}
