@@ -194,3 +194,24 @@ def test_widget_view_styles_candidate_edges():
     assert set(widget.highlights) == {f"{p.name}.sd_k3_d1" for p in space.positions()}
     # the display graph is a real, valid graph: weighted_sum merges the candidates with the weights
     assert display_graph(net, space, weights)["head_0"].params["weights"] == (0.2, 0.8)
+
+
+def test_resource_penalty_lowers_derived_flops(tiny):
+    train, _, _, kw = tiny
+    run = {**kw, "screen_steps": 0, "search_steps": 10, "warmup_steps": 2, "retrain_steps": 0}
+    free = trinity(train, None, seed=0, gamma=0.0, **run)
+    cheap = trinity(train, None, seed=0, gamma=1.0, **run)
+    assert cheap.flops < free.flops
+    costs = {pos: {op: c["flops"] for op, c in table.items()} for pos, table in cheap.costs.items()}
+    assert sum(costs[p][o] for p, o in cheap.arch.items()) < sum(costs[p][o] for p, o in free.arch.items())
+
+
+@pytest.mark.slow
+def test_gamma_sweep_flops_fall_as_gamma_rises():
+    train, _ = synthetic_detection(96, 8, image_size=64, seed=0)
+    flops = []
+    for gamma in (0.0, 0.1, 1.0):
+        res = trinity(train, None, seed=0, gamma=gamma, screen_steps=0, search_steps=40, warmup_steps=10,
+                      retrain_steps=0, operators=["ir_k5_e6", "ir_k3_e3", "sd_k3_d1", "skip"], progress=False)
+        flops.append(res.flops)
+    assert flops[0] >= flops[1] >= flops[2] and flops[2] < flops[0], flops
