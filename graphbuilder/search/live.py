@@ -79,6 +79,10 @@ class LiveView:
         self.widget.graph = graph
         self.widget.highlight([label(n) for n in sorted(self._added) if n in neurons], "added")
         self.widget.style_edges(edge_styles(ng, ghosts))
+        # GraphWidget defers a second highlight/style call within 50 ms to the event loop, which a search loop
+        # blocks until it ends; send the pending styles now (the view is already throttled).
+        if getattr(self.widget, "_pending_visual", None):
+            self.widget._send_visual()
         self._pruned.clear()
         self._added.clear()
 

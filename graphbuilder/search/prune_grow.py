@@ -76,6 +76,7 @@ class SearchResult:
         reached: whether some network met the target.
         interrupted: whether the search was stopped with Ctrl-C (the best network so far is kept).
         stop_reason: why the search ended.
+        widget_stats: with `widget=`, the live view's updates, skipped updates and seconds spent on them.
     """
 
     network: NeuronGraph
@@ -85,6 +86,7 @@ class SearchResult:
     reached: bool = False
     interrupted: bool = False
     stop_reason: str = ""
+    widget_stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def graph(self) -> Graph:
@@ -168,7 +170,7 @@ class SearchResult:
         state = self.network.state_dict()
         return {"format": RESULT_FORMAT, "version": 1, "target_error": self.target_error, "config": self.config,
                 "reached": self.reached, "interrupted": self.interrupted, "stop_reason": self.stop_reason,
-                "history": self.history,
+                "widget_stats": self.widget_stats, "history": self.history,
                 "network": {"topology": self.network.to_json(), "weight": state["weight"].tolist(),
                             "bias": state["bias"].tolist()}}
 
@@ -187,7 +189,8 @@ class SearchResult:
         if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
             raise GraphError("'history' must be a list of objects")
         return cls(ng, history, float(data["target_error"]), dict(data.get("config", {})),
-                   bool(data.get("reached")), bool(data.get("interrupted")), str(data.get("stop_reason", "")))
+                   bool(data.get("reached")), bool(data.get("interrupted")), str(data.get("stop_reason", "")),
+                   dict(data.get("widget_stats", {})))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the result as JSON (atomically; no pickle)."""
@@ -397,10 +400,13 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
         bar.close()
         threads_ctx.__exit__(None, None, None)
     best = state["best"] if state["best"] is not None else (state["fallback"] or ng)
+    stats: dict[str, Any] = {}
     if live is not None:
         live.update(best, force=True)
+        stats = {"updates": live.updates, "skipped": live.skipped, "seconds": live.spent,
+                 "search_seconds": time.perf_counter() - t0}
     return SearchResult(best, history, float(target_error), config, reached=state["best"] is not None,
-                        interrupted=interrupted, stop_reason=stop_reason)
+                        interrupted=interrupted, stop_reason=stop_reason, widget_stats=stats)
 
 
 def _check_choice(what: str, value: Any, choices: tuple[str, ...]) -> None:
