@@ -385,3 +385,18 @@ def test_relational_task_is_deterministic_balanced_and_labelled_right():
         colours = [r.flatten(1)[:, r.sum(0).flatten().argmax()] for r in regions if r.max() > 0.8]
         assert len(colours) == 2  # exactly two opposite corners hold a shape
         assert bool(torch.allclose(colours[0], colours[1])) == bool(label)
+
+
+def test_op_and_block_export_to_every_format():
+    """Standalone Python (modules inlined from ops/modules/glore.py), TorchScript, torch.export and ONNX."""
+    for form in ("op", "block"):
+        g = gb.Graph(f"glore_{form}")
+        x = g.input("x", shape=(2, 16, 5, 5))
+        unit = glore_block(16, (5, 5), batch=2, normalize=True) if form == "block" else "glore_unit"
+        g.output(g.add(unit, x, name="unit", **({"normalize": True} if form == "op" else {})))
+        model = gb.compile(g)
+        with torch.no_grad():  # a nonzero BN scale: the unit is not the identity
+            model.unit.blocker.weight.fill_(0.5)
+        store_weights(g, model)
+        report = gb.export.check(g, tolerance=1e-5)
+        assert report.ok, report
