@@ -17,6 +17,9 @@ counter). The closed form of ALGORITHMS.md counts multiply-accumulates (MACs) pe
 on the module: its six matrix products are the six terms. Neither counts the elementwise work (bias adds,
 ReLU, the GCN identity, the 1/L scaling, BN and the residual add: about L (Cs + N + 3C) + 4 Cs N
 operations per sample: 0.3% of the MACs at ResNet-50's Res4 size, 8% at C = 32 on 8x8).
+
+Scale. Without `normalize` the update is cubic in the input's scale (Xs B^T B sums over L positions twice),
+so chained units amplify values and float32 rounding; `normalize=True` (the reference's option) divides by L.
 """
 
 from __future__ import annotations
