@@ -9,10 +9,19 @@ Add an op: declare it in the module of its category with `module_op` (an nn.Modu
 """
 
 from graphbuilder.ir.registry import all_ops, get, names, unregister
-from graphbuilder.ops import activation, attention, convolution, normalization, pooling, structure, tensor
-from graphbuilder.ops import detection, search_space  # Hit-Detector search space (issue 8)
-from graphbuilder.ops import glore  # GloRe global reasoning (issue 7)
-from graphbuilder.ops import neuron_graph  # prune/grow neuron graphs (issue 6)
+from graphbuilder.ops import (
+    activation,
+    attention,
+    convolution,
+    detection,  # Hit-Detector search space (issue 8), with search_space
+    glore,  # GloRe global reasoning (issue 7)
+    neuron_graph,  # prune/grow neuron graphs (issue 6)
+    normalization,
+    pooling,
+    search_space,
+    structure,
+    tensor,
+)
 from graphbuilder.ops.declare import (
     TORCH_DTYPES,
     declare,
