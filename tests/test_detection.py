@@ -102,9 +102,9 @@ def test_encode_decode_round_trip():
 
 
 def test_assign_picks_centre_points_on_the_right_level():
-    layout = DetectionLayout((64, 64), (8, 16, 32), num_classes=3)
-    # small (half-size 7 <= 8), whole-image (32 > 16), and thin (1 px wide: no point inside it)
-    boxes = torch.tensor([[9.0, 9.0, 23.0, 23.0], [0.0, 0.0, 64.0, 64.0], [40.5, 40.0, 41.5, 52.0]])
+    layout = DetectionLayout((128, 128), (8, 16, 32), num_classes=3)  # size bounds: half-size 16, 32
+    # small (half-size 7 <= 16), whole-image (64 > 32), and thin (1 px wide: no point inside it)
+    boxes = torch.tensor([[9.0, 9.0, 23.0, 23.0], [0.0, 0.0, 128.0, 128.0], [40.5, 40.0, 41.5, 52.0]])
     labels = torch.tensor([2, 0, 1])
     cls, matched = assign(layout, boxes, labels)
     pts, strides, levels = layout.points()

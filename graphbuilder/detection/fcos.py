@@ -29,8 +29,8 @@ class DetectionLayout:
         strides: stride of each level, e.g. (8, 16, 32).
         num_classes: number of object classes (channels before the 5 box/centerness channels).
         size_bounds: an object goes to level l when its half-size max(w, h) / 2 lies in
-            (bounds[l-1], bounds[l]]; default: the stride of each level but the last (unbounded), so a level
-            takes objects up to twice its stride.
+            (bounds[l-1], bounds[l]]; default: twice the stride of each level but the last (unbounded), so a
+            level takes objects up to four times its stride.
         center_radius: centre sampling: positives lie within radius * stride of the object centre.
     """
 
@@ -46,7 +46,7 @@ class DetectionLayout:
                 raise GraphError(f"image size {self.image_size} is not divisible by stride {s}; resize the images "
                                  f"to a multiple of {max(self.strides)}")
         if not self.size_bounds:
-            object.__setattr__(self, "size_bounds", tuple(float(s) for s in self.strides[:-1]))
+            object.__setattr__(self, "size_bounds", tuple(2.0 * s for s in self.strides[:-1]))
 
     @property
     def level_sizes(self) -> list[tuple[int, int]]:
