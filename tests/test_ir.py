@@ -266,3 +266,23 @@ def test_edit_inside_block_reinfers_outer_graph_and_notifies() -> None:
     copy = g.copy()
     copy["b"].block["conv"].params["out_channels"] = 5
     assert copy["relu"].shape == (2, 5, 8, 8) and after.shape == (2, 6, 8, 8)
+
+
+def test_new_batch_size_keeps_weights_and_width_change_drops_exactly_the_misfits() -> None:
+    g = gb.Graph("keep")
+    x = g.input("x", shape=(4, 3, 8, 8))
+    c1 = g.add("conv2d", x, out_channels=6, kernel_size=3, padding=1, name="c1")
+    bn = g.add("batch_norm2d", c1, name="bn")
+    c2 = g.add("conv2d", g.add("relu", bn), out_channels=5, kernel_size=1, name="c2")
+    g.output(c2)
+    gb.store_weights(g, gb.compile(g))
+    x.params["shape"] = (16, 3, 8, 8)  # a new batch size: every weight still fits
+    g.infer()
+    assert set(g.weights) == {"c1", "bn", "c2"}
+    c1.params["out_channels"] = 7  # c1 edited; bn and c2 now need 7-channel weights
+    g.infer()
+    assert set(g.weights) == set()
+    gb.store_weights(g, gb.compile(g))
+    c1.params["padding"] = 0  # edited node drops; spatial size changes, but bn/c2 weights still fit
+    g.infer()
+    assert set(g.weights) == {"bn", "c2"}

@@ -125,7 +125,6 @@ class Node:
         self._error: GraphError | None = None
         self._num_params = 0
         self._packed = False
-        self._seen_inputs: tuple[TensorSpec, ...] | None = None
         if block is not None:  # edits inside the block re-infer this node and reach the outer graph's listeners
             block.subscribe(lambda event: graph._on_block_edit(self, event))
 
@@ -262,7 +261,8 @@ class Graph:
     Attributes:
         name: the graph's label (also the class name when compiled or exported).
         weights: trained tensors per node name (``{"conv": {"weight": tensor, ...}}``); compile loads them.
-            Editing a node's params drops its entry; nodes whose input shapes change drop theirs too.
+            Editing a node's params drops its entry; a node whose weights no longer fit after an upstream
+            edit (their shapes change) drops its entry too. A new batch size keeps every weight.
         meta: free JSON-like dict for the graph (editor view state, provenance).
     """
 
@@ -576,10 +576,6 @@ class Graph:
                     [node.name, source.name])
                 return
             specs.append(source._outputs[port.index])
-        seen = tuple(specs)
-        if node._seen_inputs is not None and node._seen_inputs != seen:
-            self.weights.pop(node.name, None)  # input shapes changed: trained weights no longer fit
-        node._seen_inputs = seen
         try:
             if node.op == BLOCK:
                 node._outputs, node._num_params = _infer_block(node, specs)
@@ -590,12 +586,21 @@ class Graph:
                     raise GraphError(f"op {node.op!r} has no shape inference; import graphbuilder.ops")
                 result = opdef.infer(opdef, node._params, specs)
                 node._outputs, node._num_params, node._packed = result.outputs, result.num_params, result.packed
+                self._drop_unfitting_weights(node, result.weight_shapes)
         except GraphError as e:
             connected = [p for p in node._inputs if p is not None]
             inputs = ", ".join(f"{p.node.name!r}: {s}" for p, s in zip(connected, specs, strict=False))
             got = f" with inputs {inputs}" if inputs else ""
             node._error = GraphError(f"node {node.name!r} ({node.op}){got}: {e.message}",
                                      [node.name, *e.nodes, *(p.node.name for p in node._inputs if p)])
+
+    def _drop_unfitting_weights(self, node: Node, shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> None:
+        """Keep a node's trained weights while they still fit its module (a new batch size keeps them);
+        drop them when an upstream edit changed the shapes they must have (e.g. a linear's in_features).
+        An op whose inference does not report state shapes keeps its weights; compile checks them."""
+        saved = self.weights.get(node.name)
+        if saved and shapes and {k: tuple(getattr(v, "shape", ())) for k, v in saved.items()} != dict(shapes):
+            del self.weights[node.name]
 
     def _port_name(self, node: Node, index: int) -> str:
         if node.op == BLOCK:
@@ -634,7 +639,6 @@ class Graph:
                         block=node.block.copy() if node.block is not None else None, meta=copy.deepcopy(node.meta))
             twin._outputs, twin._error, twin._num_params = node._outputs, node._error, node._num_params
             twin._packed = node._packed
-            twin._seen_inputs = node._seen_inputs
             mapping[node] = twin
         for node in self._nodes.values():  # keep insertion order for stable names and file order
             twin = mapping[node]

@@ -150,12 +150,14 @@ InferFn = Callable[["OpDef", dict[str, Any], Sequence[TensorSpec]], "Inference"]
 
 @dataclass(frozen=True)
 class Inference:
-    """What shape inference learned about one node: output specs, parameter count, and whether the torch
-    call returns a tuple (then compiled code indexes it, even for one output)."""
+    """What shape inference learned about one node: output specs, parameter count, whether the torch
+    call returns a tuple (then compiled code indexes it, even for one output), and the shapes of the
+    module's state (parameters and buffers) so trained weights are kept exactly while they still fit."""
 
     outputs: tuple[TensorSpec, ...]
     num_params: int = 0
     packed: bool = False
+    weight_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

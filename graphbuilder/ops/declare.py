@@ -145,7 +145,7 @@ def call(opdef: OpDef, module: nn.Module | None, tensors: Sequence[Any], params:
 
 
 def _run_meta(opdef: OpDef, params: dict[str, Any], specs: Specs, flop_mode: FlopCounterMode | None = None
-              ) -> tuple[Any, int]:
+              ) -> tuple[Any, nn.Module | None]:
     check = opdef.extra.get("check")
     if check is not None:
         check(params, specs)
@@ -165,8 +165,7 @@ def _run_meta(opdef: OpDef, params: dict[str, Any], specs: Specs, flop_mode: Flo
         raise
     except Exception as e:  # torch's own message, cleaned, plus what the op expects
         raise GraphError(_explain(e, opdef)) from None
-    num_params = sum(p.numel() for p in module.parameters()) if module is not None else 0
-    return out, num_params
+    return out, module
 
 
 class _InferenceCache:
@@ -221,7 +220,9 @@ def meta_infer(opdef: OpDef, params: dict[str, Any], specs: Specs) -> Inference:
 
 
 def _meta_infer(opdef: OpDef, params: dict[str, Any], specs: Specs) -> Inference:
-    out, num_params = _run_meta(opdef, params, specs)
+    out, module = _run_meta(opdef, params, specs)
+    num_params = sum(p.numel() for p in module.parameters()) if module is not None else 0
+    state = tuple((k, tuple(v.shape)) for k, v in module.state_dict().items()) if module is not None else ()
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     while outs and outs[-1] is None:  # e.g. attention weights when need_weights=False
         outs.pop()
@@ -230,7 +231,7 @@ def _meta_infer(opdef: OpDef, params: dict[str, Any], specs: Specs) -> Inference
         if not isinstance(value, torch.Tensor):
             raise GraphError(f"op {opdef.name!r} returned {type(value).__name__}, not a tensor")
         result.append(TensorSpec(tuple(int(d) for d in value.shape), DTYPE_NAMES.get(value.dtype, str(value.dtype))))
-    return Inference(tuple(result), int(num_params), packed=isinstance(out, (tuple, list)))
+    return Inference(tuple(result), int(num_params), packed=isinstance(out, (tuple, list)), weight_shapes=state)
 
 
 def meta_flops(opdef: OpDef, params: dict[str, Any], specs: Specs) -> int:
