@@ -197,3 +197,45 @@ def test_search_drives_the_widget() -> None:
     styled = {(e["source"], e["target"]) for e in w.edge_styles}
     assert {(f"n{s}", f"n{d}") for s, d in r.network.connections} <= styled
 
+
+
+# -- cascade-correlation insertion, targets, held-out test -------------------------------------------------------
+def test_fitted_cascade_unit_lowers_training_error_and_matches_least_squares(problem) -> None:
+    from graphbuilder.search.prune_grow import _fit_cascade_unit, _insert
+
+    X, y = problem
+    Xt, yt = neuron_train.as_tensors(X, y)
+    ng = NeuronGraph.layered(2, (2,), 1, seed=0)
+    neuron_train.fit(ng, Xt, yt, 200, "lbfgs", 1.0)
+    before = neuron_train.rmse(ng, Xt, yt)
+    zero = ng.copy()
+    _insert(zero, "cascade", "tanh", 0.1, np.random.default_rng(0))  # out-weights 0: the same function
+    assert neuron_train.rmse(zero, Xt, yt) == pytest.approx(before, abs=1e-7)
+    unit = _fit_cascade_unit(ng, Xt, yt, "tanh", candidates=3, steps=40, seed=0)
+    new = _insert(ng, "cascade", "tanh", 0.1, np.random.default_rng(0), unit)
+    assert ng.sources(new) == [0, 1] + [h for h in ng.hidden if h != new] and ng.targets(new) == ng.outputs
+    assert neuron_train.rmse(ng, Xt, yt) < before - 1e-3  # a fitted unit explains part of the residual
+    # with no refinement, (a, c) are the least-squares line of the residual on the random unit's output
+    S, r = torch.randn(50, 3, dtype=torch.float64), torch.randn(50, 1, dtype=torch.float64)
+    w, b, a, c, mse = neuron_train.fit_unit(S, r, "tanh", candidates=1, steps=0, seed=3)
+    h = torch.tanh(S @ torch.tensor(w, dtype=torch.float64) + b).numpy()
+    slope, intercept = np.polyfit(h, r[:, 0].numpy(), 1)
+    assert a[0] == pytest.approx(slope, rel=1e-6) and c[0] == pytest.approx(intercept, rel=1e-6, abs=1e-9)
+    assert mse == pytest.approx(float(np.mean((h * slope + intercept - r[:, 0].numpy()) ** 2)), rel=1e-9)
+
+
+def test_mlp_targets_follow_the_front_and_comparison_reports_test_error(problem) -> None:
+    from graphbuilder.search.baseline import comparison, format_comparison, mlp_targets
+
+    rows = [{"connections": c, "val_error": e} for c, e in ((4, 0.20), (20, 0.15), (60, 0.16), (70, 0.10),
+                                                            (250, 0.08), (400, 0.05))]
+    assert mlp_targets(rows) == [0.15, 0.10, 0.08]  # best at <= 25, 80, 300 connections
+    flat = [{"connections": c, "val_error": 0.1} for c in (4, 20, 400)]
+    assert mlp_targets(flat) == [0.1]
+    X, y = problem
+    res = prune_grow(X[:200], y[:200], 0.2, seed=0, max_steps=3, **FAST)
+    table = comparison([res], [{"depth": 1, "width": 2, "connections": 6, "neurons": 2, "val_error": 0.1,
+                                "test_error": 0.12}], test=(X[200:], y[200:]))
+    want = neuron_train.rmse(res.network, *neuron_train.as_tensors(X[200:], y[200:]))
+    assert table[0]["pg_test"] == pytest.approx(want) and table[0]["mlp_test"] == 0.12
+    assert "test" in format_comparison(table).splitlines()[0]

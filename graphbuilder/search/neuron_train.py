@@ -10,6 +10,12 @@ Saliency of a connection k with weight w_k (lower = pruned first):
     obd         1/2 h_kk w_k^2, Optimal Brain Damage (LeCun, Denker & Solla 1990) with h_kk the Gauss-Newton
                 (Levenberg-Marquardt) diagonal 2/(N*O) sum_n sum_o (d y_no / d w_k)^2, as OBD computes it
     trial       exact loss increase when w_k is set to 0 (one forward pass per connection)
+
+New units (`fit_unit`), cascade-correlation style (Fahlman & Lebiere 1990): a candidate neuron
+h = act(S w + b) on the values S of its would-be sources is fitted to the current residual r = y - f(X) by
+least squares r ~ h a + c, from several random starts; the best candidate is inserted with out-weights a
+(and c added to the output biases), so the training loss can only fall. A zero out-weight insertion is a
+stationary point for L-BFGS (the in-weights get no gradient), which is why the unit is fitted first.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 import torch
 
 from graphbuilder.ir.errors import GraphError
+from graphbuilder.ops.modules.neuron_graph import activate
 from graphbuilder.ops.neuron_graph import NeuronGraph
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -143,3 +150,61 @@ def saliency(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor, kind: str = "mag
             out[e] = float(torch.mean((module(X64) - y64) ** 2)) - base
             module.weight[k] = old
     return out
+
+
+def fit_unit(S: torch.Tensor, r: torch.Tensor, activation: str, *, candidates: int = 4, steps: int = 60,
+             init_scale: float = 2.0, seed: int = 0) -> tuple[list[float], float, list[float], list[float], float]:
+    """Fit one new neuron h = act(S w + b) to the residual `r` by r ~ h a + c (least squares), trying
+    `candidates` random starts (w, b uniform +-init_scale/sqrt(k)) each refined by at most `steps` L-BFGS
+    iterations; returns (w, b, a, c, mse) of the best one. S (N, k) the source values, r (N, O).
+
+    The fit starts from the least-squares (a, c) of the random unit, so its loss is at most mean(r^2) minus
+    what that unit explains: inserting it never raises the training loss."""
+    S64, r64 = S.double(), r.double()
+    n, k = S64.shape
+    gen = torch.Generator().manual_seed(int(seed))
+    bound = init_scale / math.sqrt(max(k, 1))
+    best: tuple[list[float], float, list[float], list[float], float] | None = None
+    for _ in range(max(1, candidates)):
+        w = ((torch.rand(k, generator=gen, dtype=torch.float64) * 2 - 1) * bound).requires_grad_()
+        b = ((torch.rand(1, generator=gen, dtype=torch.float64) * 2 - 1) * bound).requires_grad_()
+        with torch.no_grad():
+            a0, c0 = _ls_out(activate(activation, S64 @ w + b), r64)
+        a, c = a0.clone().requires_grad_(), c0.clone().requires_grad_()
+
+        def loss_fn(w: torch.Tensor = w, b: torch.Tensor = b, a: torch.Tensor = a, c: torch.Tensor = c
+                    ) -> torch.Tensor:
+            h = activate(activation, S64 @ w + b)  # (N,)
+            return torch.mean((h[:, None] * a + c - r64) ** 2)
+
+        if steps > 0:
+            opt = torch.optim.LBFGS([w, b, a, c], lr=1.0, max_iter=steps, history_size=10,
+                                    line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-14)
+
+            def closure(opt: torch.optim.LBFGS = opt, loss_fn: Any = loss_fn) -> torch.Tensor:
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn()
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+        with torch.no_grad():
+            loss = float(loss_fn())
+            ok = math.isfinite(loss) and all(bool(torch.isfinite(t).all()) for t in (w, b, a, c))
+        if not ok:  # diverged: keep the random unit with its least-squares output weights
+            w, b, a, c = w.detach(), b.detach(), a0, c0
+            with torch.no_grad():
+                loss = float(torch.mean((activate(activation, S64 @ w + b)[:, None] * a + c - r64) ** 2))
+        if best is None or loss < best[4]:
+            best = (w.detach().tolist(), float(b.detach()[0]), a.detach().tolist(), c.detach().tolist(), loss)
+    assert best is not None
+    return best
+
+
+def _ls_out(h: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares a (O,), c (O,) for r (N, O) ~ h (N,) a + c."""
+    hc = h - h.mean()
+    var = float(torch.sum(hc * hc))
+    a = (hc[:, None] * (r - r.mean(0))).sum(0) / var if var > 1e-12 else torch.zeros(r.shape[1], dtype=r.dtype)
+    c = r.mean(0) - h.mean() * a
+    return a, c

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import Graph
@@ -45,6 +46,7 @@ from graphbuilder.search.live import LiveView
 
 COMPLEXITIES = ("connections", "neurons", "both")
 INSERTIONS = ("cascade", "split")
+CASCADE_INITS = ("fit", "zero")
 RESULT_FORMAT = "graphbuilder.prune_grow_result"
 HISTORY_COLUMNS = ("step", "cycle", "move", "accepted", "neurons", "connections", "complexity", "train_error",
                    "val_error", "seconds")
@@ -223,6 +225,7 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
                train_steps: int = 600, retrain_steps: int = 100, grow_neurons: int = 1,
                prune_batch: int = 1, max_prune_batch: int = 8, prune_tries: int = 3, patience: int = 2,
                grow_patience: int = 6,
+               cascade_init: str = "zero", candidates: int = 4, candidate_steps: int = 60,
                split_scale: float = 0.1, max_hidden: int = 64, max_steps: int = 1000,
                max_seconds: float = 240.0, val_fraction: float = 0.25, validation: tuple[Any, Any] | None = None,
                seed: int = 0, progress: bool = True, widget: Any = None, widget_interval: float = 0.5,
@@ -253,6 +256,13 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
         patience: add-then-prune cycles in a row that may fail to lower the best complexity before stopping.
         grow_patience: while above target, growth moves in a row that may fail to lower the validation error
             (by 0.5%) before the search gives up on the target (it then returns the lowest error seen).
+        cascade_init: how a cascade neuron starts: "zero" (default; random in-weights, out-weights 0: exactly
+            the same function; Adam's noise moves it off, but it is a stationary point for L-BFGS) or "fit"
+            (cascade-correlation: `candidates` random units, each fitted for `candidate_steps` L-BFGS
+            iterations to the current training residual, the best inserted with its least-squares out-weights,
+            so the training error can only fall; use it with optimizer="lbfgs"). On image_function 32x32
+            with Adam, "fit" grew sharper units that generalised worse (see benchmarks/bench_prune_grow.py).
+        candidates, candidate_steps: see `cascade_init`.
         split_scale: split insertion in-weight (small keeps tanh near identity).
         max_hidden: growth stops at this many hidden neurons.
         max_steps, max_seconds: budget (history rows, wall seconds). The defaults finish within ~5 minutes on
@@ -273,6 +283,7 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
     _check_choice("complexity", complexity, COMPLEXITIES)
     _check_choice("saliency", saliency, neuron_train.SALIENCIES)
     _check_choice("insertion", insertion, INSERTIONS)
+    _check_choice("cascade_init", cascade_init, CASCADE_INITS)
     _check_choice("optimizer", optimizer, neuron_train.OPTIMIZERS)
     _check_choice("activation", activation, ACTIVATIONS)
     if not (isinstance(target_error, (int, float)) and target_error > 0 and math.isfinite(target_error)):
@@ -294,6 +305,7 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
               "train_steps": train_steps, "retrain_steps": retrain_steps, "grow_neurons": grow_neurons,
               "prune_batch": prune_batch, "max_prune_batch": max_prune_batch, "prune_tries": prune_tries,
               "patience": patience, "grow_patience": grow_patience,
+              "cascade_init": cascade_init, "candidates": candidates, "candidate_steps": candidate_steps,
               "split_scale": split_scale, "max_hidden": max_hidden, "max_steps": max_steps,
               "max_seconds": max_seconds, "val_fraction": val_fraction, "seed": seed, "name": name,
               "train_samples": int(Xtr.shape[0]), "val_samples": int(Xv.shape[0]),
@@ -335,7 +347,11 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
         nonlocal ng
         added = []
         for _ in range(grow_neurons):
-            added.append(_insert(ng, insertion, activation, split_scale, rng))
+            unit = None
+            if insertion == "cascade" and cascade_init == "fit":
+                unit = _fit_cascade_unit(ng, Xtr, ytr, activation, candidates, candidate_steps,
+                                         int(rng.integers(2**31)))
+            added.append(_insert(ng, insertion, activation, split_scale, rng, unit))
         tr, va = train(ng, train_steps)
         record("grow", ng, True, tr, va, added=added)
 
@@ -424,8 +440,25 @@ def _start_network(start: NeuronGraph | Graph | None, n_in: int, n_out: int, see
     return ng
 
 
-def _insert(ng: NeuronGraph, insertion: str, activation: str, split_scale: float, rng: np.random.Generator) -> int:
-    """Add one neuron without changing the function (cascade: exactly; split: exactly for identity)."""
+def _fit_cascade_unit(ng: NeuronGraph, X: Any, y: Any, activation: str, candidates: int, steps: int,
+                      seed: int) -> tuple[list[float], float, list[float], list[float]]:
+    """(in-weights, bias, out-weights, output-bias shifts) of a cascade unit fitted to the training residual,
+    fed by every input and hidden neuron (in that order)."""
+    module = ng.to_module()
+    values = module.neuron_values(X)  # (N, neurons): inputs, hidden, outputs
+    with torch.no_grad():
+        residual = y - module(X)  # (N, O)
+    sources = values[:, :len(ng.inputs) + ng.num_hidden]
+    w, b, a, c, _ = neuron_train.fit_unit(sources, residual, activation, candidates=candidates, steps=steps,
+                                          seed=seed)
+    return w, b, a, c
+
+
+def _insert(ng: NeuronGraph, insertion: str, activation: str, split_scale: float, rng: np.random.Generator,
+            unit: tuple[list[float], float, list[float], list[float]] | None = None) -> int:
+    """Add one neuron. Split: exactly the same function for identity, nearly for tanh. Cascade with `unit`
+    (from `_fit_cascade_unit`): the fitted unit, output biases shifted, training error no higher; without:
+    random in-weights and out-weights 0, exactly the same function."""
     if insertion == "split" and ng.num_connections:
         conns = ng.connections
         weights = np.abs(np.array([ng.weight(*e) for e in conns])) + 1e-12
@@ -436,5 +469,10 @@ def _insert(ng: NeuronGraph, insertion: str, activation: str, split_scale: float
                 ng.add_connection(i, new, 0.0)
         return new
     sources = ng.inputs + ng.hidden
+    if unit is not None:
+        w, b, a, c = unit
+        for o, shift in zip(ng.outputs, c, strict=True):
+            ng.set_bias(o, ng.bias(o) + shift)
+        return ng.add_neuron(sources, ng.outputs, activation, weights=w, out_weights=a, bias=b)
     bound = 1.0 / math.sqrt(len(sources))
     return ng.add_neuron(sources, ng.outputs, activation, weights=rng.uniform(-bound, bound, len(sources)).tolist())
