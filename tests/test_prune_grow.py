@@ -229,7 +229,9 @@ def test_mlp_targets_follow_the_front_and_comparison_reports_test_error(problem)
 
     rows = [{"connections": c, "val_error": e} for c, e in ((4, 0.20), (20, 0.15), (60, 0.16), (70, 0.10),
                                                             (250, 0.08), (400, 0.05))]
-    assert mlp_targets(rows) == [0.15, 0.10, 0.08]  # best at <= 25, 80, 300 connections
+    assert mlp_targets(rows) == [0.15, 0.1, 0.08]  # best at <= 25, 80, 300 connections
+    odd = [{"connections": 4, "val_error": 0.2}, {"connections": 20, "val_error": 0.15004}]
+    assert smallest_reaching(odd, mlp_targets(odd)[-1])["connections"] == 20  # rounded up, still reached
     flat = [{"connections": c, "val_error": 0.1} for c in (4, 20, 400)]
     assert mlp_targets(flat) == [0.1]
     X, y = problem

@@ -8,6 +8,7 @@ the grown networks beat layered ones; `comparison` puts the two side by side for
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,15 +57,16 @@ def smallest_reaching(rows: Sequence[dict[str, Any]], target: float) -> dict[str
 def mlp_targets(rows: Sequence[dict[str, Any]], bounds: Sequence[int] = (25, 80, 300)) -> list[float]:
     """Target errors spanning what the MLPs reach: for each bound, the lowest validation error of an MLP with
     at most that many connections (so the smallest MLP reaching it has at most `bound` connections); where
-    the front is flat (repeated values), evenly spaced values between its ends instead. Descending."""
+    the front is flat (repeated values), evenly spaced values between its ends instead. Rounded up to 4
+    decimals (so the MLP that set a target still reaches it). Descending."""
     front = [min((r["val_error"] for r in rows if r["connections"] <= b), default=None) for b in bounds]
-    targets = sorted({round(e, 4) for e in front if e is not None}, reverse=True)
+    targets = sorted({math.ceil(e * 1e4) / 1e4 for e in front if e is not None}, reverse=True)  # round up
     if len(targets) < len(bounds) and targets:
         cap = max(bounds[0], min(x["connections"] for x in rows))
         hi = min(r["val_error"] for r in rows if r["connections"] <= cap)
         lo = min(r["val_error"] for r in rows)
         if hi > lo:
-            targets = [round(hi - (hi - lo) * k / (len(bounds) - 1), 4) for k in range(len(bounds))]
+            targets = [math.ceil((hi - (hi - lo) * k / (len(bounds) - 1)) * 1e4) / 1e4 for k in range(len(bounds))]
     return targets
 
 
