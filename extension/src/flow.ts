@@ -1,7 +1,12 @@
 /**
  * Document -> React Flow nodes and edges (pure). Collapsed blocks hide their insides; an expanded block is
- * a parent node holding its inner nodes. Node and edge objects are reused while their inputs are unchanged,
- * so React Flow re-renders only what an update touched.
+ * a parent node holding its inner nodes.
+ *
+ * React Flow objects carry structure only (id, type, position, size, port counts, parent, highlight); what a
+ * node shows (name, op, params, shapes, errors) and edge labels are read by the node and edge components
+ * from the Sync store, per node id (`Sync.subscribeNode`). So an edit that changes shapes and errors but
+ * not structure changes no React Flow object at all: `toFlow` returns the very same arrays, React Flow does
+ * no work, and only the components of the touched nodes and their edges re-render.
  */
 import type { Edge, Node } from "@xyflow/react";
 import { formatSpec } from "./doc";
@@ -11,8 +16,10 @@ export const NODE_W = 184;
 export const BLOCK_PAD = 24;
 export const BLOCK_HEAD = 44;
 
-export type NodeData = { doc: NodeDoc; highlight: HighlightStyle | null; vertical: boolean; outPorts: number; inPorts: number };
+export type NodeData = { highlight: HighlightStyle | null; vertical: boolean; outPorts: number; inPorts: number };
 export type FlowNode = Node<NodeData>;
+export type EdgeData = { port: number; styleRef: EdgeStyle | undefined };
+export type FlowEdge = Edge<EdgeData>;
 export type XY = { x: number; y: number };
 
 export function inPorts(n: NodeDoc): number {
@@ -66,10 +73,28 @@ export function blockSize(doc: Doc, block: NodeDoc, auto: Record<string, XY>, si
   return { w, h };
 }
 
-export type FlowCache = { nodes: Map<string, FlowNode>; edges: Map<string, Edge> };
+export type FlowCache = { nodes: Map<string, FlowNode>; edges: Map<string, FlowEdge>; nodeList: FlowNode[]; edgeList: FlowEdge[] };
 
 export function newCache(): FlowCache {
-  return { nodes: new Map(), edges: new Map() };
+  return { nodes: new Map(), edges: new Map(), nodeList: [], edgeList: [] };
+}
+
+/** The label of an edge reading output `port` of `source`: its inferred shape, plus a style's label. */
+export function edgeLabel(source: NodeDoc | undefined, port: number, style?: EdgeStyle): string {
+  const shape = formatSpec(source?.outputs[port]);
+  return style?.label ? `${shape} ${style.label}` : shape;
+}
+
+/** True when an edge should show red: its target failed while its source is fine. */
+export function edgeBad(source: NodeDoc | undefined, target: NodeDoc | undefined): boolean {
+  return !!target?.error && !source?.error;
+}
+
+/** `list` if it holds exactly the objects of `prev` in order (so React Flow sees no change), else `list`. */
+function same<T>(prev: T[], list: T[]): T[] {
+  if (prev.length !== list.length) return list;
+  for (let i = 0; i < list.length; i++) if (prev[i] !== list[i]) return list;
+  return prev;
 }
 
 export type FlowInput = {
@@ -83,7 +108,7 @@ export type FlowInput = {
 };
 
 /** React Flow nodes and edges for the document, reusing cached objects that did not change. */
-export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[]; edges: Edge[] } {
+export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[]; edges: FlowEdge[] } {
   const { doc, auto, dragging, selected, highlights, vertical } = input;
   const shown = visibleNodes(doc);
   const sizes = new Map<string, { w: number; h: number }>();
@@ -99,8 +124,11 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
     const hl = highlights[n.id] ?? null;
     const sel = selected.has(n.id);
     const type = n.isBlock ? (isExpanded(n) ? "blockOpen" : "block") : "op";
+    const ins = inPorts(n);
+    const outs = outPorts(n);
     const prev = cache.nodes.get(n.id);
-    if (prev && prev.data.doc === n && prev.position.x === pos.x && prev.position.y === pos.y && prev.selected === sel
+    if (prev && prev.data.inPorts === ins && prev.data.outPorts === outs && prev.parentId === (n.parent ?? undefined)
+      && prev.position.x === pos.x && prev.position.y === pos.y && prev.selected === sel
       && prev.data.highlight === hl && prev.type === type && prev.width === size.w && prev.height === size.h
       && prev.data.vertical === vertical) {
       nodes.push(prev);
@@ -111,7 +139,7 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
       id: n.id,
       type,
       position: pos,
-      data: { doc: n, highlight: hl, vertical, outPorts: outPorts(n), inPorts: inPorts(n) },
+      data: { highlight: hl, vertical, outPorts: outs, inPorts: ins },
       selected: sel,
       width: size.w,
       height: size.h,
@@ -123,38 +151,32 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
     nextNodes.set(n.id, node);
   });
   cache.nodes = nextNodes;
+  cache.nodeList = same(cache.nodeList, nodes);
 
   const shownIds = new Set(shown.map((n) => n.id));
   const styleOf = new Map(input.edgeStyles.map((s) => [`${s.source}\u0000${s.target}`, s]));
-  const edges: Edge[] = [];
-  const nextEdges = new Map<string, Edge>();
+  const edges: FlowEdge[] = [];
+  const nextEdges = new Map<string, FlowEdge>();
   for (const n of shown) {
     n.inputs.forEach((ref, port) => {
       if (!ref || !shownIds.has(ref[0])) return;
-      const src = doc.nodes[ref[0]];
       const id = `${ref[0]}#${ref[1]}\u2192${n.id}#${port}`;
-      const label = formatSpec(src?.outputs[ref[1]]);
       const st = styleOf.get(`${ref[0]}\u0000${n.id}`);
-      const bad = !!n.error && !src?.error;
       const prev = cache.edges.get(id);
-      if (prev && prev.data?.label === label && prev.data?.styleRef === st && prev.data?.bad === bad) {
+      if (prev && prev.data?.styleRef === st) {
         edges.push(prev);
         nextEdges.set(id, prev);
         return;
       }
-      const edge: Edge = {
+      const edge: FlowEdge = {
         id,
+        type: "shape", // ShapeEdge: label and colour come from the store, per node
         source: ref[0],
         sourceHandle: `out-${ref[1]}`,
         target: n.id,
         targetHandle: `in-${port}`,
-        label: st?.label ? `${label} ${st.label}` : label,
-        data: { label, styleRef: st, bad },
-        className: bad ? "gb-edge-bad" : undefined,
+        data: { port: ref[1], styleRef: st },
         style: st ? { strokeWidth: st.width, stroke: st.color, opacity: st.opacity } : undefined,
-        labelBgPadding: [4, 2],
-        labelBgBorderRadius: 3,
-        labelStyle: { fontSize: 10 },
         zIndex: 1,
       };
       edges.push(edge);
@@ -162,5 +184,6 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
     });
   }
   cache.edges = nextEdges;
-  return { nodes, edges };
+  cache.edgeList = same(cache.edgeList, edges);
+  return { nodes: cache.nodeList, edges: cache.edgeList };
 }

@@ -1,16 +1,53 @@
 /**
  * Automatic layout: a pure async function (boxes, edges, direction) -> top-left positions, using elkjs's
  * layered algorithm (Sugiyama-style: layers along the flow, crossings minimised, ports on fixed sides).
- * Runs on the main thread with the bundled ELK (no worker URL to load: works offline, in one ESM file).
+ *
+ * ELK is 1.6 MB of compiled Java, so it is not in the widget bundle: the bundle holds only elkjs's small
+ * API, and ELK itself runs in a Web Worker made from its script, which Python sends on first use (nothing
+ * is fetched from the network; see `configureElk`). Displaying a graph never waits for it above
+ * `QUICK_ABOVE` nodes (`quickLayout` draws those), and the main thread never runs it. One ELK worker serves
+ * every widget on the page. Without ELK (no loader, or it fails), `layout` falls back to `quickLayout`.
  */
-import ELK from "elkjs/lib/elk.bundled.js";
+import ELK from "elkjs/lib/elk-api.js";
 
 export type Direction = "LR" | "TB";
 export type Box = { id: string; width: number; height: number; inPorts: number; outPorts: number };
 export type Wire = { source: string; sourcePort: number; target: string; targetPort: number };
 export type Positions = Record<string, { x: number; y: number }>;
+/** What `layout` needs of an ELK instance (elkjs's API object, or the bundled ELK in tests). */
+export type ElkLike = { layout(graph: any): Promise<any> };
+/** Makes the ELK instance once (null when ELK is unavailable). */
+export type ElkFactory = () => Promise<ElkLike | null>;
 
-let elk: InstanceType<typeof ELK> | null = null;
+const ELK_TIMEOUT_MS = 30_000; // a worker (or a closed widget's comm) that never answers must not hang the editor
+const shared = globalThis as { __graphbuilderElk?: Promise<ElkLike | null> };
+
+/** An ELK factory running ELK in a Web Worker made from the worker script's text (from `source()`). */
+export function workerElk(source: () => Promise<string | null>): ElkFactory {
+  return async () => {
+    const text = await source();
+    if (!text || typeof Worker === "undefined") return null;
+    const url = URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
+    return new ELK({ workerFactory: () => new Worker(url) }) as unknown as ElkLike;
+  };
+}
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), ms); });
+  return Promise.race([promise.catch(() => null), late]).finally(() => clearTimeout(timer));
+}
+
+/** The ELK instance every widget on the page shares, made by the first caller's `factory`; null when
+ * unavailable (then the next call tries again, with its own factory). */
+export function getElk(factory?: ElkFactory): Promise<ElkLike | null> {
+  if (shared.__graphbuilderElk) return shared.__graphbuilderElk;
+  if (!factory) return Promise.resolve(null);
+  const made = within(factory(), ELK_TIMEOUT_MS);
+  shared.__graphbuilderElk = made;
+  made.then((elk) => { if (!elk && shared.__graphbuilderElk === made) shared.__graphbuilderElk = undefined; });
+  return made;
+}
 
 /** ELK options, each with what it does. Larger graphs get cheaper settings so layout stays interactive. */
 export function elkOptions(direction: Direction, size: number): Record<string, string> {
@@ -29,10 +66,12 @@ export function elkOptions(direction: Direction, size: number): Record<string, s
   };
 }
 
-/** Positions for `boxes`, laid out by ELK's layered algorithm with ports on fixed sides. */
-export async function layout(boxes: Box[], wires: Wire[], direction: Direction): Promise<Positions> {
+/** Positions for `boxes`, laid out by ELK's layered algorithm with ports on fixed sides, ELK made by
+ * `elk` if no widget has made it yet (`quickLayout` when ELK is unavailable or does not answer in time). */
+export async function layout(boxes: Box[], wires: Wire[], direction: Direction, elk?: ElkFactory): Promise<Positions> {
   if (!boxes.length) return {};
-  elk = elk ?? new ELK();
+  const engine = await getElk(elk);
+  if (!engine) return quickLayout(boxes, wires, direction);
   const inSide = direction === "LR" ? "WEST" : "NORTH";
   const outSide = direction === "LR" ? "EAST" : "SOUTH";
   const known = new Set(boxes.map((b) => b.id));
@@ -57,7 +96,8 @@ export async function layout(boxes: Box[], wires: Wire[], direction: Direction):
         targets: [`${w.target}\u0000in${w.targetPort}`],
       })),
   };
-  const out = await elk.layout(graph as any);
+  const out = await within(engine.layout(graph), ELK_TIMEOUT_MS);
+  if (!out) return quickLayout(boxes, wires, direction);
   const pos: Positions = {};
   for (const c of out.children ?? []) pos[c.id] = { x: c.x ?? 0, y: c.y ?? 0 };
   return pos;

@@ -6,9 +6,21 @@
  * Rules (docs/widget-protocol.md): an update applies only on top of the version it was made from (else the
  * browser asks for a snapshot); after each update, pending patches are re-applied so no local edit is lost;
  * the reply to a patch drops it from pending and re-points later patches at renamed ids.
+ *
+ * Two kinds of listeners: `subscribe` (the editor: any change) and `subscribeNode(id)` (one node's drawing:
+ * called only when what the node shows changed; `nodeView(id)` is then a new object), so an update
+ * re-renders the touched nodes and their edges, not the whole canvas. A moved node is not "changed" here:
+ * React Flow draws positions.
  */
 import { applyChanges, applyOps, fromWire, remapOps, toWire } from "./doc";
-import type { Doc, OpSchema, Patch, PatchOp, Reply, UpdateMsg, WireDoc } from "./types";
+import type { Doc, NodeDoc, OpSchema, Patch, PatchOp, Reply, UpdateMsg, WireDoc } from "./types";
+
+/** What a node's drawing depends on (its entry without the position): equal keys draw the same. */
+export function drawnKey(n: NodeDoc): string {
+  const { position: _, ...meta } = (n.meta ?? {}) as Record<string, unknown>;
+  return JSON.stringify([n.name, n.op, n.parent, n.params, n.inputs, n.inputNames, n.variadic, n.outputs, n.error,
+    n.errorNodes, n.numParams, n.flops, n.isBlock, n.pending ?? false, meta]);
+}
 
 export type Model = {
   get(key: string): any;
@@ -29,6 +41,8 @@ export class Sync {
   canRedo = false;
   notice: Notice | null = null;
   private listeners = new Set<Listener>();
+  private nodeListeners = new Map<string, Set<Listener>>();
+  private shown = new Map<string, { entry: NodeDoc; key: string }>();
   private waiting = new Map<string, (msg: any) => void>();
   private counter = 0;
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
@@ -48,6 +62,33 @@ export class Sync {
   dispose() {
     this.model.off("msg:custom", this.onMsg);
     this.listeners.clear();
+    this.nodeListeners.clear();
+  }
+
+  /** Call `fn` whenever node `id`'s entry in the view changes (or appears or goes). */
+  subscribeNode(id: string, fn: Listener): () => void {
+    let set = this.nodeListeners.get(id);
+    if (!set) this.nodeListeners.set(id, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set!.delete(fn);
+      if (!set!.size && this.nodeListeners.get(id) === set) {
+        this.nodeListeners.delete(id);
+        this.shown.delete(id);
+      }
+    };
+  }
+
+  /** Node `id`'s entry as last shown: the same object until something it draws changes (not its position). */
+  nodeView(id: string): NodeDoc | undefined {
+    const entry = this.view.nodes[id];
+    if (!entry) return undefined;
+    const seen = this.shown.get(id);
+    if (seen && seen.entry === entry) return seen.entry;
+    const key = drawnKey(entry);
+    if (seen && seen.key === key) return seen.entry;
+    this.shown.set(id, { entry, key });
+    return entry;
   }
 
   subscribe(fn: Listener): () => void {
@@ -56,7 +97,17 @@ export class Sync {
   }
 
   private emit() {
+    const before = this.view.nodes;
     this.view = this.pending.reduce((doc, p) => applyOps(doc, p.ops, this.schemas()), this.confirmed);
+    const after = this.view.nodes;
+    if (after !== before) {
+      for (const [id, set] of this.nodeListeners) {
+        if (before[id] === after[id]) continue;
+        const seen = this.shown.get(id);
+        if (seen && after[id] && this.nodeView(id) === seen.entry) continue; // only its position changed
+        for (const fn of set) fn();
+      }
+    }
     for (const fn of this.listeners) fn();
   }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { toFlow, newCache, visibleNodes } from "../src/flow";
+import { edgeBad, edgeLabel, toFlow, newCache, visibleNodes } from "../src/flow";
 import { fromWire } from "../src/doc";
+import ELK from "elkjs/lib/elk.bundled.js";
 import { layout, placeNear, quickLayout, type Box, type Wire } from "../src/layout";
 import type { NodeDoc } from "../src/types";
 
@@ -21,12 +22,18 @@ function overlaps(pos: Record<string, { x: number; y: number }>) {
 }
 
 describe("layout", () => {
+  it("without ELK (no factory, or one that fails), layout falls back to the quick layered layout", async () => {
+    expect(await layout(boxes, wires, "LR")).toEqual(quickLayout(boxes, wires, "LR"));
+    expect(await layout(boxes, wires, "LR", async () => null)).toEqual(quickLayout(boxes, wires, "LR"));
+  });
+
   it("ELK puts every node after its inputs along the direction, without overlaps", async () => {
-    const lr = await layout(boxes, wires, "LR");
+    const elk = async () => new ELK(); // in the browser: a Worker running the script Python sends (workerElk)
+    const lr = await layout(boxes, wires, "LR", elk);
     expect(lr.a.x).toBeGreaterThan(lr.x.x);
     expect(lr.b.x).toBeGreaterThan(lr.a.x);
     expect(overlaps(lr)).toBe(false);
-    const tb = await layout(boxes, wires, "TB");
+    const tb = await layout(boxes, wires, "TB"); // the ELK made above is shared
     expect(tb.b.y).toBeGreaterThan(tb.a.y);
     expect(tb.a.y).toBeGreaterThan(tb.x.y);
   });
@@ -74,8 +81,19 @@ describe("document -> React Flow", () => {
     expect(flow.nodes.map((v) => v.id)).toEqual(["x", "b", "b/x", "b/y"]);
     expect(flow.nodes.find((v) => v.id === "b/y")!.parentId).toBe("b");
     expect(flow.nodes.find((v) => v.id === "b")!.type).toBe("blockOpen");
-    expect(flow.edges.map((e) => e.label)).toEqual(["(2, 3)", "(2, 3)"]);
+    expect(flow.edges.map((e) => edgeLabel(doc.nodes[e.source], e.data!.port))).toEqual(["(2, 3)", "(2, 3)"]);
+    expect(edgeLabel(doc.nodes.x, 0, { source: "x", target: "b", label: "0.9" })).toBe("(2, 3) 0.9");
+    expect(edgeBad(doc.nodes.x, { ...doc.nodes.b, error: "bad" })).toBe(true);
     const again = toFlow(input, cache);
-    expect(again.nodes[0]).toBe(flow.nodes[0]); // unchanged nodes are reused (no re-render)
+    expect(again.nodes).toBe(flow.nodes); // nothing structural changed: the same arrays, React Flow does no work
+    expect(again.edges).toBe(flow.edges);
+    // New shapes and errors change no React Flow object: components read them per node from the store.
+    const reshaped = { ...input, doc: { ...doc, nodes: { ...doc.nodes, x: { ...doc.nodes.x, outputs: [{ shape: [9], dtype: "float32" }] } } } };
+    const third = toFlow(reshaped, cache);
+    expect(third.nodes).toBe(flow.nodes);
+    expect(third.edges).toBe(flow.edges);
+    const moved = toFlow({ ...input, auto: { x: { x: 5, y: 5 } } }, cache);
+    expect(moved.nodes).not.toBe(flow.nodes);
+    expect(moved.nodes[1]).toBe(flow.nodes[1]); // only the moved node is a new object
   });
 });

@@ -62,4 +62,29 @@ describe("Sync: versions, pending edits, replies", () => {
     model.deliver({ kind: "snapshot", document: { ...wire, version: 6 } });
     expect(sync.confirmed.version).toBe(6);
   });
+
+  it("calls a node's listener only when that node's entry changes", () => {
+    const model = new MemoryModel(wire);
+    const sync = new Sync(model, () => schemas);
+    const calls: string[] = [];
+    const offA = sync.subscribeNode("a", () => calls.push("a"));
+    sync.subscribeNode("b", () => calls.push("b"));
+    model.deliver({ kind: "update", base: 1, version: 2, changes: [{ op: "upsert", node: node("b", [["a", 0]], { k: 2 }) }], canUndo: true, canRedo: false });
+    expect(calls).toEqual(["b"]);
+    sync.patch([{ op: "params", node: "a", params: { k: 3 } }]); // optimistic: a's entry is new
+    expect(calls).toEqual(["b", "a"]);
+    offA();
+    model.deliver({ kind: "update", base: 2, version: 3, changes: [{ op: "upsert", node: node("a", [], { k: 3 }) }],
+      reply: { id: model.sent[0].id, ok: true, errors: [], ids: {}, created: [] }, canUndo: true, canRedo: false });
+    expect(calls).toEqual(["b", "a"]); // unsubscribed; b untouched
+    const shown = sync.nodeView("b");
+    model.deliver({ kind: "update", base: 3, version: 4, canUndo: true, canRedo: false,
+      changes: [{ op: "upsert", node: { ...node("b", [["a", 0]], { k: 2 }), meta: { position: { x: 1, y: 2 } } } }] });
+    expect(calls).toEqual(["b", "a"]); // moved only: React Flow draws positions, the node needs no re-render
+    expect(sync.nodeView("b")).toBe(shown);
+    model.deliver({ kind: "update", base: 4, version: 5, canUndo: true, canRedo: false,
+      changes: [{ op: "upsert", node: { ...node("b", [["a", 0]], { k: 2 }), error: "bad" } }] });
+    expect(calls).toEqual(["b", "a", "b"]);
+    expect(sync.nodeView("b")!.error).toBe("bad");
+  });
 });

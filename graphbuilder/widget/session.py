@@ -12,7 +12,7 @@ messages from the browser (`handle`) and hands messages for the browser to `send
   whose node is gone is rejected with a message while the rest still apply. The reply is the ``update``
   whose ``reply.id`` is the patch id. The browser re-applies its still-pending edits on top of every
   update it receives, so neither side's edit is lost.
-* Python-side edits (`Graph.subscribe` events) are batched: flushed at once when the last flush is older
+* Python-side edits (`Graph.subscribe` events, edits inside blocks included) are batched: flushed at once when the last flush is older
   than `throttle_s`, otherwise by a trailing timer on the kernel's event loop (or at the next message).
 * Each flushed change is one undo step (a browser patch, a batch of Python edits, a pass applied with
   `apply`); undo and redo restore whole graph states in place, so `widget.graph` stays the same object.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from graphbuilder.ir import registry
@@ -35,6 +36,7 @@ from graphbuilder.widget.patches import _parent_of, apply_ops, fragment_of, tran
 Message = dict[str, Any]
 
 PROBE_BUDGET_S = 0.25  # connection checks stop after this long; unchecked targets are allowed, then checked
+ELK_WORKER = Path(__file__).parent / "static" / "elk-worker.js"  # elkjs's worker script, copied by the build
 
 
 class History:
@@ -128,8 +130,15 @@ class Session:
     def _on_event(self, event: dict[str, Any]) -> None:
         if self._applying:
             return
+        # An edit inside a block arrives as {"kind": "block", "node": b, "event": inner} (nested for blocks in
+        # blocks): it changes the block's entry and its inner nodes, flushed like any edit. Renames are
+        # recorded with their full ids so browser patches made before them are re-pointed.
+        parent: str | None = None
+        while event.get("kind") == "block" and isinstance(event.get("event"), dict):
+            parent = join_id(parent, event["node"])
+            event = event["event"]
         if event.get("kind") == "rename" and event.get("old"):
-            self._renames.append((self.version + 1, join_id(None, event["old"]), join_id(None, event["node"])))
+            self._renames.append((self.version + 1, join_id(parent, event["old"]), join_id(parent, event["node"])))
         self._dirty = True
         if time.monotonic() - self._last_flush >= self.throttle_s:
             self.flush()
@@ -356,6 +365,16 @@ class Session:
         self.flush()
         return [join_id(None, n.name) for n in (tagged or new)]
 
+    def _on_elk_source(self, message: Message) -> None:
+        """Send elkjs's worker script (1.6 MB, kept out of the bundle so displays do not load it)."""
+        reply: Message = {"kind": "elk_source", "reply_to": message.get("id")}
+        if ELK_WORKER.is_file():
+            reply.update(ok=True, source=ELK_WORKER.read_text(encoding="utf-8"))
+        else:
+            reply.update(ok=False, message=f"{ELK_WORKER} is missing: rebuild the widget (make setup); the editor "
+                                           "uses its quick layout meanwhile")
+        self._send(reply)
+
     def _on_export(self, message: Message) -> None:
         reply: Message = {"kind": "exported", "reply_to": message.get("id")}
         try:
@@ -384,4 +403,5 @@ _HANDLERS: dict[str, Callable[[Session, Message], None]] = {
     "probe": Session._on_probe,
     "action": Session._on_action,
     "export_python": Session._on_export,
+    "elk_source": Session._on_elk_source,
 }

@@ -1,12 +1,25 @@
 /**
- * Custom React Flow nodes: an op node, a collapsed block, an expanded block. Memoised; their data is plain
- * (the node's document entry); actions come from EditorContext, never from node data.
+ * Custom React Flow nodes (an op node, a collapsed block, an expanded block) and the shape edge. Memoised;
+ * their React Flow data is plain structure (port counts, highlight). What they show comes from the Sync
+ * store through `useNodeDoc(id)`, a per-node subscription: an update re-renders only the nodes it changed
+ * and the edges touching them. Actions come from EditorContext, never from node data.
  */
-import { Handle, Position, type NodeProps } from "@xyflow/react";
-import { createContext, memo, useContext } from "react";
+import { BaseEdge, getBezierPath, Handle, Position, useStore, type EdgeProps, type NodeProps } from "@xyflow/react";
+import { createContext, memo, useCallback, useContext, useSyncExternalStore } from "react";
 import { compact } from "../doc";
-import type { FlowNode } from "../flow";
-import type { HighlightStyle } from "../types";
+import { edgeBad, edgeLabel, type FlowEdge, type FlowNode } from "../flow";
+import type { Sync } from "../sync";
+import type { HighlightStyle, NodeDoc } from "../types";
+
+/** The editor's Sync (stable for the widget's life), for per-node subscriptions. */
+export const SyncContext = createContext<Sync | null>(null);
+
+/** Node `id`'s current document entry; re-renders the caller only when what it draws changes. */
+export function useNodeDoc(id: string): NodeDoc | undefined {
+  const sync = useContext(SyncContext);
+  const subscribe = useCallback((fn: () => void) => (sync ? sync.subscribeNode(id, fn) : () => {}), [sync, id]);
+  return useSyncExternalStore(subscribe, () => sync?.nodeView(id));
+}
 
 export type EditorActions = {
   toggleBlock: (id: string) => void;
@@ -57,7 +70,8 @@ function Ports({ id, inPorts, outPorts, names, vertical }: { id: string; inPorts
 }
 
 export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<FlowNode>) {
-  const n = data.doc;
+  const n = useNodeDoc(id);
+  if (!n) return null;
   const hl = highlightProps(data.highlight);
   const cls = ["gb-node", n.error ? "gb-node-error" : "", n.pending ? "gb-node-pending" : "", selected ? "gb-selected" : "",
     `gb-op-${n.op}`, hl.className].join(" ");
@@ -76,8 +90,9 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Flo
 });
 
 export const BlockNode = memo(function BlockNode({ id, data, selected }: NodeProps<FlowNode>) {
-  const n = data.doc;
+  const n = useNodeDoc(id);
   const ctx = useContext(EditorContext);
+  if (!n) return null;
   const hl = highlightProps(data.highlight);
   return (
     <div className={["gb-node", "gb-block", n.error ? "gb-node-error" : "", selected ? "gb-selected" : "", hl.className].join(" ")}
@@ -97,8 +112,9 @@ export const BlockNode = memo(function BlockNode({ id, data, selected }: NodePro
 });
 
 export const BlockOpenNode = memo(function BlockOpenNode({ id, data, selected }: NodeProps<FlowNode>) {
-  const n = data.doc;
+  const n = useNodeDoc(id);
   const ctx = useContext(EditorContext);
+  if (!n) return null;
   return (
     <div className={["gb-block-open", n.error ? "gb-node-error" : "", selected ? "gb-selected" : ""].join(" ")} data-node-name={n.name}
       title={n.error ?? undefined}>
@@ -113,3 +129,29 @@ export const BlockOpenNode = memo(function BlockOpenNode({ id, data, selected }:
 });
 
 export const nodeTypes = { op: OpNode, block: BlockNode, blockOpen: BlockOpenNode };
+
+const LABEL_STYLE = { fontSize: 10 };
+/** Below this zoom a 10 px label is under 3 px tall: edges drop their labels (each costs a text layout). */
+export const LABEL_MIN_ZOOM = 0.3;
+const labelsReadable = (s: { transform: [number, number, number] }) => s.transform[2] >= LABEL_MIN_ZOOM;
+const LABEL_PAD: [number, number] = [4, 2];
+
+/** An edge labelled with the tensor shape it carries (from its source's entry), red when its target failed. */
+export const ShapeEdge = memo(function ShapeEdge(p: EdgeProps<FlowEdge>) {
+  const src = useNodeDoc(p.source);
+  const dst = useNodeDoc(p.target);
+  const readable = useStore(labelsReadable); // a boolean: re-renders only when the zoom crosses the threshold
+  const [path, labelX, labelY] = getBezierPath({
+    sourceX: p.sourceX, sourceY: p.sourceY, sourcePosition: p.sourcePosition,
+    targetX: p.targetX, targetY: p.targetY, targetPosition: p.targetPosition,
+  });
+  return (
+    <g className={edgeBad(src, dst) ? "gb-edge-bad" : undefined}>
+      <BaseEdge id={p.id} path={path} labelX={labelX} labelY={labelY} label={readable ? edgeLabel(src, p.data?.port ?? 0, p.data?.styleRef) : undefined}
+        labelStyle={LABEL_STYLE} labelBgPadding={LABEL_PAD} labelBgBorderRadius={3} style={p.style} markerEnd={p.markerEnd}
+        interactionWidth={p.interactionWidth} />
+    </g>
+  );
+});
+
+export const edgeTypes = { shape: ShapeEdge };
