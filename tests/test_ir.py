@@ -286,3 +286,76 @@ def test_new_batch_size_keeps_weights_and_width_change_drops_exactly_the_misfits
     c1.params["padding"] = 0  # edited node drops; spatial size changes, but bn/c2 weights still fit
     g.infer()
     assert set(g.weights) == {"bn", "c2"}
+
+
+# -- editor-facing public edits: unconnected nodes, variadic ports, in-place replacement --------------------
+def test_add_allow_unconnected_keeps_node_with_error_until_wired() -> None:
+    g = gb.Graph("draw")
+    x = g.input("x", shape=(2, 3, 8, 8))
+    with pytest.raises(gb.GraphError, match="allow_unconnected"):
+        g.add("conv2d", None, out_channels=4, kernel_size=3)
+    conv = g.add("conv2d", out_channels=4, kernel_size=3, allow_unconnected=True)
+    assert conv.inputs == (None,)
+    assert "not connected" in conv.error.message
+    conv.set_input(0, x)
+    assert conv.error is None and conv.shape == (2, 4, 6, 6)  # (8 - 3) + 1 = 6
+    # A node whose shapes do not fit raises (graph unchanged) unless unconnected nodes are allowed.
+    y = g.input("y", shape=(2, 5, 8, 8))
+    with pytest.raises(gb.GraphError, match="add"):
+        g.add("add", x, y, name="bad")
+    assert "bad" not in g
+    bad = g.add("add", x, y, name="bad", allow_unconnected=True)
+    assert bad.error is not None and "bad" in g
+    with pytest.raises(gb.GraphError, match="out_channels"):  # params are still validated at once
+        g.add("conv2d", out_channels=0, kernel_size=3, allow_unconnected=True)
+    with pytest.raises(gb.GraphError, match="takes 1"):  # so is arity
+        g.add("relu", x, y, allow_unconnected=True)
+
+
+def test_variadic_ports_grow_and_shrink() -> None:
+    g = gb.Graph("cat")
+    a, b, c = (g.input(n, shape=(2, k, 4, 4)) for n, k in (("a", 1), ("b", 2), ("c", 3)))
+    cat = g.add("cat", a, b, dim=1)
+    assert cat.shape == (2, 3, 4, 4)
+    events: list[dict] = []
+    g.subscribe(events.append)
+    index = cat.add_input_port(c)
+    assert index == 2 and cat.shape == (2, 6, 4, 4) and cat in c.users
+    assert events[-1] == {"kind": "inputs", "node": "cat"}
+    free = cat.add_input_port()
+    assert cat.inputs[free] is None and "not connected" in cat.error.message
+    cat.remove_input_port(free)
+    cat.remove_input_port(1)  # b goes; c moves down to port 1
+    assert [p.node.name for p in cat.inputs] == ["a", "c"] and cat.shape == (2, 4, 4, 4)
+    assert cat not in b.users
+    with pytest.raises(gb.GraphError, match="keeps its first 1"):
+        cat.remove_input_port(0)
+    relu = g.add("relu", a)
+    with pytest.raises(gb.GraphError, match="fixed number"):
+        relu.add_input_port(b)
+    with pytest.raises(gb.GraphError, match="cycle"):
+        cat.add_input_port(g.add("relu", cat, name="after"))
+    assert len(cat.inputs) == 2  # the refused port was not kept
+
+
+def test_replace_contents_keeps_object_and_listeners_and_block_events() -> None:
+    inner = gb.Graph("inner")
+    inner.output(inner.add("relu", inner.input("x", shape=(2, 4)), name="r"), name="y")
+    g = gb.Graph("outer")
+    g.output(g.add("linear", g.input("x", shape=(2, 3)), out_features=4, name="fc"))
+    events: list[dict] = []
+    g.subscribe(events.append)
+    other = g.copy("renamed")
+    other.add(inner, other["fc"], name="blk")
+    held = g
+    g.replace_contents(other)
+    assert held is g and g.name == "renamed" and "blk" in g and len(other) == 0
+    assert events[-1] == {"kind": "replace", "node": None}
+    assert all(n.graph is g for n in g.nodes)
+    # Edits inside a block that arrived by replacement reach this graph's listeners and re-infer the block.
+    g["blk"].block.add("linear", g["blk"].block["r"], out_features=7, name="grow")
+    g["blk"].block["y"].set_input(0, g["blk"].block["grow"])
+    assert events[-1]["kind"] == "block" and events[-1]["node"] == "blk"
+    assert g["blk"].shape == (2, 7)
+    with pytest.raises(gb.GraphError, match="itself"):
+        g.replace_contents(g)

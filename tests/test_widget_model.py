@@ -375,3 +375,29 @@ def test_group_ungroup_passes_keep_function_and_weights() -> None:
         group(g, ["x", "conv"])
     with pytest.raises(gb.GraphError, match="not a block"):
         ungroup(g, "conv")
+
+
+def test_python_edits_inside_blocks_reach_the_browser_without_flush() -> None:
+    g = small()
+    g.replace_contents(group(g, ["conv", "relu"], name="stem"))
+    widget = gb.GraphWidget(g)
+    b = Browser(widget)
+    widget._session._last_flush = 0.0  # the batch window has passed: the edit is sent at once
+    inner = g["stem"].block
+    inner["conv"].update(out_channels=6)  # no widget.flush()
+    updates = [m for m in b.sent if m["kind"] == "update"]
+    assert updates, "an edit inside a block must reach the browser by itself"
+    touched = {c["node"]["id"] for u in updates for c in u["changes"] if c["op"] == "upsert"}
+    assert {"stem", "stem/conv"} <= touched and "x" not in touched  # node-level changes, not the whole graph
+    b.receive()
+    assert b.doc["nodes"]["stem/conv"]["params"]["out_channels"] == 6
+    assert b.doc["nodes"]["stem"]["outputs"][0]["shape"] == [2, 6, 8, 8]  # the block re-inferred
+    # A rename inside the block, made in Python while a browser patch naming the old id was in flight.
+    base = b.doc["version"]
+    widget._session._last_flush = 0.0
+    inner["relu"].rename("act")
+    b.receive()
+    assert "stem/act" in b.doc["nodes"] and "stem/relu" not in b.doc["nodes"]
+    reply = b.patch({"op": "meta", "node": "stem/relu", "meta": {"note": "hi"}}, base=base)
+    assert reply["ok"], reply
+    assert inner["act"].meta["note"] == "hi"

@@ -126,7 +126,7 @@ class Node:
         self._num_params = 0
         self._packed = False
         if block is not None:  # edits inside the block re-infer this node and reach the outer graph's listeners
-            block.subscribe(lambda event: graph._on_block_edit(self, event))
+            block.subscribe(lambda event: self.graph._on_block_edit(self, event))
 
     # -- identity ------------------------------------------------------------------------------------------
     @property
@@ -190,6 +190,39 @@ class Node:
             raise GraphError(f"node {self._name!r} has {len(self._inputs)} input port(s); no port {index}",
                              [self._name])
         self.graph._set_input(self, index, None if value is None else _as_port(value))
+        return self
+
+    def add_input_port(self, value: Node | Port | None = None) -> int:
+        """Append an input port to a variadic op (``cat``, ``add``...), connected to `value` or unconnected;
+        returns its index. Raises `GraphError` for an op with a fixed number of inputs, or on a cycle."""
+        self.graph._own(self)
+        opdef = None if self.op == BLOCK else registry.get(self.op)
+        if opdef is None or not opdef.variadic:
+            raise GraphError(f"node {self._name!r} ({self.op}) has a fixed number of inputs; only variadic ops "
+                             "take more", [self._name])
+        self._inputs.append(None)
+        index = len(self._inputs) - 1
+        try:
+            self.graph._set_input(self, index, None if value is None else _as_port(value))
+        except GraphError:
+            self._inputs.pop()
+            raise
+        return index
+
+    def remove_input_port(self, index: int) -> Node:
+        """Disconnect and drop input port `index` of a variadic op; ports after it move down by one.
+        Raises `GraphError` if the op would keep fewer ports than it needs."""
+        self.graph._own(self)
+        opdef = None if self.op == BLOCK else registry.get(self.op)
+        if opdef is None or not opdef.variadic:
+            raise GraphError(f"node {self._name!r} ({self.op}) has a fixed number of inputs", [self._name])
+        if not len(opdef.inputs) <= index < len(self._inputs):
+            raise GraphError(f"node {self._name!r}: port {index} cannot be removed; {self.op} keeps its first "
+                             f"{len(opdef.inputs)} port(s) and has {len(self._inputs)}", [self._name])
+        self.graph._set_input(self, index, None)
+        del self._inputs[index]
+        self.graph._dirty.add(self)
+        self.graph._emit({"kind": "inputs", "node": self._name})
         return self
 
     def replace_all_uses_with(self, other: Node | Port) -> list[Node]:
@@ -320,17 +353,29 @@ class Graph:
         made = tuple(self.add("output", value, name=name if len(values) == 1 else None) for value in values)
         return made[0] if len(made) == 1 else made
 
-    def add(self, op: str | Graph, *inputs: Node | Port, name: str | None = None, **params: Any) -> Node:
+    def add(self, op: str | Graph, *inputs: Node | Port | None, name: str | None = None,
+            allow_unconnected: bool = False, **params: Any) -> Node:
         """Add a node applying `op` (a registry name or a `Graph` used as a block) to `inputs`.
 
         Returns the new `Node`. Raises `GraphError`, leaving the graph unchanged, for an unknown op, bad
         params, wrong arity, or inputs whose shapes the op cannot take.
+
+        With ``allow_unconnected=True`` (how an editor draws a node before wiring it) an input may be `None`,
+        missing trailing inputs are added as unconnected ports, and a node whose inference fails is kept
+        with its error in `node.error` (like an edit) instead of raising. Bad params and too many inputs
+        still raise.
         """
-        ports = [_as_port(v) for v in inputs]
+        if not allow_unconnected and any(v is None for v in inputs):
+            raise GraphError(f"graph {self.name!r}: an input of the new node is None; connect a node, or pass "
+                             "allow_unconnected=True to leave the port unconnected")
+        ports: list[Port | None] = [None if v is None else _as_port(v) for v in inputs]
         for port in ports:
-            if port.node.graph is not self:
+            if port is not None and port.node.graph is not self:
                 raise GraphError(f"input {port!r} belongs to graph {port.node.graph.name!r}, not {self.name!r}",
                                  [port.node.name])
+        if allow_unconnected:
+            need = len(op.inputs) if isinstance(op, Graph) else len(registry.get(op).inputs)
+            ports += [None] * max(0, need - len(ports))
         if isinstance(op, Graph):
             if params:
                 raise GraphError(f"a block takes no params, got {sorted(params)}; edit the block graph instead")
@@ -339,7 +384,7 @@ class Graph:
             node = self._make_node(op, name, params, len(ports))
         self._insert(node, ports)
         self.infer()
-        if node._error is not None:
+        if node._error is not None and not allow_unconnected:
             error = node._error
             self._detach(node)
             raise error
@@ -650,11 +695,29 @@ class Graph:
         new._dirty = {mapping[n] for n in self._dirty}
         return new
 
+    def replace_contents(self, other: Graph) -> Graph:
+        """Make this graph hold `other`'s name, nodes, meta and weights, in place; returns self.
+
+        For applying a pass's result (or an undo state) without changing the `Graph` object that users and
+        listeners hold: listeners stay subscribed and get one ``{"kind": "replace", "node": None}`` event.
+        `other` is left empty. Raises `GraphError` if `other` is this graph.
+        """
+        if other is self:
+            raise GraphError(f"graph {self.name!r} cannot replace its contents with itself")
+        self.name, self.meta, self.weights = other.name, other.meta, other.weights
+        for node in other._nodes.values():
+            node.graph = self
+        self._nodes, self._dirty, self._order = other._nodes, other._dirty, None
+        other._nodes, other._dirty, other._order, other.weights, other.meta = {}, set(), None, {}, {}
+        self._emit({"kind": "replace", "node": None})
+        return self
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener(event)` after every edit; returns a function that unsubscribes.
 
-        Events are dicts with ``kind`` in {"add", "remove", "rename", "params", "inputs", "block"} and ``node``;
-        a "block" event carries the inner graph's event under ``event``. The widget uses this to send edits
+        Events are dicts with ``kind`` in {"add", "remove", "rename", "params", "inputs", "block", "replace"}
+        and ``node`` (None for "replace", see `replace_contents`); a "block" event carries the inner graph's
+        event under ``event``. The widget uses this to send edits
         made in Python to the browser.
         """
         self._listeners.append(listener)

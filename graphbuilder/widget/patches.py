@@ -18,9 +18,10 @@ Ops (snake_case here; docs/widget-protocol.md lists them with their wire form):
 reported, the others still apply. Renames made along the way (a requested name that was taken, or a
 rename op) are reported so the browser can re-point its pending edits.
 
-Boundary: the IR's editing API, plus the few private funnels the IR keeps for loaders and editors
-(`_make_node`/`_make_block`/`_insert` to create a node with unconnected ports, `_dirty` to re-infer a
-block whose inside changed, and `transplant` below). Never imports compile.
+Boundary: the IR's public editing API only (`Graph.add(..., allow_unconnected=True)` for nodes drawn before
+they are wired, `Node.add_input_port` / `remove_input_port` for variadic ops, `Graph.replace_contents` to
+apply a pass in place). Blocks re-infer by themselves when their inside changes (the IR's "block" events).
+Never imports compile.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node, Port
-from graphbuilder.ir.serialize import _body, graph_from_dict
+from graphbuilder.ir.serialize import graph_from_dict, graph_to_dict
 from graphbuilder.passes.blocks import group, ungroup
 from graphbuilder.widget.document import escape, join_id, resolve, resolve_graph, split_id
 
@@ -60,52 +61,13 @@ def add_unconnected(graph: Graph, op: str, name: str | None, params: dict[str, A
     """Add a node whose inputs may be unconnected (the editor draws a node first, wires it after).
 
     Params are validated like `Graph.add` (bad ones raise, nothing changes); unconnected ports make the
-    node report "not connected" until wired, as the IR's editing contract says.
+    node report "not connected" until wired, as the IR's editing contract says. `meta` is deep-copied.
     """
-    if block is not None:
-        node = graph._make_block(block, name, len(block.inputs))
-    else:
-        opdef = registry.get(op)
-        arity = len(ports) if ports is not None else len(opdef.inputs)
-        node = graph._make_node(op, name, params, arity)
-    if ports is None:
-        ports = [None] * (len(block.inputs) if block is not None else len(registry.get(op).inputs))
+    node = graph.add(block if block is not None else op, *(ports or []), name=name, allow_unconnected=True,
+                     **({} if block is not None else params))
     if meta:
         node.meta.update(copy.deepcopy(meta))
-    graph._insert(node, list(ports))
     return node
-
-
-def touch_parents(root: Graph, node_id: str) -> None:
-    """Mark the block nodes enclosing `node_id` for re-inference (their inside changed)."""
-    names = split_id(node_id)
-    graph = root
-    for name in names[:-1]:
-        if name not in graph:
-            return
-        block_node = graph[name]
-        graph._dirty.add(block_node)
-        graph._order = None
-        if block_node.block is None:
-            return
-        graph = block_node.block
-
-
-def transplant(target: Graph, source: Graph) -> None:
-    """Make `target` hold `source`'s nodes, meta and weights, in place (listeners of `target` are kept).
-
-    Used to apply a pass's result or an undo state without changing the `Graph` object users hold.
-    `source` must not be used afterwards.
-    """
-    target.name = source.name
-    target.meta = source.meta
-    target.weights = source.weights
-    for node in source._nodes.values():
-        node.graph = target
-    target._nodes = source._nodes
-    target._dirty = source._dirty
-    target._order = None
-    target._emit({"kind": "replace", "node": None})
 
 
 # -- ops -------------------------------------------------------------------------------------------------------
@@ -138,7 +100,6 @@ def _op_add(graph: Graph, op: Op, result: OpResult) -> None:
     if isinstance(wanted, str) and wanted and join_id(parent, wanted) != node_id:
         result.renamed[join_id(parent, wanted)] = node_id
     result.created.append(node_id)
-    touch_parents(graph, node_id)
 
 
 def _free_name(graph: Graph, base: str) -> str:
@@ -156,7 +117,6 @@ def _op_remove(graph: Graph, op: Op, result: OpResult) -> None:
     for node_id in ids:
         node = resolve(graph, node_id)
         node.graph.remove(node, disconnect=True)
-        touch_parents(graph, node_id)
 
 
 def _op_connect(graph: Graph, op: Op, result: OpResult) -> None:
@@ -166,22 +126,21 @@ def _op_connect(graph: Graph, op: Op, result: OpResult) -> None:
         raise GraphError(f"cannot connect {src_id!r} to {dst_id!r}: they are in different blocks; connect to the "
                          "block's ports instead", [src_id, dst_id])
     source, target = resolve(graph, src_id), resolve(graph, dst_id)
-    if index == len(target._inputs) and target.op != BLOCK and registry.get(target.op).variadic:
-        target._inputs.append(None)  # a variadic op (cat) grows a port; wired through the funnel below
-    target.set_input(index, source[out] if out else source)
-    touch_parents(graph, dst_id)
+    port = source[out] if out else source
+    if index == len(target.inputs) and target.op != BLOCK and registry.get(target.op).variadic:
+        target.add_input_port(port)  # a variadic op (cat) grows a port, wired at once
+    else:
+        target.set_input(index, port)
 
 
 def _op_disconnect(graph: Graph, op: Op, result: OpResult) -> None:
     dst_id, index = _port(op.get("target"), "disconnect: 'target'")
     target = resolve(graph, dst_id)
-    target.set_input(index, None)
-    if target.op != BLOCK:
-        opdef = registry.get(target.op)
-        if opdef.variadic and index >= len(opdef.inputs) and index < len(target._inputs):
-            del target._inputs[index]  # extra variadic port: drop it (already unwired above)
-            target.graph._dirty.add(target)
-    touch_parents(graph, dst_id)
+    opdef = None if target.op == BLOCK else registry.get(target.op)
+    if opdef is not None and opdef.variadic and len(opdef.inputs) <= index < len(target.inputs):
+        target.remove_input_port(index)  # an extra variadic port goes with its wire
+    else:
+        target.set_input(index, None)
 
 
 def _op_params(graph: Graph, op: Op, result: OpResult) -> None:
@@ -190,7 +149,6 @@ def _op_params(graph: Graph, op: Op, result: OpResult) -> None:
     if not isinstance(params, dict):
         raise GraphError(f"params: 'params' must be an object, got {params!r}", [node.name])
     node.update(**params)
-    touch_parents(graph, op["node"])
 
 
 def _op_rename(graph: Graph, op: Op, result: OpResult) -> None:
@@ -200,7 +158,6 @@ def _op_rename(graph: Graph, op: Op, result: OpResult) -> None:
     new_id = join_id(_parent_of(node_id), node.name)
     if new_id != node_id:
         result.renamed[node_id] = new_id
-    touch_parents(graph, new_id)
 
 
 def _op_move(graph: Graph, op: Op, result: OpResult) -> None:
@@ -236,11 +193,9 @@ def _op_group(graph: Graph, op: Op, result: OpResult) -> None:
     where = resolve_graph(graph, parent)
     names = [split_id(i)[-1] for i in ids]
     before = {n.name for n in where}
-    grouped = group(where, names, name=op.get("name") or None)
-    transplant(where, grouped)
+    where.replace_contents(group(where, names, name=op.get("name") or None))
     result.created += [join_id(parent, n.name) for n in where
                        if n.name not in before or (n.op == BLOCK and n.name in names)]
-    touch_parents(graph, join_id(parent, names[0]))
 
 
 def _op_ungroup(graph: Graph, op: Op, result: OpResult) -> None:
@@ -249,9 +204,8 @@ def _op_ungroup(graph: Graph, op: Op, result: OpResult) -> None:
     parent = _parent_of(node_id)
     where = node.graph
     before = {n.name for n in where if n is not node}
-    transplant(where, ungroup(where, node.name))
+    where.replace_contents(ungroup(where, node.name))
     result.created += [join_id(parent, n.name) for n in where if n.name not in before]
-    touch_parents(graph, node_id)
 
 
 def fragment_of(graph: Graph, ids: list[str]) -> dict[str, Any]:
@@ -263,7 +217,7 @@ def fragment_of(graph: Graph, ids: list[str]) -> dict[str, Any]:
     owner = nodes[0].graph
     if any(n.graph is not owner for n in nodes):
         raise GraphError("copy: the selected nodes are in different blocks; copy nodes of one graph", ids)
-    body = _body(owner)
+    body = graph_to_dict(owner)
     names = {n.name for n in nodes}
     entries = []
     for entry in body["nodes"]:
@@ -286,17 +240,15 @@ def _op_paste(graph: Graph, op: Op, result: OpResult) -> None:
                              "nodes": fragment.get("nodes", [])}, strict=False)
     mapping: dict[str, Node] = {}
     for node in piece.topological_order():
-        ports = [None if p is None else Port(mapping[p.node.name], p.index) for p in node._inputs]
+        ports = [None if p is None else Port(mapping[p.node.name], p.index) for p in node.inputs]
         meta = copy.deepcopy(node.meta)
         pos = meta.get("position")
         if isinstance(pos, dict) and isinstance(pos.get("x"), (int, float)) and isinstance(pos.get("y"), (int, float)):
             meta["position"] = {"x": pos["x"] + dx, "y": pos["y"] + dy}
-        twin = add_unconnected(where, node.op, _free_name(where, node.name), dict(node._params),
+        twin = add_unconnected(where, node.op, _free_name(where, node.name), dict(node.params),
                                block=node.block, ports=ports, meta=meta)
         mapping[node.name] = twin
         result.created.append(join_id(parent, twin.name))
-    if mapping:
-        touch_parents(graph, join_id(parent, next(iter(mapping.values())).name))
 
 
 OPS: dict[str, Callable[[Graph, Op, OpResult], None]] = {

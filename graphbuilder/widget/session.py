@@ -12,8 +12,9 @@ messages from the browser (`handle`) and hands messages for the browser to `send
   whose node is gone is rejected with a message while the rest still apply. The reply is the ``update``
   whose ``reply.id`` is the patch id. The browser re-applies its still-pending edits on top of every
   update it receives, so neither side's edit is lost.
-* Python-side edits (`Graph.subscribe` events, edits inside blocks included) are batched: flushed at once when the last flush is older
-  than `throttle_s`, otherwise by a trailing timer on the kernel's event loop (or at the next message).
+* Python-side edits (`Graph.subscribe` events, edits inside blocks included) are batched: flushed at once
+  when the last flush is older than `throttle_s`, otherwise by a trailing timer on the kernel's event loop
+  (or at the next message).
 * Each flushed change is one undo step (a browser patch, a batch of Python edits, a pass applied with
   `apply`); undo and redo restore whole graph states in place, so `widget.graph` stays the same object.
 """
@@ -31,7 +32,7 @@ from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
 from graphbuilder.widget.actions import ActionFn
 from graphbuilder.widget.document import DocCache, FlopCache, apply_changes, diff, document, join_id, resolve
-from graphbuilder.widget.patches import _parent_of, apply_ops, fragment_of, transplant
+from graphbuilder.widget.patches import _parent_of, apply_ops, fragment_of
 
 Message = dict[str, Any]
 
@@ -231,7 +232,7 @@ class Session:
         if state is not None:
             self._applying = True
             try:
-                transplant(self.graph, state)
+                self.graph.replace_contents(state)
             finally:
                 self._applying = False
         self.flush(reply={"id": message.get("id"), "ok": state is not None, "errors": [], "ids": {},
@@ -357,7 +358,7 @@ class Session:
             result = result.copy()
         self._applying = True
         try:
-            transplant(self.graph, result)
+            self.graph.replace_contents(result)
         finally:
             self._applying = False
         new = [n for n in self.graph if join_id(None, n.name) not in before]
