@@ -32,10 +32,12 @@ from graphbuilder.search.detector_space import DetectorSpace, hand_designed
 from graphbuilder.search.trinity import trinity
 
 CONFIGS = {
-    "small": dict(num_train=384, num_val=128, screen_steps=40, search_steps=80, warmup_steps=20,
-                  retrain_steps=400, boxes=400),
-    "quick": dict(num_train=96, num_val=32, screen_steps=6, search_steps=10, warmup_steps=3,
-                  retrain_steps=40, boxes=150),
+    "small": dict(num_train=384, num_val=128, screen_steps=40, search_steps=80, retrain_steps=400, boxes=400,
+                  sweep_steps=40),
+    "long": dict(num_train=384, num_val=128, screen_steps=120, search_steps=240, retrain_steps=400, boxes=400,
+                 sweep_steps=80),
+    "quick": dict(num_train=96, num_val=32, screen_steps=6, search_steps=10, retrain_steps=40, boxes=150,
+                  sweep_steps=6),
 }
 SPACE = DetectorSpace()  # the default small space: 5 backbone, 3 neck, 4 head positions
 GAMMAS = (0.0, 0.01, 0.1, 1.0)
@@ -73,67 +75,97 @@ def summary(graph: gb.Graph) -> tuple[int, int]:
     return s.total_params, s.total_flops // SPACE.batch
 
 
+def spread(values: list[float]) -> str:
+    """``mean (min-max)`` of a list, or the one value."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny smoke configuration")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--long", action="store_true", help="3x longer screening and search (~2x the time)")
+    parser.add_argument("--seeds", type=int, default=2, help="search/retraining seeds per method (default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="first seed (dataset seed too)")
+    parser.add_argument("--no-budget", action="store_true",
+                        help="derive by plain argmax (no FLOPs budget; the searched detectors' FLOPs then differ)")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the gamma sweep")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = CONFIGS["quick" if args.quick else "small"]
+    cfg = CONFIGS["quick" if args.quick else "long" if args.long else "small"]
     start = time.perf_counter()
     bench_boxes(cfg["boxes"])
 
     train, val = synthetic_detection(cfg["num_train"], cfg["num_val"], image_size=SPACE.image_size, seed=args.seed)
     layout = DetectionLayout((SPACE.image_size,) * 2, SPACE.strides, SPACE.num_classes)
-    search_kw = dict(space=SPACE, screen_steps=cfg["screen_steps"], search_steps=cfg["search_steps"],
-                     warmup_steps=cfg["warmup_steps"], retrain_steps=cfg["retrain_steps"], seed=args.seed,
-                     progress=False)
-    rows = []
-
-    t = time.perf_counter()
     hand = hand_designed(SPACE)
-    torch.manual_seed(args.seed + 2)
-    model = gb.compile(hand)
-    train_detector(model, train, layout, cfg["retrain_steps"], batch_size=16, seed=args.seed + 3, progress=False)
-    rows.append(("(a) hand-designed", evaluate_detector(model, val, layout), *summary(hand), 0.0,
-                 time.perf_counter() - t))
+    hand_params, hand_flops = summary(hand)
+    budget = None if args.no_budget else hand_flops
+    search_kw = dict(space=SPACE, screen_steps=cfg["screen_steps"], search_steps=cfg["search_steps"],
+                     retrain_steps=cfg["retrain_steps"], budget=budget, progress=False)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    methods = ["(a) hand-designed", "(b) backbone-only search", "(c) trinity search"]
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    results = {}
+    for seed in seeds:
+        t = time.perf_counter()
+        torch.manual_seed(seed + 2)  # exactly the retraining of trinity(seed=seed)
+        model = gb.compile(hand)
+        train_detector(model, train, layout, cfg["retrain_steps"], batch_size=16, seed=seed + 3, progress=False)
+        runs[methods[0]].append(dict(metrics=evaluate_detector(model, val, layout), params=hand_params,
+                                     flops=hand_flops, search=0.0, total=time.perf_counter() - t))
+        for method, search in zip(methods[1:], (["backbone"], ["backbone", "neck", "head"]), strict=True):
+            t = time.perf_counter()
+            res = trinity(train, val, search=search, seed=seed, **search_kw)
+            runs[method].append(dict(metrics=res.metrics, params=res.params, flops=res.flops,
+                                     search=res.times["screen"] + res.times["search"], total=time.perf_counter() - t))
+            results[(method, seed)] = res
 
-    t = time.perf_counter()
-    bb = trinity(train, val, search=["backbone"], **search_kw)
-    rows.append(("(b) backbone-only search", bb.metrics, bb.params, bb.flops,
-                 bb.times["screen"] + bb.times["search"], time.perf_counter() - t))
-
-    t = time.perf_counter()
-    tri = trinity(train, val, **search_kw)
-    rows.append(("(c) trinity search", tri.metrics, tri.params, tri.flops,
-                 tri.times["screen"] + tri.times["search"], time.perf_counter() - t))
-
-    print(f"\n== detectors on {cfg['num_val']} validation images ({cfg['retrain_steps']} retraining steps each) ==")
-    print(f"{'detector':26s} {'mAP':>6s} {'mAP50':>6s} {'params':>8s} {'MFLOPs':>7s} {'search s':>8s} "
-          f"{'total s':>8s}  mAP vs (a)  FLOPs vs (a)")
-    base = rows[0]
-    for name, metrics, params, flops, search_s, total_s in rows:
-        print(f"{name:26s} {metrics['mAP']:6.3f} {metrics['mAP50']:6.3f} {params:8d} {flops / 1e6:7.2f} "
-              f"{search_s:8.1f} {total_s:8.1f}  x{metrics['mAP'] / max(base[1]['mAP'], 1e-9):.2f}"
-              f"       x{flops / base[3]:.2f}")
+    budget_note = f"derived within the hand-designed FLOPs ({hand_flops / 1e6:.2f} M)" if budget else "plain argmax"
+    print(f"\n== detectors on {cfg['num_val']} validation images: seeds {seeds}, {cfg['retrain_steps']} retraining "
+          f"steps each (same data, same retraining seeds), {budget_note} ==")
+    print("mean (min-max) over seeds")
+    print(f"{'detector':26s} {'mAP':>19s} {'mAP50':>19s} {'params':>8s} {'MFLOPs':>7s} {'search s':>8s} "
+          f"{'total s':>8s}  mAP vs (a)")
+    base = statistics.mean(r["metrics"]["mAP"] for r in runs[methods[0]])
+    for method in methods:
+        rs = runs[method]
+        maps = [r["metrics"]["mAP"] for r in rs]
+        print(f"{method:26s} {spread(maps):>19s} {spread([r['metrics']['mAP50'] for r in rs]):>19s} "
+              f"{statistics.mean(r['params'] for r in rs):8.0f} {statistics.mean(r['flops'] for r in rs) / 1e6:7.2f} "
+              f"{statistics.mean(r['search'] for r in rs):8.1f} {statistics.mean(r['total'] for r in rs):8.1f}  "
+              f"x{statistics.mean(maps) / max(base, 1e-9):.2f}")
+    print("per seed mAP: " + "; ".join(f"{m[:3]} " + " ".join(f"{r['metrics']['mAP']:.3f}" for r in runs[m])
+                                       for m in methods))
+    tri = results[(methods[2], seeds[0])]
     print("\n" + str(tri.screening))
-    print("\ntrinity architecture:\n" + tri.table())
-    print("\nbackbone-only architecture (backbone positions):")
-    print("  " + ", ".join(f"{k}={v}" for k, v in bb.arch.items() if k.startswith("bb_")))
+    print(f"\ntrinity architecture (seed {seeds[0]}):\n" + tri.table())
+    for seed in seeds:
+        bb, tr = results[(methods[1], seed)], results[(methods[2], seed)]
+        print(f"seed {seed}: backbone-only  " + " ".join(v for k, v in bb.arch.items() if k.startswith("bb_")))
+        print(f"seed {seed}: trinity        " + " ".join(tr.arch.values()))
+        peak = {m: statistics.mean(max(h[-1]) for h in r.alpha_history.values())
+                for m, r in (("backbone-only", bb), ("trinity", tr))}
+        print("         mean max softmax(alpha) at the end: " + ", ".join(f"{k} {v:.2f}" for k, v in peak.items())
+              + f" (uniform {1 / len(next(iter(tr.candidates.values()))):.2f})")
 
-    print(f"\n== gamma sweep (cost = FLOPs; joint search over the screened ops, {cfg['search_steps']} steps) ==")
-    flops = []
-    for gamma in GAMMAS:
-        res = trinity(train, None, operators=tri.screening.kept, **{**search_kw, "screen_steps": 0,
-                                                                       "gamma": gamma, "retrain_steps": 0})
-        flops.append(res.flops)
-        print(f"gamma {gamma:5.2f}: derived {res.flops / 1e6:6.2f} MFLOPs/image, {res.params:7d} params "
-              f"(x{res.flops / max(flops[0], 1):.2f} of gamma 0)  "
-              + " ".join(f"{v}" for k, v in res.arch.items() if k.startswith("head")))
-    falls = all(b <= a for a, b in zip(flops, flops[1:], strict=False))
-    chain = " >= ".join(f"{f / 1e6:.2f}" for f in flops)
-    print(f"derived FLOPs fall as gamma rises: {'yes' if falls else 'NO'} ({chain})")
+    if not args.no_sweep:
+        print(f"\n== gamma sweep (cost = FLOPs; joint search over the screened ops, {cfg['sweep_steps']} steps, "
+              "plain argmax) ==")
+        flops = []
+        for gamma in GAMMAS:
+            res = trinity(train, None, operators=tri.screening.kept, **{**search_kw, "screen_steps": 0,
+                          "search_steps": cfg["sweep_steps"], "gamma": gamma, "retrain_steps": 0, "budget": None,
+                          "seed": seeds[0]})
+            flops.append(res.flops)
+            print(f"gamma {gamma:5.2f}: derived {res.flops / 1e6:6.2f} MFLOPs/image, {res.params:7d} params "
+                  f"(x{res.flops / max(flops[0], 1):.2f} of gamma 0)  "
+                  + " ".join(f"{v}" for k, v in res.arch.items() if k.startswith("head")))
+        falls = all(b <= a for a, b in zip(flops, flops[1:], strict=False))
+        chain = " >= ".join(f"{f / 1e6:.2f}" for f in flops)
+        print(f"derived FLOPs fall as gamma rises: {'yes' if falls else 'NO'} ({chain})")
     print(f"\ntotal benchmark time {time.perf_counter() - start:.0f} s ({args.threads} thread(s))")
 
 

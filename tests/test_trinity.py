@@ -13,11 +13,16 @@ from graphbuilder.ops.modules.search_space import MixedOp, build_candidate
 from graphbuilder.search.detector_space import DetectorSpace, build_detector, hand_designed
 from graphbuilder.search.trinity import (
     WidgetView,
+    derive,
     display_graph,
+    fit_budget,
     group_norms,
     group_soft_threshold,
+    inherit_weights,
+    mixed_modules,
     proximal_group_step,
     select_top_k,
+    supernet,
     trinity,
 )
 
@@ -215,3 +220,62 @@ def test_gamma_sweep_flops_fall_as_gamma_rises():
                       retrain_steps=0, operators=["ir_k5_e6", "ir_k3_e3", "sd_k3_d1", "skip"], progress=False)
         flops.append(res.flops)
     assert flops[0] >= flops[1] >= flops[2] and flops[2] < flops[0], flops
+
+
+def test_fit_budget_makes_the_cheapest_probability_trade():
+    alphas = {"a": [2.0, 1.9, 0.0], "b": [3.0, 0.0, 0.0]}
+    costs = {"a": {"big": 10.0, "mid": 4.0, "small": 1.0}, "b": {"big": 10.0, "mid": 4.0, "small": 1.0}}
+    argmax = {"a": 0, "b": 0}
+    assert fit_budget(alphas, costs, argmax, 0.0) == argmax  # within budget: plain argmax
+    # saving 6: a big->mid costs 0.1 nats (0.017 per unit), b big->mid costs 3 nats: a moves
+    assert fit_budget(alphas, costs, argmax, 6.0) == {"a": 1, "b": 0}
+    # brute force: the greedy choice stays within budget and never beats the best feasible log-probability
+    logp = {p: torch.log_softmax(torch.tensor(a), 0) for p, a in alphas.items()}
+    for excess in (3.0, 7.0, 12.0, 15.0):
+        got = fit_budget(alphas, costs, argmax, excess)
+        cost = {p: list(c.values()) for p, c in costs.items()}
+        saved = sum(cost[p][argmax[p]] - cost[p][k] for p, k in got.items())
+        assert saved >= excess
+        best = max(float(logp["a"][i] + logp["b"][j]) for i in range(3) for j in range(3)
+                   if cost["a"][0] - cost["a"][i] + cost["b"][0] - cost["b"][j] >= excess)
+        assert float(logp["a"][got["a"]] + logp["b"][got["b"]]) <= best + 1e-9
+    assert fit_budget(alphas, costs, argmax, 100.0) == {"a": 2, "b": 2}  # unreachable: the cheapest
+
+
+def test_derive_within_a_flops_budget(tiny):
+    _, _, space, kw = tiny
+    net = supernet(space, {c: kw["operators"] for c in ("backbone", "neck", "head")})
+    big = {p.name: [0.0, 0.0, 0.0, 0.0, 0.0] for p in space.positions()}
+    for p in big:
+        big[p][0] = 1.0  # ir_k3_e3 everywhere: the most expensive candidate
+    free, arch = derive(space, net, big)
+    flops = free.summary().total_flops // space.batch
+    assert set(arch.values()) == {"ir_k3_e3"}
+    budget = 0.7 * flops
+    tight, tight_arch = derive(space, net, big, budget=budget)
+    assert tight.summary().total_flops / space.batch <= budget < flops
+    assert "ir_k3_e3" in tight_arch.values()  # trimmed, not replaced wholesale
+    params = free.summary().total_params
+    by_params, _ = derive(space, net, big, budget=0.8 * params, cost="params")
+    assert by_params.summary().total_params <= 0.8 * params
+
+
+def test_inherit_weights_copies_kept_candidates_by_label(tiny):
+    _, _, space, _ = tiny
+    torch.manual_seed(0)
+    src_g = supernet(space, {"backbone": ["ir_k3_e3", "sd_k3_d1", "skip"]}, weighting="linear")
+    dst_g = supernet(space, {"backbone": ["skip", "ir_k3_e3"]})
+    src, dst = gb.compile(src_g), gb.compile(dst_g)
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    assert inherit_weights(src, src_g, dst, dst_g) > 0
+    s_sd, d_sd = src.state_dict(), dst.state_dict()
+    for key, value in d_sd.items():
+        if ".bb_" not in key:  # fixed parts: same names, copied
+            assert torch.equal(value, s_sd[key]), key
+    for pos in mixed_modules(dst_g, dst):
+        q = f"backbone.{pos}"
+        for tail in ("expand.0.weight", "depthwise.1.running_var", "project.0.weight"):
+            # ir_k3_e3 is candidate 0 in the screening supernet and 1 in the joint one
+            assert torch.equal(d_sd[f"{q}.ops.1.{tail}"], s_sd[f"{q}.ops.0.{tail}"])
+            assert not torch.equal(before[f"{q}.ops.1.{tail}"], s_sd[f"{q}.ops.0.{tail}"]) or "running" in tail
+        assert torch.equal(d_sd[f"{q}.alpha"], torch.zeros(2))  # alphas are not inherited

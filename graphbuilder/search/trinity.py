@@ -192,16 +192,59 @@ def mixed_modules(graph: Graph, model: nn.Module) -> dict[str, MixedOp]:
     return {n: found[n] for n in wanted}
 
 
-def derive(space: DetectorSpace, graph: Graph, alphas: dict[str, list[float]], name: str = "hit_detector"
-           ) -> tuple[Graph, dict[str, str]]:
-    """The plain detector: at every mixed_op position of `graph`, the candidate with the largest alpha."""
+def fit_budget(alphas: dict[str, list[float]], costs: dict[str, dict[str, float]], choice: dict[str, int],
+               excess: float) -> dict[str, int]:
+    """Lower the chosen candidates' total cost by at least `excess`, giving up as little architecture
+    probability as possible: repeatedly make the swap (position, cheaper candidate) with the smallest drop in
+    ``log softmax(alpha)`` per unit of cost saved. `costs` is per position the candidate costs in candidate
+    order; `choice` the chosen index per position (argmax). Stops at the cheapest architecture when the
+    excess cannot be removed. Returns the new choice."""
+    choice = dict(choice)
+    logp = {p: torch.log_softmax(torch.tensor(a, dtype=torch.float64), 0).tolist() for p, a in alphas.items()}
+    table = {p: list(c.values()) for p, c in costs.items()}
+    while excess > 0:
+        best: tuple[float, str, int] | None = None
+        for pos, cur in choice.items():
+            for k, c in enumerate(table[pos]):
+                saved = table[pos][cur] - c
+                if saved > 0:
+                    rate = (logp[pos][cur] - logp[pos][k]) / saved
+                    if best is None or rate < best[0]:
+                        best = (rate, pos, k)
+        if best is None:
+            break
+        _, pos, k = best
+        excess -= table[pos][choice[pos]] - table[pos][k]
+        choice[pos] = k
+    return choice
+
+
+def derive(space: DetectorSpace, graph: Graph, alphas: dict[str, list[float]], name: str = "hit_detector",
+           budget: float | None = None, cost: str = "flops") -> tuple[Graph, dict[str, str]]:
+    """The plain detector: at every mixed_op position of `graph`, the candidate with the largest alpha.
+
+    With a `budget` (FLOPs per image, or parameters, by `cost`) the argmax architecture is made to fit it by
+    `fit_budget` (cheapest drop in architecture probability per unit of cost saved); costs are measured with
+    `candidate_costs`, the rest of the network (stem, laterals, predictor, fixed positions) counted as is.
+    """
+    cands_at = {pos.name: candidate_list(find_position(graph, pos.name).params["candidates"])
+                for pos in space.positions() if find_position(graph, pos.name).op == "mixed_op"}
+    choice = {p: int(torch.tensor(alphas[p]).argmax()) for p in cands_at}
+    if budget is not None and cands_at:
+        per = space.batch if cost == "flops" else 1  # costs are measured at the graph's example batch
+        table = {p: {k: v[cost] / per for k, v in
+                     candidate_costs(graph, p, find_position(graph, p).params["candidates"]).items()}
+                 for p in cands_at}
+        first, _ = derive(space, graph, alphas, name)
+        s = Summary.of(first)
+        total = s.total_flops / space.batch if cost == "flops" else s.total_params
+        choice = fit_budget({p: alphas[p] for p in cands_at}, table, choice, total - budget)
     arch: dict[str, str] = {}
     picks: dict[str, tuple[str, dict[str, Any]]] = {}
     for pos in space.positions():
         node = find_position(graph, pos.name)
         if node.op == "mixed_op":
-            cands = candidate_list(node.params["candidates"])
-            best = cands[int(torch.tensor(alphas[pos.name]).argmax())]
+            best = cands_at[pos.name][choice[pos.name]]
         else:
             best = (node.op, {"dilation": node.params["dilation"]} if "dilation" in node.params else {})
         picks[pos.name] = best
@@ -379,15 +422,53 @@ def column_norms(space: DetectorSpace, mixed: dict[str, MixedOp]) -> dict[str, d
     return {comp: group_norms(mixed, names) for comp, names in _groups(space, mixed).items() if names}
 
 
+def _labels(graph: Graph, pos: str) -> list[str]:
+    return [candidate_label(c) for c in candidate_list(find_position(graph, pos).params["candidates"])]
+
+
+def inherit_weights(src: nn.Module, src_graph: Graph, dst: nn.Module, dst_graph: Graph) -> int:
+    """Copy trained weights (and BN statistics) from supernet `src` into supernet `dst`: every tensor of the
+    fixed parts with the same name and shape, and at each mixed position the tensors of each candidate that
+    both supernets hold (matched by candidate label, not index). Alphas are not copied. Returns how many
+    tensors were copied."""
+    src_sd, dst_sd = src.state_dict(), dst.state_dict()
+    src_mixed = {qual: m for qual, m in src.named_modules() if isinstance(m, MixedOp)}
+    dst_mixed = {qual: m for qual, m in dst.named_modules() if isinstance(m, MixedOp)}
+    remap: dict[str, dict[int, int]] = {}
+    for qual in dst_mixed:
+        if qual in src_mixed:
+            pos = qual.rsplit(".", 1)[-1]
+            src_labels = _labels(src_graph, pos)
+            remap[qual] = {j: src_labels.index(label) for j, label in enumerate(_labels(dst_graph, pos))
+                           if label in src_labels}
+    copied = 0
+    for key in dst_sd:
+        src_key: str | None = key
+        for qual, mapping in remap.items():
+            if key.startswith(qual + "."):
+                rest = key[len(qual) + 1:]
+                if not rest.startswith("ops."):
+                    src_key = None  # the alpha: the joint search starts from its own
+                else:
+                    j, tail = rest[4:].split(".", 1)
+                    src_key = f"{qual}.ops.{mapping[int(j)]}.{tail}" if int(j) in mapping else None
+                break
+        if src_key is not None and src_key in src_sd and src_sd[src_key].shape == dst_sd[key].shape:
+            dst_sd[key] = src_sd[src_key].clone()
+            copied += 1
+    dst.load_state_dict(dst_sd)
+    return copied
+
+
 # -- the search ---------------------------------------------------------------------------------------------
 def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
             search: Sequence[str] = COMPONENTS, operators: Sequence[str] | dict[str, Sequence[str]] = FULL_OPS,
             top_k: int | dict[str, int] = 4, fixed: dict[str, Any] | None = None,
-            screen_steps: int = 60, search_steps: int = 100, warmup_steps: int = 20, retrain_steps: int = 300,
-            batch_size: int = 8, lr: float = 3e-3, screen_alpha_lr: float = 0.05, sparsity: float = 0.05,
-            alpha_lr: float = 0.03, gamma: float = 0.02, cost: str = "flops", seed: int = 0,
-            log_every: int = 5, progress: bool = True, widget: Any = None, evaluate: bool = True
-            ) -> TrinityResult:
+            screen_steps: int = 60, search_steps: int = 100, warmup_steps: int | None = None,
+            retrain_steps: int = 300, batch_size: int = 8, lr: float = 3e-3, screen_alpha_lr: float = 0.05,
+            sparsity: float = 0.15, alpha_lr: float = 0.03, gamma: float = 0.02, cost: str = "flops",
+            budget: float | None = None, inherit: bool = True, seed: int = 0, log_every: int = 5,
+            progress: bool = True, widget: Any = None, evaluate: bool = True) -> TrinityResult:
     """Search backbone, neck and head of a detector together (Hit-Detector, arXiv:2003.11818).
 
     Args:
@@ -397,12 +478,19 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
         operators: the large operator set screened (one list, or one per component).
         top_k: ops kept per component by screening (int or per component). ``screen_steps=0`` skips
             screening and searches over all `operators`.
-        screen_steps, search_steps, warmup_steps, retrain_steps: optimisation lengths (warm-up: weight-only
-            steps before alphas move, in both screening and joint search).
+        screen_steps, search_steps, warmup_steps, retrain_steps: optimisation lengths. Warm-up: weight-only
+            steps before alphas move, in both screening and joint search; None (default) warms up for half of
+            each stage, so alphas are judged on trained weights (DARTS collapse otherwise favours whatever
+            trains fastest).
         batch_size, lr: weight training (AdamW, cosine schedule).
         screen_alpha_lr, sparsity: proximal SGD on screening alphas; `sparsity` is the group-lasso lambda.
         alpha_lr: Adam on joint-search alphas (betas 0.5, 0.999, weight decay 1e-3, as DARTS).
         gamma, cost: resource penalty weight and cost kind (``"flops"`` or ``"params"``).
+        budget: derive within this cost (FLOPs per image, or params, by `cost`) of the whole detector:
+            the argmax architecture is trimmed by `fit_budget`. None: plain argmax.
+        inherit: the joint-search supernet starts from the screening supernet's trained weights (the kept
+            candidates and the fixed parts), so the joint search's warm-up continues training instead of
+            starting from scratch. Ignored without screening.
         seed: fixes data order, splits and initialisation: same seed, same result.
         widget: a `GraphWidget` to show the architecture weights live (candidate edges styled by weight).
         evaluate: retrain the derived detector from scratch and compute COCO metrics on `val`.
@@ -434,17 +522,19 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
         lp = _Loop(model, mixed_modules(graph, model), layout,
                    Batches(train, layout, batch_size, seed * 1000 + salt, split_w),
                    Batches(train, layout, batch_size, seed * 1000 + salt + 1, split_a),
-                   steps, min(warmup_steps, steps), lr, alr, log_every, progress, desc)
+                   steps, steps // 2 if warmup_steps is None else min(warmup_steps, steps), lr, alr, log_every,
+                   progress, desc)
         return model, lp
 
     # 1. screening ------------------------------------------------------------------------------------------
     kept = ops
+    screen_net, screen_model = None, None
     if screen_steps > 0:
         result.stage = "screen"
         t0 = time.perf_counter()
         torch.manual_seed(seed)
         screen_net = supernet(space, ops, weighting="linear", fixed=fixed, name="screening_supernet")
-        _, lp = loop(screen_net, screen_steps, screen_alpha_lr, "screening", 0)
+        screen_model, lp = loop(screen_net, screen_steps, screen_alpha_lr, "screening", 0)
         alpha_params = [m.alpha for m in lp.mixed.values()]
         sgd = torch.optim.SGD(alpha_params, lr=screen_alpha_lr)
         groups = _groups(space, lp.mixed)
@@ -481,7 +571,9 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
     t0 = time.perf_counter()
     torch.manual_seed(seed + 1)
     net = supernet(space, kept, weighting="softmax", fixed=fixed)
-    _, lp = loop(net, search_steps, alpha_lr, "joint search", 2)
+    model, lp = loop(net, search_steps, alpha_lr, "joint search", 2)
+    if inherit and screen_model is not None and screen_net is not None:
+        inherit_weights(screen_model, screen_net, model, net)
     for pos in lp.mixed:
         node = find_position(net, pos)
         result.costs[pos] = candidate_costs(net, pos, node.params["candidates"])
@@ -514,7 +606,7 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
     for pos, alpha in final.items():
         find_position(net, pos).params["alpha"] = tuple(alpha)
     result.supernet = net
-    result.derived, result.arch = derive(space, net, final)
+    result.derived, result.arch = derive(space, net, final, budget=budget, cost=cost)
     summary = Summary.of(result.derived)
     result.flops, result.params = summary.total_flops // space.batch, summary.total_params
     result.times["search"] = time.perf_counter() - t0
