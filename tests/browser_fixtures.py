@@ -162,8 +162,17 @@ class Notebook:
         """Open notebook `name` and wait until its kernel is idle."""
         self.page.goto(lab.notebook_url(name))
         self.page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout)
+        self.accept_kernel_dialog()
         self.wait_idle(timeout)
         return self
+
+    def accept_kernel_dialog(self) -> None:
+        """Accept JupyterLab's "Select Kernel" dialog if it shows (it sometimes does while the kernel
+        starts, even for a notebook that names its kernel); it would block every click."""
+        dialog = self.page.locator(".jp-Dialog", has_text="Select Kernel")
+        if dialog.count():
+            dialog.locator(".jp-mod-accept").click()
+            dialog.wait_for(state="detached")
 
     def wait_idle(self, timeout: float = 60_000) -> None:
         """Wait until the kernel reports idle."""
@@ -180,7 +189,8 @@ class Notebook:
         prompt = cell.locator(".jp-InputArea-prompt")
         before = prompt.inner_text()
         for _ in range(20):  # the first keypress can land before the editor or the kernel is ready
-            cell.locator(".jp-InputArea-editor").click()
+            self.accept_kernel_dialog()
+            cell.locator(".jp-InputArea-editor").click(timeout=5_000)
             self.page.keyboard.press("Shift+Enter")
             try:
                 self.page.wait_for_function(

@@ -61,10 +61,15 @@ w2 = gb.GraphWidget(g2, height=420)
 w2"""
 
 
+# Cells 3 and 4: the second widget's graph as the kernel sees it, and its Python export.
+STATE2 = 'print("G2=" + json.dumps({n.name: [n.op, [p and p.node.name for p in n.inputs]] for n in w2.graph}))'
+EXPORT2 = 'from graphbuilder.export import to_python\nprint("PY=" + json.dumps(to_python(w2.graph)))'
+
+
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Any]:
     with running_lab() as server:
-        write_notebook(server.root / "editor.ipynb", [BUILD, STATE, BLOCK])
+        write_notebook(server.root / "editor.ipynb", [BUILD, STATE, BLOCK, STATE2, EXPORT2])
         yield server
 
 
@@ -118,6 +123,24 @@ def kernel_state(nb: Notebook) -> dict[str, Any]:
     match = re.search(r"STATE=(\{.*\})", text, re.S)
     assert match, f"no state printed: {text!r}"
     return json.loads(match.group(1))
+
+
+def printed(nb: Notebook, cell: int, tag: str) -> Any:
+    """Run `cell` and parse the JSON it prints after `tag`=."""
+    text = nb.run(cell)
+    match = re.search(tag + r"=(.*)", text, re.S)
+    assert match, f"nothing printed for {tag}: {text!r}"
+    return json.loads(match.group(1).strip())
+
+
+def node_ids(root: Any) -> list[str]:
+    """Ids of the React Flow nodes drawn in `root`, sorted."""
+    return sorted(root.locator(".react-flow__node").evaluate_all("els => els.map(e => e.dataset.id)"))
+
+
+def selected_ids(root: Any) -> list[str]:
+    """Ids of the selected React Flow nodes, sorted."""
+    return sorted(root.locator(".react-flow__node.selected").evaluate_all("els => els.map(e => e.dataset.id)"))
 
 
 def node(root: Any, name: str) -> Any:
@@ -291,3 +314,112 @@ def test_save_reload_shows_same_graph(nb: Notebook, lab: Any) -> None:
     after = sorted(root.locator(".react-flow__node").evaluate_all("els => els.map(e => e.dataset.id)"))
     assert after == before
     assert edge_label(root, "conv2d", "pool") == "(2, 16, 12, 12)"
+
+
+def test_double_click_adds_op_by_name(nb: Notebook) -> None:
+    root = editor(nb)
+    before = kernel_state(nb)
+    root = editor(nb)
+    pane = root.locator(".react-flow__pane")
+    pane.dblclick(position={"x": 12, "y": 12})
+    box = root.locator(".gb-adder input")
+    box.wait_for()
+    box.fill("gel")
+    assert root.locator(".gb-adder-item").first.inner_text() == "gelu"  # the list narrows as you type
+    box.press("Enter")
+    node(root, "gelu").wait_for()
+    settle(nb, root)
+    state = kernel_state(nb)
+    assert state["gelu"][0] == "gelu" and state["gelu"][1] == [None]  # added unconnected, in Python too
+    assert set(state) == set(before) | {"gelu"}
+    root = editor(nb)
+    press(nb, root, "Control+z")
+    node(root, "gelu").wait_for(state="detached")
+    assert set(kernel_state(nb)) == set(before)
+
+
+def test_copy_paste_within_widget(nb: Notebook) -> None:
+    root = editor(nb)
+    before = kernel_state(nb)
+    root = editor(nb)
+    node(root, "conv").click()
+    node(root, "relu").click(modifiers=["Control"])  # React Flow's multi-select key off macOS
+    assert selected_ids(root) == ["conv", "relu"]
+    press(nb, root, "Control+c")
+    root.locator(".gb-notice", has_text="copied 2 node(s)").wait_for()
+    press(nb, root, "Control+v")
+    node(root, "relu_1").wait_for()
+    settle(nb, root)
+    assert selected_ids(root) == ["conv_1", "relu_1"]  # the pasted nodes are selected
+    state = kernel_state(nb)
+    assert state["conv_1"][3] == before["conv"][3]  # same params
+    assert state["relu_1"][1] == [["conv_1", 0]]  # the wire inside the selection is kept...
+    assert state["conv_1"][1] == [None]  # ...the one from outside is not
+    root = editor(nb)
+    press(nb, root, "Control+z")  # the paste is one undo step
+    node(root, "conv_1").wait_for(state="detached")
+    assert node(root, "relu_1").count() == 0
+    assert kernel_state(nb) == before
+
+
+def test_copy_paste_across_widgets(nb: Notebook) -> None:
+    root = editor(nb)
+    node(root, "fc").click()
+    press(nb, root, "Control+c")
+    root.locator(".gb-notice", has_text="copied 1 node(s)").wait_for()
+    other = editor(nb, 2)
+    assert node(other, "fc").count() == 0
+    press(nb, other, "Control+v")
+    node(other, "fc").wait_for()
+    settle(nb, other)
+    g2 = printed(nb, 3, "G2")
+    assert g2["fc"] == ["linear", [None]]
+    fc = node(other, "fc").locator(".gb-node")
+    assert "gb-node-error" in fc.get_attribute("class")  # unconnected: red until wired
+    other = editor(nb, 2)
+    press(nb, other, "Control+z")
+    node(other, "fc").wait_for(state="detached")
+    assert "fc" not in printed(nb, 3, "G2")
+
+
+def test_box_select_and_delete_is_one_undo_step(nb: Notebook) -> None:
+    root = editor(nb)
+    before = kernel_state(nb)
+    root = editor(nb)
+    press(nb, root, "Escape")  # nothing selected
+    assert selected_ids(root) == []
+    pane = root.locator(".react-flow__pane").bounding_box()
+    assert pane is not None
+    page = nb.page
+    page.keyboard.down("Shift")  # Shift+drag on the pane draws a selection box
+    page.mouse.move(pane["x"] + 4, pane["y"] + 4)
+    page.mouse.down()
+    page.mouse.move(pane["x"] + pane["width"] * 0.6, pane["y"] + pane["height"] * 0.6, steps=10)
+    page.mouse.move(pane["x"] + pane["width"] - 4, pane["y"] + pane["height"] - 4, steps=10)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    chosen = selected_ids(root)
+    assert len(chosen) >= 2, chosen
+    press(nb, root, "Delete")
+    page.wait_for_function("([el, n]) => el.querySelectorAll('.react-flow__node').length === n",
+                           arg=[root.element_handle(), len(before) - len(chosen)])
+    settle(nb, root)
+    assert set(kernel_state(nb)) == set(before) - set(chosen)
+    root = editor(nb)
+    press(nb, root, "Control+z")  # every deleted node and wire comes back in one step
+    page.wait_for_function("([el, n]) => el.querySelectorAll('.react-flow__node').length === n",
+                           arg=[root.element_handle(), len(before)])
+    assert kernel_state(nb) == before
+
+
+def test_export_network_as_python(nb: Notebook) -> None:
+    root = editor(nb, 2)
+    root.locator("select[data-action='export']").select_option("py")
+    dialog = root.locator(".gb-dialog .gb-python")
+    dialog.wait_for()
+    shown = dialog.inner_text()
+    expected = printed(nb, 4, "PY")
+    assert shown.strip() == expected.strip()
+    assert "class " in shown and "def forward" in shown
+    root.locator(".gb-dialog button", has_text="Close").click()
+    dialog.wait_for(state="detached")

@@ -133,6 +133,7 @@ export class Sync {
 
   setNotice(notice: Notice | null) {
     this.notice = notice;
+    this.view = { ...this.view }; // a new snapshot, so the editor re-renders (node entries stay shared)
     for (const fn of this.listeners) fn();
   }
 

@@ -162,6 +162,10 @@ export function Editor(props: EditorProps) {
     return () => clearTimeout(timer);
   }, [sync]); // eslint-disable-line react-hooks/exhaustive-deps -- once, for the first render's positions
 
+  useEffect(() => { // nodes that went (undo, Python edits) leave the selection
+    if ([...selected].some((id) => !doc.nodes[id])) setSelected(new Set([...selected].filter((id) => doc.nodes[id])));
+  }, [doc, selected]);
+
   const vertical = dir === "TB";
   const { nodes, edges } = useMemo(
     () => toFlow({ doc, auto, dragging, selected, highlights, edgeStyles, vertical }, cache.current),
@@ -291,12 +295,13 @@ export function Editor(props: EditorProps) {
   }, [selected, sync]);
 
   const copy = useCallback(async () => {
-    const ids = [...selected];
+    const ids = [...selected].filter((id) => sync.view.nodes[id]);
     if (!ids.length) return;
     const msg = await sync.request("copy", { nodes: ids });
     if (!msg.ok) return sync.setNotice({ text: msg.message, kind: "error", nodes: [] });
     window.__graphbuilderClipboard = msg.fragment;
-    try { await navigator.clipboard?.writeText(JSON.stringify(msg.fragment)); } catch { /* clipboard may be denied */ }
+    // Also to the system clipboard, without waiting: a permission prompt may never be answered.
+    try { navigator.clipboard?.writeText(JSON.stringify(msg.fragment)).catch(() => {}); } catch { /* no clipboard API */ }
     sync.setNotice({ text: `copied ${ids.length} node(s)`, kind: "info", nodes: [] });
   }, [selected, sync]);
 
@@ -344,6 +349,8 @@ export function Editor(props: EditorProps) {
   }, [sync]);
 
   const onKeyDown = useCallback((e: React.KeyboardEvent) => {
+    // Bare modifier keys go on to React Flow's document listeners (Shift: box select, Ctrl: multi-select).
+    if (e.key === "Shift" || e.key === "Control" || e.key === "Meta" || e.key === "Alt") return;
     const t = e.target as HTMLElement;
     const typing = t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT";
     const mod = e.ctrlKey || e.metaKey;
