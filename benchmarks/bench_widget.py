@@ -4,14 +4,16 @@
 
 1. Cell execution -> laid-out canvas for graphs of 100, 500 and 1,000 nodes (goal: 1,000 in <= 1 s). The
    graph is built in an earlier cell; the timed cell is only ``gb.GraphWidget(g)``. Time runs from the
-   Shift+Enter keydown to the frame where all n nodes have laid-out positions and the canvas has drawn
-   the ones in view (React Flow skips drawing off-screen nodes above 300), measured inside the page. The
-   positions are then saved into node meta by a background patch, not counted here.
+   Shift+Enter keydown to the frame where all n nodes have laid-out positions, the canvas is fitted to
+   them (``data-gb-ready``; before 2026-11-23 the mark came before the fit) and has drawn the ones in view
+   (React Flow skips drawing off-screen nodes above 300), measured inside the page. The positions are
+   then saved into node meta by a background patch, not counted here.
    Baseline: the same measurement for an ``ipywidgets.IntSlider`` (Jupyter's own display round trip).
 2. One parameter edit on the 1,000-node graph, browser -> Python inference -> new shape on screen (goal:
    <= 50 ms): the inspector's Enter keydown to the edge label's change, measured inside the page.
    "local": the last conv's kernel changes its own output only; "head": the first conv's change
-   re-infers every node downstream. Baseline: an empty patch's round trip (the comm alone).
+   re-infers every node downstream. Baseline: an empty patch's round trip (the comm alone). The edited
+   widget shows its own copy of the graph, so no other widget on the page redraws with it.
 
 Prints medians and ratios; never fails on time. Needs /usr/bin/chromium and the built widget bundle.
 """
@@ -171,7 +173,7 @@ def main() -> None:
     big = max(sizes)
     cells = [SETUP.replace("SIZES", repr(sizes)), "ipywidgets.IntSlider()"]
     cells += [f"gb.GraphWidget(graphs[{n}][0], height=600)" for n in sizes]
-    cells += [f"wbig = gb.GraphWidget(graphs[{big}][0], height=600, direction='TB'); kbig = graphs[{big}][1]; wbig"]
+    cells += [f"wbig = gb.GraphWidget(graphs[{big}][0].copy(), height=600, direction='TB'); wbig"]
     from playwright.sync_api import sync_playwright
 
     with running_lab() as lab, sync_playwright() as pw:
