@@ -22,6 +22,7 @@ from torch import nn
 import graphbuilder as gb
 from graphbuilder.export import runtime
 from graphbuilder.ir import registry
+from graphbuilder.ops.neuron_graph import NeuronGraph
 
 RUFF = Path(sys.executable).with_name("ruff")
 
@@ -275,6 +276,11 @@ SAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any], str]] = {
     "gelu": ([IMG], {"approximate": "tanh"}, "float32"),
     "softmax": ([SEQ], {"dim": 1}, "float32"),
     "log_softmax": ([SEQ], {}, "float32"),
+    "glore_reproject": ([(2, 4, 3), (2, 3, 8, 8)], {}, "float32"),
+    "mixed_op": ([IMG], {"candidates": ["ir_k3_e3", "sd_k3_d2", "conv_1x1", "skip"],
+                         "alpha": (0.1, 0.2, 0.3, 0.4)}, "float32"),
+    "neuron_graph": ([VEC], {"topology": NeuronGraph.random(8, 5, 3, 30, seed=0).to_json()}, "float32"),
+    "weighted_sum": ([IMG, IMG], {"weights": (0.3, 0.7)}, "float32"),
 }
 _GENERIC_SHAPES = [IMG, SEQ, VEC, (2, 4, 3, 4, 4)]
 
