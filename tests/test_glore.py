@@ -400,3 +400,16 @@ def test_op_and_block_export_to_every_format():
         store_weights(g, model)
         report = gb.export.check(g, tolerance=1e-5)
         assert report.ok, report
+
+
+def test_widget_apply_highlights_units_inside_imported_stage_blocks():
+    from models import resnet50
+
+    g = gb.from_module(resnet50().eval(), (torch.randn(1, 3, 32, 32),))
+    widget = gb.GraphWidget(g)
+    assert "Insert GloRe" in [a["name"] for a in widget.actions]
+    inserted = widget.apply(lambda graph: gb.passes.insert_glore(graph, "res4x3"))
+    assert len(inserted) == 3 and all("/" in i for i in inserted)  # inside the stage block, e.g. layer3/...
+    assert widget.highlights == {i: "added" for i in inserted}
+    assert widget.undo()
+    assert widget.graph.to_dict() == g.to_dict()

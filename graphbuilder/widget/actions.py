@@ -32,3 +32,15 @@ def register_action(name: str, fn: ActionFn, doc: str = "") -> None:
 def unregister_action(name: str) -> None:
     """Remove action `name` (no error if absent)."""
     ACTIONS.pop(name, None)
+
+
+def _register_builtin_actions() -> None:
+    # Passes that ship with GraphBuilder and make sense on a selection.
+    from graphbuilder.passes.glore import glore_editor_action
+
+    register_action("Insert GloRe", glore_editor_action,
+                    doc="insert a GloRe global reasoning unit after each selected node (none selected: the "
+                        "paper's res4x3 preset)")
+
+
+_register_builtin_actions()

@@ -31,7 +31,7 @@ from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
 from graphbuilder.widget.actions import ActionFn
-from graphbuilder.widget.document import DocCache, FlopCache, apply_changes, diff, document, join_id, resolve
+from graphbuilder.widget.document import DocCache, FlopCache, apply_changes, diff, document, join_id, resolve, walk
 from graphbuilder.widget.patches import _parent_of, apply_ops, fragment_of
 
 Message = dict[str, Any]
@@ -347,7 +347,7 @@ class Session:
         """
         if self._dirty:
             self.flush()
-        before = {join_id(None, n.name) for n in self.graph}
+        before = {node_id for node_id, _, _ in walk(self.graph)}
         work = self.graph.copy()
         out = pass_fn(work)
         result = work if out is None else out
@@ -361,10 +361,13 @@ class Session:
             self.graph.replace_contents(result)
         finally:
             self._applying = False
-        new = [n for n in self.graph if join_id(None, n.name) not in before]
-        tagged = [n for n in new if n.meta.get("inserted_by")]
+        # Walk blocks too: passes such as insert_glore put their nodes inside stage blocks.
+        new = [(node_id, parent, n) for node_id, parent, n in walk(self.graph) if node_id not in before]
+        fresh = {node_id for node_id, _, _ in new}
+        tagged = [node_id for node_id, _, n in new if n.meta.get("inserted_by")]
+        outermost = [node_id for node_id, parent, _ in new if parent not in fresh]
         self.flush()
-        return [join_id(None, n.name) for n in (tagged or new)]
+        return tagged or outermost
 
     def _on_elk_source(self, message: Message) -> None:
         """Send elkjs's worker script (1.6 MB, kept out of the bundle so displays do not load it)."""
