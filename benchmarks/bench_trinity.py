@@ -2,16 +2,21 @@
 
 Measures, in one run (medians where timed repeatedly; ratios against baselines measured in the same run):
   1. box IoU and NMS: vectorised vs the brute-force references (speed, and that they agree);
-  2. detectors, each retrained from scratch with the same steps and evaluated with pycocotools:
+  2. detectors, each retrained from scratch with the same steps, the same data and the same retraining seeds,
+     and evaluated with pycocotools, over `--seeds` seeds (mean and min-max printed):
        (a) hand-designed: MobileNetV2-style backbone + FPN-lite neck + separable conv head,
        (b) backbone-only search (neck and head fixed to the hand-designed choices),
        (c) trinity: backbone, neck and head searched together;
-     reporting mAP, mAP@0.5, params, FLOPs per image and search time;
+     (b) and (c) are derived within the hand-designed detector's FLOPs (`budget=`; --no-budget: plain argmax),
+     so the comparison is at comparable FLOPs; reporting mAP, mAP@0.5, params, FLOPs per image, search time;
   3. the resource penalty: derived FLOPs for gamma in {0, 0.01, 0.1, 1} (joint search over the trinity
-     screening's kept ops); they should fall as gamma rises.
+     screening's kept ops, plain argmax); they should fall as gamma rises.
 
-    .venv/bin/python benchmarks/bench_trinity.py            # small config (~5-10 min on 2 CPU cores)
-    .venv/bin/python benchmarks/bench_trinity.py --quick    # smoke run (~1 min)
+    .venv/bin/python benchmarks/bench_trinity.py              # small config, 2 seeds (~15 min on the busy shared
+                                                              #   2-core machine; --seeds 1 for about half)
+    .venv/bin/python benchmarks/bench_trinity.py --long       # 3x longer screening and search (the config whose
+                                                              #   search has enough signal to matter; ~2x time)
+    .venv/bin/python benchmarks/bench_trinity.py --quick      # smoke run (~3 min)
 
 Never asserts on time. Small convolutions run fastest on one thread; --threads changes that.
 """
@@ -33,9 +38,9 @@ from graphbuilder.search.trinity import trinity
 
 CONFIGS = {
     "small": dict(num_train=384, num_val=128, screen_steps=40, search_steps=80, retrain_steps=400, boxes=400,
-                  sweep_steps=40),
+                  sweep_steps=80),
     "long": dict(num_train=384, num_val=128, screen_steps=120, search_steps=240, retrain_steps=400, boxes=400,
-                 sweep_steps=80),
+                 sweep_steps=160),
     "quick": dict(num_train=96, num_val=32, screen_steps=6, search_steps=10, retrain_steps=40, boxes=150,
                   sweep_steps=6),
 }
@@ -87,7 +92,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny smoke configuration")
     parser.add_argument("--long", action="store_true", help="3x longer screening and search (~2x the time)")
     parser.add_argument("--seeds", type=int, default=2, help="search/retraining seeds per method (default 2)")
-    parser.add_argument("--seed", type=int, default=0, help="first seed (dataset seed too)")
+    parser.add_argument("--seed", type=int, default=0, help="first search/retraining seed")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data set (default 0)")
     parser.add_argument("--no-budget", action="store_true",
                         help="derive by plain argmax (no FLOPs budget; the searched detectors' FLOPs then differ)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the gamma sweep")
@@ -98,7 +104,8 @@ def main() -> None:
     start = time.perf_counter()
     bench_boxes(cfg["boxes"])
 
-    train, val = synthetic_detection(cfg["num_train"], cfg["num_val"], image_size=SPACE.image_size, seed=args.seed)
+    train, val = synthetic_detection(cfg["num_train"], cfg["num_val"], image_size=SPACE.image_size,
+                                     seed=args.data_seed)
     layout = DetectionLayout((SPACE.image_size,) * 2, SPACE.strides, SPACE.num_classes)
     hand = hand_designed(SPACE)
     hand_params, hand_flops = summary(hand)
@@ -122,6 +129,10 @@ def main() -> None:
             runs[method].append(dict(metrics=res.metrics, params=res.params, flops=res.flops,
                                      search=res.times["screen"] + res.times["search"], total=time.perf_counter() - t))
             results[(method, seed)] = res
+        for method in methods:
+            r = runs[method][-1]
+            print(f"  seed {seed} {method:26s} mAP {r['metrics']['mAP']:.3f}  {r['flops'] / 1e6:.2f} MFLOPs  "
+                  f"{r['total']:.0f} s", flush=True)
 
     budget_note = f"derived within the hand-designed FLOPs ({hand_flops / 1e6:.2f} M)" if budget else "plain argmax"
     print(f"\n== detectors on {cfg['num_val']} validation images: seeds {seeds}, {cfg['retrain_steps']} retraining "

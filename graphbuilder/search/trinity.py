@@ -23,7 +23,11 @@ Stages:
    ``detection + gamma * sum_pos sum_i softmax(alpha_pos)_i * cost_pos_i``. Costs are measured once per
    position and candidate with torch.utils.flop_counter (or parameter counts) and divided by the sum over
    positions of the mean candidate cost, so a uniform architecture costs 1.
-3. Derive: argmax per position gives a plain detector graph; it is retrained from scratch and evaluated.
+3. Derive: argmax per position gives a plain detector graph, trimmed to a cost `budget` when one is given
+   (`fit_budget`); it is retrained from scratch and evaluated.
+
+Defaults that matter (docs/hit_detector.md says why): half of each stage is weight-only warm-up; the joint
+supernet inherits the screening supernet's trained weights (`inherit`); group-lasso lambda 0.15.
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ class TrinityResult:
         screen_history: per position, the raw screening alphas at each logged screening step.
         screening: the `ScreeningReport` (None without screening).
         costs: per position and candidate ``{"flops", "params"}`` (the lookup table of the joint search).
+        budget: the derivation's cost budget (None: plain argmax); `arch` may then differ from the argmax.
         metrics: COCO metrics of the retrained detector on the validation set.
         flops, params: of the derived detector (one image batch of `space.batch`... see `summary`).
         times: seconds per stage (``screen``, ``search``, ``retrain``).
@@ -116,6 +121,7 @@ class TrinityResult:
     costs: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     cost_kind: str = "flops"
     gamma: float = 0.0
+    budget: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     flops: int = 0
     params: int = 0
@@ -510,7 +516,7 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
     ops = {c: list(operators[c] if isinstance(operators, dict) else operators) for c in search}
     ks = {c: int(top_k[c] if isinstance(top_k, dict) else top_k) for c in search}
     layout = DetectionLayout((space.image_size, space.image_size), space.strides, space.num_classes)
-    result = TrinityResult(space=space, layout=layout, cost_kind=cost, gamma=gamma)
+    result = TrinityResult(space=space, layout=layout, cost_kind=cost, gamma=gamma, budget=budget)
     torch.manual_seed(seed)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
     split_w, split_a = order[: len(order) // 2], order[len(order) // 2:]
