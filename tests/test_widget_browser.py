@@ -147,6 +147,22 @@ def node(root: Any, name: str) -> Any:
     return root.locator(f".react-flow__node[data-id='{name}']")
 
 
+def click_node(root: Any, name: str, **kwargs: Any) -> None:
+    """Click a node as a user would: if the minimap overlay covers it, zoom out first (the Controls' button)."""
+    target = node(root, name)
+    target.wait_for()
+    for _ in range(4):
+        box, mini = target.bounding_box(), root.locator(".gb-minimap").bounding_box()
+        covered = box is not None and mini is not None and not (
+            box["x"] + box["width"] < mini["x"] or mini["x"] + mini["width"] < box["x"]
+            or box["y"] + box["height"] < mini["y"] or mini["y"] + mini["height"] < box["y"])
+        if not covered:
+            break
+        root.locator(".react-flow__controls-zoomout").click()
+        root.page.wait_for_timeout(250)  # the zoom animates
+    target.click(**kwargs)
+
+
 def handle(root: Any, name: str, handle_id: str) -> Any:
     return node(root, name).locator(f".react-flow__handle[data-handleid='{handle_id}']")
 
@@ -221,7 +237,7 @@ def test_drag_conv2d_connect_set_kernel_size(nb: Notebook) -> None:
     connect(page, root, "conv2d", "pool")
     settle(nb, root)
     assert edge_label(root, "conv2d", "pool") == "(2, 16, 14, 14)"  # suggested out_channels=16, kernel 3
-    node(root, "conv2d").click()
+    click_node(root, "conv2d")
     field = root.locator(".gb-inspector [data-param='kernel_size'] input")
     field.fill("5")
     field.press("Enter")
@@ -262,7 +278,7 @@ def test_refused_connection_and_mismatch_turns_node_red(nb: Notebook) -> None:
     red = node(root, "sum").locator(".gb-node-error")
     red.wait_for()
     assert "do not match" in red.get_attribute("title")
-    node(root, "sum").click()
+    click_node(root, "sum")
     assert "do not match" in root.locator(".gb-inspector .gb-error-text").inner_text()
     assert "error" in root.locator(".gb-totals").inner_text()
 
@@ -342,8 +358,8 @@ def test_copy_paste_within_widget(nb: Notebook) -> None:
     root = editor(nb)
     before = kernel_state(nb)
     root = editor(nb)
-    node(root, "conv").click()
-    node(root, "relu").click(modifiers=["Control"])  # React Flow's multi-select key off macOS
+    click_node(root, "conv")
+    click_node(root, "relu", modifiers=["Control"])  # React Flow's multi-select key off macOS
     assert selected_ids(root) == ["conv", "relu"]
     press(nb, root, "Control+c")
     root.locator(".gb-notice", has_text="copied 2 node(s)").wait_for()
@@ -364,7 +380,7 @@ def test_copy_paste_within_widget(nb: Notebook) -> None:
 
 def test_copy_paste_across_widgets(nb: Notebook) -> None:
     root = editor(nb)
-    node(root, "fc").click()
+    click_node(root, "fc")
     press(nb, root, "Control+c")
     root.locator(".gb-notice", has_text="copied 1 node(s)").wait_for()
     other = editor(nb, 2)
