@@ -16,6 +16,8 @@ STAMP := $(VENV)/.graphbuilder-setup
 WIDGET := graphbuilder/widget/static/widget.js
 EXT_SOURCES := $(shell find extension -path extension/node_modules -prune -o -type f -print 2>/dev/null)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Containers often run as root; JupyterLab refuses that unless told.
+ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-n 2 -k layers"`.
 PYTEST_ARGS ?=
 NOTEBOOKS := $(wildcard examples/*.ipynb)
@@ -52,7 +54,7 @@ system:
 	fi
 
 lab: setup
-	$(VENV)/bin/jupyter lab $(if $(wildcard examples),examples/)
+	$(VENV)/bin/jupyter lab $(if $(wildcard examples),examples/) $(ALLOW_ROOT)
 
 # GB_FAST=1 makes the tutorial notebooks pick their small settings under nbval.
 # Front-end unit tests run first so pytest's summary is the last line of the log.
