@@ -33,7 +33,7 @@ import graphbuilder as gb
 from graphbuilder.datasets import synthetic_detection
 from graphbuilder.detection import DetectionLayout, box_iou, evaluate_detector, nms, train_detector
 from graphbuilder.detection.reference import box_iou_reference, nms_reference
-from graphbuilder.search.detector_space import DetectorSpace, hand_designed
+from graphbuilder.search.detector_space import COMPONENT_OPS, FULL_OPS, DetectorSpace, hand_designed
 from graphbuilder.search.trinity import trinity
 
 CONFIGS = {
@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--no-budget", action="store_true",
                         help="derive by plain argmax (no FLOPs budget; the searched detectors' FLOPs then differ)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the gamma sweep")
+    parser.add_argument("--component-ops", action="store_true",
+                        help="screen per-component operator sets (MBConv-only backbone and head) instead of one")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -111,7 +113,8 @@ def main() -> None:
     hand_params, hand_flops = summary(hand)
     budget = None if args.no_budget else hand_flops
     search_kw = dict(space=SPACE, screen_steps=cfg["screen_steps"], search_steps=cfg["search_steps"],
-                     retrain_steps=cfg["retrain_steps"], budget=budget, progress=False)
+                     retrain_steps=cfg["retrain_steps"], budget=budget, progress=False,
+                     operators=COMPONENT_OPS if args.component_ops else FULL_OPS)
     seeds = list(range(args.seed, args.seed + args.seeds))
     methods = ["(a) hand-designed", "(b) backbone-only search", "(c) trinity search"]
     runs: dict[str, list[dict]] = {m: [] for m in methods}
@@ -129,6 +132,8 @@ def main() -> None:
             runs[method].append(dict(metrics=res.metrics, params=res.params, flops=res.flops,
                                      search=res.times["screen"] + res.times["search"], total=time.perf_counter() - t))
             results[(method, seed)] = res
+            if any(res.skipped.values()):
+                print(f"  seed {seed} {method}: steps skipped for a non-finite loss: {res.skipped}", flush=True)
         for method in methods:
             r = runs[method][-1]
             print(f"  seed {seed} {method:26s} mAP {r['metrics']['mAP']:.3f}  {r['flops'] / 1e6:.2f} MFLOPs  "
@@ -167,7 +172,7 @@ def main() -> None:
               "plain argmax) ==")
         flops = []
         for gamma in GAMMAS:
-            res = trinity(train, None, operators=tri.screening.kept, **{**search_kw, "screen_steps": 0,
+            res = trinity(train, None, **{**search_kw, "operators": tri.screening.kept, "screen_steps": 0,
                           "search_steps": cfg["sweep_steps"], "gamma": gamma, "retrain_steps": 0, "budget": None,
                           "seed": seeds[0]})
             flops.append(res.flops)

@@ -35,6 +35,15 @@ COMPONENTS = ("backbone", "neck", "head")
 #: The one large operator set each component screens from (the 14 registered search ops).
 FULL_OPS: tuple[str, ...] = SEARCH_OPS
 
+#: Per-component sets shaped like the paper's: MBConv-only backbone (FBNet-style) and head (the released head
+#: ops are 6 MBConv variants); 8 non-MBConv ops for the neck (the exact neck list is GraphBuilder's choice).
+#: Pass as ``trinity(operators=COMPONENT_OPS)``; it keeps 1x1 convs and skips out of strided backbone positions.
+COMPONENT_OPS: dict[str, tuple[str, ...]] = {
+    "backbone": tuple(o for o in SEARCH_OPS if o.startswith("ir_")),
+    "neck": tuple(o for o in SEARCH_OPS if not o.startswith("ir_")),
+    "head": tuple(o for o in SEARCH_OPS if o.startswith("ir_")),
+}
+
 
 @dataclass(frozen=True)
 class Position:

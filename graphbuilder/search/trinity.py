@@ -103,6 +103,7 @@ class TrinityResult:
         metrics: COCO metrics of the retrained detector on the validation set.
         flops, params: of the derived detector (one image batch of `space.batch`... see `summary`).
         times: seconds per stage (``screen``, ``search``, ``retrain``).
+        skipped: per stage, optimisation steps skipped for a non-finite loss or gradient (normally 0).
         interrupted: True when Ctrl-C stopped the run; `stage` says where.
         model: the retrained compiled module (None without retraining).
     """
@@ -126,6 +127,7 @@ class TrinityResult:
     flops: int = 0
     params: int = 0
     times: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
     stage: str = "setup"
     model: nn.Module | None = None
@@ -347,6 +349,7 @@ class _Loop:
     log_every: int
     progress: bool
     desc: str
+    skipped: int = 0
 
     def run(self, alpha_step: Any, record: Any, on_log: Any = None) -> tuple[int, bool]:
         alpha_ids = {id(m.alpha) for m in self.mixed.values()}
@@ -364,8 +367,10 @@ class _Loop:
                 loss = detection_loss(self.model(images), targets, self.layout)["loss"]
                 opt.zero_grad()
                 loss.backward()
-                nn.utils.clip_grad_norm_(weights, 10.0)
-                opt.step()
+                if torch.isfinite(nn.utils.clip_grad_norm_(weights, 10.0)):
+                    opt.step()  # a non-finite loss or gradient skips the step (counted in `skipped`)
+                else:
+                    self.skipped += 1
                 if step >= self.warmup:
                     images, targets = self.batches_a.next()
                     alpha_step(images, targets)
@@ -381,6 +386,11 @@ class _Loop:
         finally:
             bar.close()
         return done, interrupted
+
+
+def _finite_grads(params: list[torch.Tensor]) -> bool:
+    """Whether every gradient of `params` is finite (a rare non-finite detection loss skips the alpha step)."""
+    return all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in params)
 
 
 def _alphas(mixed: dict[str, MixedOp], softmax: bool) -> dict[str, list[float]]:
@@ -550,6 +560,9 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
             loss = detection_loss(lp.model(images), targets, layout)["loss"]
             sgd.zero_grad()
             loss.backward()
+            if not _finite_grads(alpha_params):
+                lp.skipped += 1
+                return
             sgd.step()
             proximal_group_step(lp.mixed, groups, screen_alpha_lr * sparsity)
 
@@ -563,6 +576,7 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
                 view.update({k: [abs(a) for a in v] for k, v in _alphas(lp.mixed, softmax=False).items()})
 
         done, stopped = lp.run(screen_step, screen_record, screen_show)
+        result.skipped["screen"] = lp.skipped
         norms = column_norms(space, lp.mixed)
         kept = {c: select_top_k(norms[c], ks[c]) for c in search}
         result.screening = ScreeningReport(kept, norms, {c: [o for o, v in norms[c].items() if v == 0.0]
@@ -596,6 +610,9 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
             loss = loss + gamma * sum((torch.softmax(m.alpha, 0) * norm_cost[p]).sum() for p, m in lp.mixed.items())
         adam.zero_grad()
         loss.backward()
+        if not _finite_grads([m.alpha for m in lp.mixed.values()]):
+            lp.skipped += 1
+            return
         adam.step()
 
     def search_record(step: int) -> None:
@@ -608,6 +625,7 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
             view.update(_alphas(lp.mixed, softmax=True))
 
     _, stopped = lp.run(search_step, search_record, search_show)
+    result.skipped["search"] = lp.skipped
     final = _alphas(lp.mixed, softmax=False)
     for pos, alpha in final.items():
         find_position(net, pos).params["alpha"] = tuple(alpha)
