@@ -61,6 +61,9 @@ from graphbuilder.search.detector_space import (
     find_position,
 )
 
+#: Gradient-norm clip of the screening alphas (over all positions) before each proximal SGD step.
+SCREEN_ALPHA_CLIP = 1.0
+
 #: Ops a component keeps fixed when it is not searched (the hand-designed baseline's choices).
 DEFAULT_FIXED = {"backbone": "ir_k3_e6", "neck": "sd_k3_d1", "head": "sd_k3_d1"}
 
@@ -563,6 +566,8 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
             if not _finite_grads(alpha_params):
                 lp.skipped += 1
                 return
+            # linear alphas are unbounded and multiply through the depth: clip the step (a long screen diverged)
+            nn.utils.clip_grad_norm_(alpha_params, SCREEN_ALPHA_CLIP)
             sgd.step()
             proximal_group_step(lp.mixed, groups, screen_alpha_lr * sparsity)
 
