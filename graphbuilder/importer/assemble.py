@@ -53,25 +53,17 @@ def _fill(graph: Graph, calls: list[Emit], depth: int, env: dict[Key, Port], use
         i = j
 
 
-def _unique(graph: Graph, base: str) -> str:
-    name, k = base, 1
-    while name in graph:
-        name = f"{base}_{k}"
-        k += 1
-    return name
-
-
 def _add(graph: Graph, call: Emit, env: dict[Key, Port]) -> None:
     where = call.source or call.label
     if call.op == "input":
-        node = graph.input(_unique(graph, call.label), **call.params)
+        node = graph.input(graph.unique_name(call.label), **call.params)
     elif call.op == "output":
-        node = graph.output(env[(id(call.inputs[0].call), call.inputs[0].index)], name=_unique(graph, call.label))
+        node = graph.output(env[(id(call.inputs[0].call), call.inputs[0].index)], name=graph.unique_name(call.label))
         assert not isinstance(node, tuple)
     else:
         ports = [env[(id(r.call), r.index)] for r in call.inputs]
         try:
-            node = graph.add(call.op, *ports, name=_unique(graph, call.label), **call.params)
+            node = graph.add(call.op, *ports, name=graph.unique_name(call.label), **call.params)
         except GraphError as e:
             raise GraphError(f"importing {where}: {e.message}", e.nodes) from None
         if call.weights:
@@ -131,7 +123,7 @@ def _add_block(graph: Graph, members: list[Emit], depth: int, env: dict[Key, Por
     label = path[len(parent_path) + 1:] if parent_path and path.startswith(parent_path + ".") else path
     ports = [env[(id(r.call), r.index)] for r in external]
     try:
-        node = graph.add(block, *ports, name=_unique(graph, label))
+        node = graph.add(block, *ports, name=graph.unique_name(label))
     except GraphError as e:
         raise GraphError(f"importing module path {path!r} ({class_name}): {e.message}", e.nodes) from None
     node.meta["source"] = path

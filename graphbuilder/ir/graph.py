@@ -409,13 +409,17 @@ class Graph:
         _check_arity(f"block {block.name!r}", ports, False, arity, label)
         return Node(self, label, BLOCK, {}, block=inner)
 
+    def unique_name(self, base: str) -> str:
+        """`base` if no node has that name, else `base_1`, `base_2`, ... (the first free one)."""
+        label, i = base, 1
+        while label in self._nodes:
+            label = f"{base}_{i}"
+            i += 1
+        return label
+
     def _new_name(self, name: str | None, base: str) -> str:
         if name is None:
-            label, i = base, 1
-            while label in self._nodes:
-                label = f"{base}_{i}"
-                i += 1
-            return label
+            return self.unique_name(base)
         if not isinstance(name, str) or not name:
             raise GraphError(f"node name must be a non-empty string, got {name!r}")
         if name in self._nodes:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,20 @@ def rmse(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor) -> float:
         return math.sqrt(float(torch.mean((ng.to_module()(X) - y) ** 2)))
 
 
+def lbfgs(params: list[torch.Tensor], loss_fn: Callable[[], torch.Tensor], steps: int, *, lr: float,
+          history_size: int, tolerance_grad: float, tolerance_change: float) -> None:
+    """One L-BFGS run of at most `steps` iterations with a strong-Wolfe line search, minimising `loss_fn`."""
+    opt = torch.optim.LBFGS(params, lr=lr, max_iter=steps, history_size=history_size, line_search_fn="strong_wolfe",
+                            tolerance_grad=tolerance_grad, tolerance_change=tolerance_change)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
 def fit(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor, steps: int, optimizer: str = "adam",
         lr: float = 0.01) -> float:
     """Train all weights and biases of `ng` in place for `steps` full-batch steps; returns the train RMSE.
@@ -108,16 +122,8 @@ def fit(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor, steps: int, optimizer
             loss.backward()
             opt.step()
     else:
-        opt_l = torch.optim.LBFGS(params, lr=lr if lr >= 0.1 else 1.0, max_iter=steps, history_size=20,
-                                  line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
-
-        def closure() -> torch.Tensor:
-            opt_l.zero_grad(set_to_none=True)
-            loss = loss_fn()
-            loss.backward()
-            return loss
-
-        opt_l.step(closure)
+        lbfgs(params, loss_fn, steps, lr=lr if lr >= 0.1 else 1.0, history_size=20, tolerance_grad=1e-9,
+              tolerance_change=1e-12)
     with torch.no_grad():
         final = float(loss_fn())
     if math.isfinite(final) and all(torch.isfinite(p).all() for p in params):
@@ -178,16 +184,8 @@ def fit_unit(S: torch.Tensor, r: torch.Tensor, activation: str, *, candidates: i
             return torch.mean((h[:, None] * a + c - r64) ** 2)
 
         if steps > 0:
-            opt = torch.optim.LBFGS([w, b, a, c], lr=1.0, max_iter=steps, history_size=10,
-                                    line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-14)
-
-            def closure(opt: torch.optim.LBFGS = opt, loss_fn: Any = loss_fn) -> torch.Tensor:
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn()
-                loss.backward()
-                return loss
-
-            opt.step(closure)
+            lbfgs([w, b, a, c], loss_fn, steps, lr=1.0, history_size=10, tolerance_grad=1e-10,
+                  tolerance_change=1e-14)
         with torch.no_grad():
             loss = float(loss_fn())
             ok = math.isfinite(loss) and all(bool(torch.isfinite(t).all()) for t in (w, b, a, c))

@@ -90,7 +90,7 @@ def _op_add(graph: Graph, op: Op, result: OpResult) -> None:
     if not isinstance(op_name, str):
         raise GraphError(f"add: 'op_name' must be an op name, got {op_name!r}")
     wanted = op.get("name")
-    name = _free_name(where, wanted) if isinstance(wanted, str) and wanted else None
+    name = where.unique_name(wanted) if isinstance(wanted, str) and wanted else None
     meta = {}
     if op.get("position") is not None:
         x, y = op["position"]
@@ -100,14 +100,6 @@ def _op_add(graph: Graph, op: Op, result: OpResult) -> None:
     if isinstance(wanted, str) and wanted and join_id(parent, wanted) != node_id:
         result.renamed[join_id(parent, wanted)] = node_id
     result.created.append(node_id)
-
-
-def _free_name(graph: Graph, base: str) -> str:
-    name, i = base, 1
-    while name in graph:
-        name = f"{base}_{i}"
-        i += 1
-    return name
 
 
 def _op_remove(graph: Graph, op: Op, result: OpResult) -> None:
@@ -245,7 +237,7 @@ def _op_paste(graph: Graph, op: Op, result: OpResult) -> None:
         pos = meta.get("position")
         if isinstance(pos, dict) and isinstance(pos.get("x"), (int, float)) and isinstance(pos.get("y"), (int, float)):
             meta["position"] = {"x": pos["x"] + dx, "y": pos["y"] + dy}
-        twin = add_unconnected(where, node.op, _free_name(where, node.name), dict(node.params),
+        twin = add_unconnected(where, node.op, where.unique_name(node.name), dict(node.params),
                                block=node.block, ports=ports, meta=meta)
         mapping[node.name] = twin
         result.created.append(join_id(parent, twin.name))
