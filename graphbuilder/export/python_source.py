@@ -218,13 +218,9 @@ class _Writer:
 
 
 def _live(graph: Graph) -> set[Node]:
-    live: set[Node] = set()
-    stack = list(graph.outputs)
-    while stack:
-        node = stack.pop()
-        if node not in live:
-            live.add(node)
-            stack.extend(p.node for p in node.inputs if p is not None)
+    live: set[Node] = set(graph.outputs)
+    for output in graph.outputs:
+        live |= graph.ancestors(output)
     return live
 
 
