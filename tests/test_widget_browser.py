@@ -64,12 +64,31 @@ w2"""
 # Cells 3 and 4: the second widget's graph as the kernel sees it, and its Python export.
 STATE2 = 'print("G2=" + json.dumps({n.name: [n.op, [p and p.node.name for p in n.inputs]] for n in w2.graph}))'
 EXPORT2 = 'from graphbuilder.export import to_python\nprint("PY=" + json.dumps(to_python(w2.graph)))'
+# Cells 5 to 8: op docs from the registry; node positions (meta) and the saved file's; an edit and a
+# highlight made from Python.
+DOCS = 'print("DOCS=" + json.dumps({o["name"]: [o["doc"], o["category"]] for o in gb.ops.schema_json()}))'
+POSITIONS = """\
+w.save("moved.graph.json")
+saved = gb.Graph.load("moved.graph.json")
+print("POS=" + json.dumps([{n.name: n.meta.get("position") for n in g}
+                           for g in (w.graph, saved)]))"""
+PY_EDIT = """\
+if "py_gelu" in w.graph:
+    w.graph.remove("py_gelu")
+else:
+    w.graph.add("gelu", w.graph["fc"], name="py_gelu")"""
+HIGHLIGHT = """\
+if w.highlights:
+    w.highlight([])
+else:
+    w.highlight(["conv", "relu"], style="added")"""
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Any]:
     with running_lab() as server:
-        write_notebook(server.root / "editor.ipynb", [BUILD, STATE, BLOCK, STATE2, EXPORT2])
+        write_notebook(server.root / "editor.ipynb",
+                       [BUILD, STATE, BLOCK, STATE2, EXPORT2, DOCS, POSITIONS, PY_EDIT, HIGHLIGHT])
         yield server
 
 
@@ -147,19 +166,23 @@ def node(root: Any, name: str) -> Any:
     return root.locator(f".react-flow__node[data-id='{name}']")
 
 
-def click_node(root: Any, name: str, **kwargs: Any) -> None:
-    """Click a node as a user would: if the minimap overlay covers it, zoom out first (the Controls' button)."""
-    target = node(root, name)
+def uncover(root: Any, target: Any) -> tuple[float, float]:
+    """Screen point at the middle of `target` where a click reaches it; if something covers it there (the
+    minimap overlay), zoom out first with the Controls' button, as a user would."""
     target.wait_for()
-    for _ in range(4):
-        box, mini = target.bounding_box(), root.locator(".gb-minimap").bounding_box()
-        covered = box is not None and mini is not None and not (
-            box["x"] + box["width"] < mini["x"] or mini["x"] + mini["width"] < box["x"]
-            or box["y"] + box["height"] < mini["y"] or mini["y"] + mini["height"] < box["y"])
-        if not covered:
-            break
+    for _ in range(5):
+        x, y = center(target)
+        if target.evaluate("(el, [x, y]) => el.contains(document.elementFromPoint(x, y))", [x, y]):
+            return x, y
         root.locator(".react-flow__controls-zoomout").click()
         root.page.wait_for_timeout(250)  # the zoom animates
+    raise AssertionError(f"{target} stays covered")
+
+
+def click_node(root: Any, name: str, **kwargs: Any) -> None:
+    """Click a node where nothing covers it."""
+    target = node(root, name)
+    uncover(root, target)
     target.click(**kwargs)
 
 
@@ -439,3 +462,254 @@ def test_export_network_as_python(nb: Notebook) -> None:
     assert "class " in shown and "def forward" in shown
     root.locator(".gb-dialog button", has_text="Close").click()
     dialog.wait_for(state="detached")
+
+
+def test_palette_search_categories_and_docs(nb: Notebook) -> None:
+    docs = printed(nb, 5, "DOCS")
+    root = editor(nb)
+    categories = root.locator(".gb-palette-list summary").evaluate_all(
+        "els => els.map(e => e.childNodes[0].textContent.trim())")
+    assert set(categories) == {category for _, category in docs.values()}  # one group per registry category
+    item = root.locator(".gb-palette-item[data-op='batch_norm2d']")
+    if not item.is_visible():  # its category starts folded: open it
+        root.locator(".gb-palette-list summary", has_text=docs["batch_norm2d"][1]).click()
+    item.hover()  # the doc shows as the item's tooltip
+    assert item.get_attribute("title") == docs["batch_norm2d"][0]
+    search = root.locator(".gb-search")
+    search.fill("norm")
+    shown = root.locator(".gb-palette-item").evaluate_all("els => els.map(e => e.dataset.op)")
+    assert shown and all("norm" in op for op in shown)
+    assert set(shown) >= {"batch_norm2d", "layer_norm"}
+    search.fill("")
+    assert root.locator(".gb-palette-item").count() == len(docs)
+
+
+def test_param_form_enum_bool_and_tuple(nb: Notebook) -> None:
+    root = editor(nb)
+    before = kernel_state(nb)
+    root = editor(nb)
+    click_node(root, "conv2d")
+    form = root.locator(".gb-inspector")
+    params_text = form.locator(".gb-outputs").inner_text()
+    form.locator("[data-param='padding_mode'] select").select_option("reflect")  # enum: a dropdown
+    settle(nb, root)
+    form.locator("[data-param='bias'] input[type='checkbox']").uncheck()  # bool: a checkbox
+    settle(nb, root)
+    stride = form.locator("[data-param='stride'] input")  # int or tuple: typed as text
+    stride.fill("1, x")
+    assert form.locator("[data-param='stride']").evaluate("el => el.classList.contains('gb-field-bad')")
+    stride.fill("(1, 2)")
+    stride.press("Enter")
+    nb.page.wait_for_function(
+        "el => [...el.querySelectorAll('.react-flow__edge-text')].some(t => t.textContent === '(2, 16, 12, 6)')",
+        arg=root.element_handle())
+    settle(nb, root)
+    assert form.locator(".gb-outputs").inner_text() != params_text  # no bias: fewer params shown
+    state = kernel_state(nb)
+    assert state["conv2d"][3]["padding_mode"] == "reflect" and state["conv2d"][3]["bias"] is False
+    assert state["conv2d"][3]["stride"] == [1, 2] and state["conv2d"][2] == [[2, 16, 12, 6]]
+    root = editor(nb)
+    for _ in range(3):
+        press(nb, root, "Control+z")
+        settle(nb, root)
+    assert kernel_state(nb) == before
+
+
+def test_rename_node(nb: Notebook) -> None:
+    root = editor(nb)
+    before = kernel_state(nb)
+    root = editor(nb)
+    click_node(root, "relu")
+    field = root.locator(".gb-inspector .gb-rename")
+    field.fill("act1")
+    field.press("Enter")
+    node(root, "act1").wait_for()
+    node(root, "relu").wait_for(state="detached")
+    settle(nb, root)
+    assert edge_label(root, "conv", "act1") == "(2, 8, 16, 16)"
+    state = kernel_state(nb)
+    assert "relu" not in state and state["act1"][1] == [["conv", 0]]
+    assert state["conv2d"][1] == [["act1", 0]] and state["sum"][1][0] == ["act1", 0]  # its users follow
+    root = editor(nb)
+    press(nb, root, "Control+z")
+    node(root, "relu").wait_for()
+    assert kernel_state(nb) == before
+
+
+def test_group_selection_into_block_and_ungroup(nb: Notebook) -> None:
+    root = editor(nb)
+    before = kernel_state(nb)
+    root = editor(nb)
+    click_node(root, "pool")
+    click_node(root, "flat", modifiers=["Control"])
+    root.locator("button[data-action='group']").click()
+    nb.page.wait_for_function("([el, n]) => el.querySelectorAll('.react-flow__node').length === n",
+                              arg=[root.element_handle(), len(before) - 1])
+    settle(nb, root)
+    (block,) = set(node_ids(root)) - set(before)
+    assert node(root, block).locator(".gb-block").count() == 1  # shown collapsed, as one node
+    assert edge_label(root, block, "fc") == "(2, 16)"  # shapes flow through the block
+    state = kernel_state(nb)
+    assert state[block][0] == "block" and state["fc"][1] == [[block, 0]]
+    assert "pool" not in state and "flat" not in state
+    root = editor(nb)
+    click_node(root, block)
+    root.locator("button[data-action='ungroup']").click()
+    node(root, "pool").wait_for()
+    node(root, block).wait_for(state="detached")
+    settle(nb, root)
+    state = kernel_state(nb)
+    assert {k: v[:3] for k, v in state.items()} == {k: v[:3] for k, v in before.items()}
+
+
+def positions(nb: Notebook) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Node positions in the kernel's `w.graph` and in the file `w.save` writes."""
+    live, saved = printed(nb, 6, "POS")
+    return live, saved
+
+
+def test_move_keeps_position_in_meta_and_file(nb: Notebook) -> None:
+    root = editor(nb)
+    before, _ = positions(nb)
+    root = editor(nb)
+    press(nb, root, "Escape")
+    fc = node(root, "fc")
+    x, y = uncover(root, fc)
+    zoom = root.evaluate("el => el.__gbFlow.getZoom()")
+    start = fc.bounding_box()
+    page = nb.page
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 30, y + 20, steps=5)
+    page.mouse.move(x + 60, y + 40, steps=5)
+    page.mouse.up()
+    settle(nb, root)
+    end = fc.bounding_box()
+    live, saved = positions(nb)
+    # The node moved on screen, and the kernel holds the position the canvas shows.
+    assert end["x"] - start["x"] > 40 and end["y"] - start["y"] > 25
+    assert (live["fc"]["x"] - before["fc"]["x"]) * zoom == pytest.approx(end["x"] - start["x"], abs=1.5)
+    assert (live["fc"]["y"] - before["fc"]["y"]) * zoom == pytest.approx(end["y"] - start["y"], abs=1.5)
+    assert saved["fc"] == live["fc"] and live["conv"] == before["conv"]
+
+
+def chain_order(live: dict[str, Any], axis: str) -> list[float]:
+    return [live[name][axis] for name in ("x", "conv", "relu", "conv2d", "pool", "flat", "fc", "out")]
+
+
+def viewport_zoom(root: Any) -> float:
+    transform = root.locator(".react-flow__viewport").evaluate("el => el.style.transform")
+    return float(re.search(r"scale\(([\d.]+)\)", transform).group(1))
+
+
+def test_layout_direction_fit_minimap_and_zoom(nb: Notebook) -> None:
+    root = editor(nb)
+    direction = root.locator(".gb-header select[title='layout direction']")
+    direction.select_option("LR")
+    settle(nb, root)
+    root.page.wait_for_timeout(300)
+    live, _ = positions(nb)
+    xs = chain_order(live, "x")
+    assert xs == sorted(xs) and len(set(xs)) == len(xs)  # elkjs layered, left to right along the chain
+    root = editor(nb)
+    direction.select_option("TB")
+    settle(nb, root)
+    root.page.wait_for_timeout(300)
+    live, _ = positions(nb)
+    ys = chain_order(live, "y")
+    assert ys == sorted(ys) and len(set(ys)) == len(ys)
+    root = editor(nb)
+    zoom = viewport_zoom(root)
+    root.locator(".react-flow__controls-zoomin").click()
+    nb.page.wait_for_function("([el, z]) => !el.style.transform.includes(`scale(${z})`)",
+                              arg=[root.locator(".react-flow__viewport").element_handle(), zoom])
+    nb.page.wait_for_timeout(300)  # the zoom animates
+    assert viewport_zoom(root) > zoom
+    root.locator("button[data-action='fit']").click()
+    nb.page.wait_for_timeout(400)
+    pane = root.locator(".react-flow__pane").bounding_box()
+    for name in node_ids(root):
+        box = node(root, name).bounding_box()
+        assert pane["x"] - 1 <= box["x"] and box["x"] + box["width"] <= pane["x"] + pane["width"] + 1, name
+        assert pane["y"] - 1 <= box["y"] and box["y"] + box["height"] <= pane["y"] + pane["height"] + 1, name
+    assert root.locator(".gb-minimap .react-flow__minimap-node").count() == len(node_ids(root))
+
+
+def test_python_edit_appears_without_rerender(nb: Notebook) -> None:
+    root = editor(nb)
+    root.evaluate("el => { el.querySelector(\".react-flow__node[data-id='conv']\").__gbMark = 1; }")
+    nb.run(7)
+    root = editor(nb)  # back in view: JupyterLab skips drawing cells scrolled out of sight
+    node(root, "py_gelu").wait_for()
+    edge = "el => el.querySelector(\".react-flow__edge[data-testid='rf__edge-fc#0\u2192py_gelu#0']\")"
+    nb.page.wait_for_function(edge, arg=root.element_handle())  # drawn once the new node is measured
+    assert edge_label(root, "fc", "py_gelu") == "(2, 10)"
+    # The canvas was patched in place: the conv node's element is the very one drawn before.
+    assert root.evaluate("el => el.querySelector(\".react-flow__node[data-id='conv']\").__gbMark") == 1
+    nb.run(7)
+    node(root, "py_gelu").wait_for(state="detached")
+    assert "py_gelu" not in kernel_state(nb)
+
+
+def test_highlight_from_python(nb: Notebook) -> None:
+    root = editor(nb)
+    nb.run(8)
+    marked = root.locator(".gb-hl-added")
+    nb.page.wait_for_function("el => el.querySelectorAll('.gb-hl-added').length === 2", arg=root.element_handle())
+    assert sorted(marked.evaluate_all("els => els.map(e => e.dataset.nodeName)")) == ["conv", "relu"]
+    nb.run(8)
+    marked.first.wait_for(state="detached")
+
+
+def test_export_canvas_as_svg_and_png(nb: Notebook) -> None:
+    import io
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+
+    root = editor(nb, 2)
+    files = {}
+    for kind in ("svg", "png"):
+        with nb.page.expect_download() as info:
+            root.locator("select[data-action='export']").select_option(kind)
+        assert info.value.suggested_filename == f"blocks.{kind}"
+        files[kind] = Path(info.value.path()).read_bytes()
+    svg = files["svg"].decode()
+    ET.fromstring(svg)  # well-formed
+    for name in ("stem", "res", "act"):
+        assert f'data-id="{name}"' in svg and f">{name}<" in svg  # every node, with its label
+    image = Image.open(io.BytesIO(files["png"]))
+    assert image.format == "PNG" and image.width >= 200 and image.height >= 200
+    assert len(image.convert("RGB").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 16  # drawn, not blank
+
+
+def luminance(root: Any, selector: str) -> float:
+    """Relative luminance (0 black, 1 white) of the background of `selector` inside `root`."""
+    rgb = root.evaluate("(el, s) => getComputedStyle(el.querySelector(s)).backgroundColor", selector)
+    r, g, b = (int(v) for v in re.findall(r"\d+", rgb)[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+def set_theme(nb: Notebook, theme: str) -> None:
+    """Pick `theme` from JupyterLab's Settings > Theme menu, as a user would."""
+    page = nb.page
+    page.locator(".lm-MenuBar-item", has_text="Settings").click()
+    page.locator(".lm-Menu-item", has=page.get_by_text("Theme", exact=True)).hover()
+    page.locator(".lm-Menu-item", has=page.get_by_text(theme, exact=True)).click()
+
+
+def test_follows_jupyterlab_theme(nb: Notebook) -> None:
+    root = editor(nb)
+    parts = (".gb-header", ".gb-palette", ".react-flow__node .gb-node")
+    assert "gb-dark" not in root.get_attribute("class")
+    assert all(luminance(root, part) > 0.8 for part in parts)
+    set_theme(nb, "JupyterLab Dark")
+    nb.page.wait_for_function("el => el.classList.contains('gb-dark')", arg=root.element_handle())
+    assert root.locator(".react-flow").evaluate("el => el.classList.contains('dark')")  # React Flow's own colours
+    nb.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    nb.page.wait_for_timeout(500)  # the theme's stylesheet loads
+    assert all(luminance(root, part) < 0.3 for part in parts)
+    set_theme(nb, "JupyterLab Light")
+    nb.page.wait_for_function("el => !el.classList.contains('gb-dark')", arg=root.element_handle())
+    nb.page.wait_for_timeout(500)
+    assert all(luminance(root, part) > 0.8 for part in parts)
