@@ -14,6 +14,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.graphbuilder-setup
 WIDGET := graphbuilder/widget/static/widget.js
+LAB_DEFAULTS := $(VENV)/share/jupyter/lab/settings/overrides.json
 EXT_SOURCES := $(shell find extension -path extension/node_modules -prune -o -type f -print 2>/dev/null)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Containers often run as root; JupyterLab refuses that unless told.
@@ -28,7 +29,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup lab test lint system widget
 
-setup: $(STAMP) widget
+setup: $(STAMP) widget $(LAB_DEFAULTS)
+
+# JupyterLab defaults for this environment: save widget state with notebooks, so a saved notebook
+# reopens with its graph (binder/postBuild installs the same file on Binder).
+$(LAB_DEFAULTS): binder/overrides.json | $(STAMP)
+	mkdir -p $(dir $@) && cp $< $@
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \

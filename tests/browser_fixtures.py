@@ -1,10 +1,10 @@
 """A real JupyterLab server and headless Chromium for the widget's browser tests and benchmark.
 
 `running_lab(root)` starts `jupyter lab` from this checkout's .venv on a free localhost port with a known
-token, a temporary root directory, settings and workspace folders (widget state saving on, news off) and
-kills it (and its kernels) however the block exits. `launch_chromium(playwright)` drives Debian's
-/usr/bin/chromium; Playwright never downloads a browser. `Notebook` wraps the few UI gestures the tests
-need: open a notebook, run a cell, read an output.
+token, a temporary root directory, settings and workspace folders (news off; saving widget state is the
+environment's default, see `make setup`) and kills it (and its kernels) however the block exits.
+`launch_chromium(playwright)` drives Debian's /usr/bin/chromium; Playwright never downloads a browser.
+`Notebook` wraps the few UI gestures the tests need: open a notebook, run a cell, read an output.
 
 Used by tests/test_widget_browser.py (module-scoped fixtures) and benchmarks/bench_widget.py.
 """
@@ -68,9 +68,9 @@ class Lab:
 
 
 def _settings(folder: Path) -> None:
-    # Save widget state with the notebook (so a saved notebook reopens with its graph); no news pop-up.
+    # No news pop-up. Saving widget state with the notebook is this environment's default
+    # (.venv/share/jupyter/lab/settings/overrides.json, from binder/overrides.json via `make setup`).
     files = {
-        "@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True},
         "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                            "checkForUpdates": False},
     }
