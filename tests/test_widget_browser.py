@@ -240,7 +240,13 @@ def test_shows_one_flow_node_per_graph_node(nb: Notebook) -> None:
     assert root.locator(".react-flow__edge").count() == 8
     assert edge_label(root, "conv", "relu") == "(2, 8, 16, 16)"  # Python's inferred shape on the edge
     assert edge_label(root, "flat", "fc") == "(2, 8)"
-    assert "params" in root.locator(".gb-totals").inner_text()
+    # Parameter counts by the formula: conv 3*8*3*3 + 8, fc 8*10 + 10; FLOPs 2*MACs of conv and fc.
+    assert node(root, "conv").locator(".gb-node-params").inner_text() == "224 params"
+    assert node(root, "fc").locator(".gb-node-params").inner_text() == "90 params"
+    assert node(root, "relu").locator(".gb-node-params").count() == 0
+    totals = root.locator(".gb-totals")
+    assert totals.get_attribute("data-params") == str(224 + 90) and "314 params" in totals.inner_text()
+    assert totals.get_attribute("data-flops") == str(2 * (2 * 8 * 16 * 16 * 3 * 3 * 3) + 2 * (2 * 8 * 10))
     if os.environ.get("GB_UPDATE_SCREENSHOT"):
         root.screenshot(path=str(REPO / "docs/images/widget.png"))
 
@@ -334,6 +340,19 @@ def test_collapse_and_expand_block(nb: Notebook) -> None:
     for inner in ("res/x", "res/c1", "res/r1", "res/sum", "res/y"):
         assert node(root, inner).count() == 1
     assert edge_label(root, "res/c1", "res/r1") == "(2, 8, 16, 16)"
+    # Edit inside: without padding c1 shrinks the map, and the residual sum no longer fits.
+    click_node(root, "res/c1")
+    field = root.locator(".gb-inspector [data-param='padding'] input")
+    field.fill("0")
+    field.press("Enter")
+    settle(nb, root)
+    node(root, "res/sum").locator(".gb-node-error").wait_for()
+    outputs = root.locator(".gb-inspector .gb-outputs")  # edge labels may be hidden if clicking zoomed out
+    assert "(2, 8, 14, 14)" in outputs.inner_text()
+    assert "gb-node-error" in node(root, "res").locator(".gb-block-open").get_attribute("class")
+    press(nb, root, "Control+z")
+    node(root, "res/sum").locator(".gb-node-error").wait_for(state="detached")
+    assert "(2, 8, 16, 16)" in outputs.inner_text()
     node(root, "res").locator(".gb-block-head .gb-toggle").click()
     nb.page.wait_for_function("el => el.querySelectorAll('.react-flow__node').length === 5", arg=root.element_handle())
     settle(nb, root)
