@@ -185,6 +185,15 @@ class Notebook:
 
     def run(self, index: int, timeout: float = 120_000) -> str:
         """Run cell `index` (click its editor, Shift+Enter), wait for it to finish; returns its output text."""
+        self.start(index)
+        prompt = self.cell(index).locator(".jp-InputArea-prompt")
+        self.page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(),
+                                    timeout=timeout)
+        self.wait_idle(timeout)
+        return self.output(index)
+
+    def start(self, index: int) -> None:
+        """Start running cell `index` (click its editor, Shift+Enter) and return once it is queued or running."""
         cell = self.cell(index)
         prompt = cell.locator(".jp-InputArea-prompt")
         before = prompt.inner_text()
@@ -200,10 +209,6 @@ class Notebook:
                 break
             except Exception:
                 continue
-        self.page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(),
-                                    timeout=timeout)
-        self.wait_idle(timeout)
-        return self.output(index)
 
     def output(self, index: int) -> str:
         """Text of cell `index`'s outputs."""

@@ -82,13 +82,22 @@ if w.highlights:
     w.highlight([])
 else:
     w.highlight(["conv", "relu"], style="added")"""
+# Cell 9: a Python edit that waits for the test's go-ahead (a file), so the browser can edit meanwhile.
+SLOW_EDIT = """\
+import os, time
+while not os.path.exists("go"):
+    time.sleep(0.05)
+os.remove("go")
+fc = w.graph["fc"]
+fc.params["out_features"] = 12 if fc.params["out_features"] == 10 else 10"""
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Any]:
     with running_lab() as server:
         write_notebook(server.root / "editor.ipynb",
-                       [BUILD, STATE, BLOCK, STATE2, EXPORT2, DOCS, POSITIONS, PY_EDIT, HIGHLIGHT])
+                       [BUILD, STATE, BLOCK, STATE2, EXPORT2, DOCS, POSITIONS, PY_EDIT, HIGHLIGHT,
+                        SLOW_EDIT])
         yield server
 
 
@@ -678,6 +687,42 @@ def test_highlight_from_python(nb: Notebook) -> None:
     assert sorted(marked.evaluate_all("els => els.map(e => e.dataset.nodeName)")) == ["conv", "relu"]
     nb.run(8)
     marked.first.wait_for(state="detached")
+
+
+def shown_outputs(root: Any, name: str) -> str:
+    """The inspector's output shapes for node `name` (selects it)."""
+    click_node(root, name)
+    root.locator(f".gb-inspector[data-node='{name}']").wait_for()
+    return root.locator(".gb-inspector .gb-outputs").inner_text()
+
+
+def test_browser_and_python_edit_at_once_both_survive(nb: Notebook, lab: Any) -> None:
+    root = editor(nb)
+    before = kernel_state(nb)
+    nb.start(9)  # Python is about to edit fc; meanwhile the browser edits conv2d
+    root = editor(nb)
+    click_node(root, "conv2d")
+    field = root.locator(".gb-inspector [data-param='kernel_size'] input")
+    field.fill("3")
+    field.press("Enter")
+    assert root.get_attribute("data-gb-pending") == "1"  # sent while the kernel is busy: waits for its answer
+    (lab.root / "go").touch()  # now Python edits fc, then handles the browser's patch made on the older version
+    nb.wait_idle()
+    settle(nb, root)
+    state = kernel_state(nb)
+    assert state["conv2d"][3]["kernel_size"] == 3 and state["conv2d"][2] == [[2, 16, 14, 14]]
+    assert state["fc"][3]["out_features"] == 12 and state["fc"][2] == [[2, 12]]
+    root = editor(nb)
+    assert "(2, 16, 14, 14)" in shown_outputs(root, "conv2d")
+    assert "(2, 12)" in shown_outputs(root, "fc")  # the kernel's edit reached the canvas too
+    # Put both back: the browser's edit, then Python's.
+    click_node(root, "conv2d")
+    field.fill("5")
+    field.press("Enter")
+    settle(nb, root)
+    (lab.root / "go").touch()
+    nb.run(9)
+    assert kernel_state(nb) == before
 
 
 def test_export_canvas_as_svg_and_png(nb: Notebook) -> None:
