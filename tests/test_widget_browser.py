@@ -153,6 +153,12 @@ def kernel_state(nb: Notebook) -> dict[str, Any]:
     return json.loads(match.group(1))
 
 
+def editor_and_state(nb: Notebook) -> tuple[Any, dict[str, Any]]:
+    """The first widget, scrolled back into view after reading the kernel's state of its graph."""
+    before = kernel_state(nb)
+    return editor(nb), before
+
+
 def printed(nb: Notebook, cell: int, tag: str) -> Any:
     """Run `cell` and parse the JSON it prints after `tag`=."""
     text = nb.run(cell)
@@ -384,9 +390,7 @@ def test_save_reload_shows_same_graph(nb: Notebook, lab: Any) -> None:
 
 
 def test_double_click_adds_op_by_name(nb: Notebook) -> None:
-    root = editor(nb)
-    before = kernel_state(nb)
-    root = editor(nb)
+    root, before = editor_and_state(nb)
     pane = root.locator(".react-flow__pane")
     pane.dblclick(position={"x": 12, "y": 12})
     box = root.locator(".gb-adder input")
@@ -406,9 +410,7 @@ def test_double_click_adds_op_by_name(nb: Notebook) -> None:
 
 
 def test_copy_paste_within_widget(nb: Notebook) -> None:
-    root = editor(nb)
-    before = kernel_state(nb)
-    root = editor(nb)
+    root, before = editor_and_state(nb)
     click_node(root, "conv")
     click_node(root, "relu", modifiers=["Control"])  # React Flow's multi-select key off macOS
     assert selected_ids(root) == ["conv", "relu"]
@@ -450,9 +452,7 @@ def test_copy_paste_across_widgets(nb: Notebook) -> None:
 
 
 def test_box_select_and_delete_is_one_undo_step(nb: Notebook) -> None:
-    root = editor(nb)
-    before = kernel_state(nb)
-    root = editor(nb)
+    root, before = editor_and_state(nb)
     press(nb, root, "Escape")  # nothing selected
     assert selected_ids(root) == []
     pane = root.locator(".react-flow__pane").bounding_box()
@@ -513,9 +513,7 @@ def test_palette_search_categories_and_docs(nb: Notebook) -> None:
 
 
 def test_param_form_enum_bool_and_tuple(nb: Notebook) -> None:
-    root = editor(nb)
-    before = kernel_state(nb)
-    root = editor(nb)
+    root, before = editor_and_state(nb)
     click_node(root, "conv2d")
     form = root.locator(".gb-inspector")
     params_text = form.locator(".gb-outputs").inner_text()
@@ -544,9 +542,7 @@ def test_param_form_enum_bool_and_tuple(nb: Notebook) -> None:
 
 
 def test_rename_node(nb: Notebook) -> None:
-    root = editor(nb)
-    before = kernel_state(nb)
-    root = editor(nb)
+    root, before = editor_and_state(nb)
     click_node(root, "relu")
     field = root.locator(".gb-inspector .gb-rename")
     field.fill("act1")
@@ -565,9 +561,7 @@ def test_rename_node(nb: Notebook) -> None:
 
 
 def test_group_selection_into_block_and_ungroup(nb: Notebook) -> None:
-    root = editor(nb)
-    before = kernel_state(nb)
-    root = editor(nb)
+    root, before = editor_and_state(nb)
     click_node(root, "pool")
     click_node(root, "flat", modifiers=["Control"])
     root.locator("button[data-action='group']").click()
