@@ -401,3 +401,37 @@ def test_python_edits_inside_blocks_reach_the_browser_without_flush() -> None:
     reply = b.patch({"op": "meta", "node": "stem/relu", "meta": {"note": "hi"}}, base=base)
     assert reply["ok"], reply
     assert inner["act"].meta["note"] == "hi"
+
+
+def test_node_entries_convert_like_any_other_dict() -> None:
+    # The fast path for node entries must give exactly what the generic key-by-key conversion gives.
+    from graphbuilder.widget.wire import OPAQUE, camel, node_to_wire
+
+    def generic(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {camel(k): (v if k in OPAQUE else generic(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [generic(v) for v in value]
+        return value
+
+    w = gb.GraphWidget(small())
+    w.graph["conv"].meta["note"] = {"some_key": [1, 2]}
+    doc = w._session.snapshot()
+    whole = {**doc, "nodes": list(doc["nodes"].values())}
+    assert to_wire(whole) == generic(whole)
+    entry = doc["nodes"]["conv"]
+    assert node_to_wire(entry)["inputNames"] == entry["input_names"] and node_to_wire(entry)["meta"] == entry["meta"]
+    assert node_to_wire({"error_nodes": ["a"]}) == {"errorNodes": ["a"]}  # not an entry: converted generically
+
+
+def test_rebuilt_entry_shares_unchanged_params_json_and_shows_new_shapes() -> None:
+    w = gb.GraphWidget(small())
+    b = Browser(w)
+    before = w._session.snapshot()["nodes"]
+    b.patch({"op": "params", "node": "conv", "params": {"padding": 0}})
+    after = w._session.snapshot()["nodes"]
+    assert after["relu"] is not before["relu"]  # re-inferred: a new entry with the new shape
+    assert after["relu"]["outputs"] == [{"shape": [2, 4, 6, 6], "dtype": "float32"}]
+    assert after["relu"]["params"] is before["relu"]["params"]  # its params did not change: JSON shared
+    assert after["conv"]["params"]["padding"] == 0 and before["conv"]["params"]["padding"] == 1
+    assert b.doc["nodes"]["relu"]["outputs"] == [{"shape": [2, 4, 6, 6], "dtype": "float32"}]

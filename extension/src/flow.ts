@@ -7,8 +7,13 @@
  * from the Sync store, per node id (`Sync.subscribeNode`). So an edit that changes shapes and errors but
  * not structure changes no React Flow object at all: `toFlow` returns the very same arrays, React Flow does
  * no work, and only the components of the touched nodes and their edges re-render.
+ *
+ * Each node also declares its size (`measured`: the style fixes it) and where its ports are (`handles`, computed
+ * from its size and port counts the way the stylesheet places them). Without them React Flow must mount and
+ * measure every node once before it can draw edges, skip off-screen nodes or fit the view: for 1,000 nodes
+ * that first mount was most of the display time.
  */
-import type { Edge, Node } from "@xyflow/react";
+import type { Edge, Node, NodeHandle, Position } from "@xyflow/react";
 import { formatSpec } from "./doc";
 import type { Doc, EdgeStyle, HighlightStyle, NodeDoc } from "./types";
 
@@ -33,6 +38,46 @@ export function outPorts(n: NodeDoc): number {
 
 export function nodeHeight(n: NodeDoc): number {
   return Math.max(58, 16 * Math.max(inPorts(n), outPorts(n)) + 22);
+}
+
+/** Port handles: 8 px squares (styles.css) centred on the node's inner border edge, spread evenly along it. */
+export const HANDLE = 8;
+const SIDE = { left: "left", right: "right", top: "top", bottom: "bottom" } as unknown as Record<string, Position>;
+
+/** Border width in px of a node drawn as `type` with highlight `hl` (inline styles may widen it). */
+export function borderOf(type: string, hl: HighlightStyle | null): number {
+  if (hl && typeof hl === "object") {
+    const w = hl.border_width ?? hl.width;
+    if (typeof w === "number") return w;
+    if (typeof w === "string" && Number.isFinite(parseFloat(w))) return parseFloat(w);
+    const m = typeof hl.border === "string" ? /(\d+(?:\.\d+)?)px/.exec(hl.border) : null;
+    if (m) return parseFloat(m[1]);
+  }
+  return type === "op" ? 1 : 2; // .gb-node: 1 px; .gb-block and .gb-block-open: 2 px
+}
+
+/**
+ * Where React Flow finds the ports of a `w` x `h` node (relative to its top-left corner), as `Ports` in
+ * components/nodes.tsx draws them: inputs on the left (top when `vertical`) at (i + 1) / (ins + 1) of the
+ * inner edge, outputs opposite; each handle is centred on the inner border edge (CSS translate -50%).
+ */
+export function handlesOf(w: number, h: number, ins: number, outs: number, vertical: boolean, border: number): NodeHandle[] {
+  const out: NodeHandle[] = [];
+  const half = HANDLE / 2;
+  const along = (k: number, count: number) => border + ((vertical ? w : h) - 2 * border) * (k + 1) / (count + 1);
+  for (let i = 0; i < ins; i++) {
+    const c = along(i, ins);
+    out.push(vertical
+      ? { id: `in-${i}`, type: "target", position: SIDE.top, x: c - half, y: border - half, width: HANDLE, height: HANDLE }
+      : { id: `in-${i}`, type: "target", position: SIDE.left, x: border - half, y: c - half, width: HANDLE, height: HANDLE });
+  }
+  for (let k = 0; k < outs; k++) {
+    const c = along(k, outs);
+    out.push(vertical
+      ? { id: `out-${k}`, type: "source", position: SIDE.bottom, x: c - half, y: h - border - half, width: HANDLE, height: HANDLE }
+      : { id: `out-${k}`, type: "source", position: SIDE.right, x: w - border - half, y: c - half, width: HANDLE, height: HANDLE });
+  }
+  return out;
 }
 
 export function isExpanded(n: NodeDoc | undefined): boolean {
@@ -143,6 +188,8 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
       selected: sel,
       width: size.w,
       height: size.h,
+      measured: { width: size.w, height: size.h }, // the style fixes the size: nothing to wait for
+      handles: handlesOf(size.w, size.h, ins, outs, vertical, borderOf(type, type === "blockOpen" ? null : hl)),
       style: { width: size.w, height: size.h },
       ...(n.parent !== null ? { parentId: n.parent, extent: "parent" as const } : {}),
       ...(type === "blockOpen" ? { zIndex: -1 } : {}),

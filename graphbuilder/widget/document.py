@@ -128,8 +128,13 @@ class FlopCache:
         return self._cache[key]
 
 
-def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids: dict[int, str]) -> NodeDoc:
-    """The document entry of one node; `ids` maps ``id(node)`` to node ids (for input references)."""
+def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids: dict[int, str], *,
+             params_json: Any = None, meta_json: Any = None) -> NodeDoc:
+    """The document entry of one node; `ids` maps ``id(node)`` to node ids (for input references).
+
+    `params_json` and `meta_json`, when given, are the JSON forms of the node's params and meta from its
+    previous entry (known unchanged), shared instead of rebuilt.
+    """
     error = node._error
     if node.op == BLOCK:
         assert node.block is not None
@@ -144,7 +149,7 @@ def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids
         "name": node.name,
         "op": node.op,
         "parent": parent,
-        "params": _jsonable(node._params),
+        "params": _jsonable(node._params) if params_json is None else params_json,
         "inputs": [None if p is None else [ids[id(p.node)], p.index] for p in node._inputs],
         "input_names": input_names,
         "variadic": variadic,
@@ -153,7 +158,7 @@ def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids
         "error_nodes": [] if error is None else list(error.nodes),
         "num_params": node._num_params,
         "flops": flops.of(node),
-        "meta": safe_json(node.meta),
+        "meta": safe_json(node.meta) if meta_json is None else meta_json,
         "is_block": node.op == BLOCK,
     }
 
@@ -161,9 +166,11 @@ def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids
 class DocCache:
     """Node entries from the last build, reused while a cheap signature of the node is unchanged.
 
-    The signature holds the identities the IR replaces on every edit (params dict, inference results,
-    meta values) and the input names, so a browser edit rebuilds only the entries it touched. In-place
-    changes of nested meta values are not seen: builds after Python-side edits pass ``full=True``.
+    The signature holds the objects the IR replaces on every edit (params dict, inference results, meta
+    values: held, not their ids, so a freed object's address can never match a new one) and the names and
+    inputs, so a browser edit rebuilds only the entries it touched; a rebuilt entry (a re-inferred node: new
+    shapes, same params) shares the JSON of its unchanged params and meta. In-place changes of nested meta
+    values are not seen: builds after Python-side edits pass ``full=True``.
     """
 
     def __init__(self) -> None:
@@ -175,16 +182,26 @@ class DocCache:
         if node.block is not None:
             return None
         inputs = tuple(None if p is None else (p.node.name, p.index) for p in node._inputs)
-        meta = tuple((k, id(v)) for k, v in node.meta.items())
-        return (node.name, node.op, parent, id(node._params), inputs, id(node._outputs), id(node._error),
-                node._num_params, meta)
+        return (node.name, node.op, parent, inputs, node._num_params, tuple(node.meta), node._params,
+                node._outputs, node._error, tuple(node.meta.values()))
+
+
+def _same_objects(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _unchanged(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    """Signatures match: equal names, inputs and meta keys; the very same params, results and meta values."""
+    return old[:6] == new[:6] and old[6] is new[6] and old[7] is new[7] and old[8] is new[8] \
+        and _same_objects(old[9], new[9])
 
 
 def build_nodes(graph: Graph, flops: FlopCache, cache: DocCache | None = None,
                 full: bool = True) -> dict[str, NodeDoc]:
     """Every node's document entry by id (inference brought up to date first, blocks included).
 
-    With a `cache` and ``full=False``, entries of nodes whose signature did not change are reused.
+    With a `cache` and ``full=False``, entries of nodes whose signature did not change are reused, and other
+    entries share the JSON of params and meta that did not change.
     """
     graph.infer()
     entries = list(walk(graph))
@@ -194,7 +211,16 @@ def build_nodes(graph: Graph, flops: FlopCache, cache: DocCache | None = None,
     for node_id, parent, node in entries:
         sig = DocCache.signature(node, parent) if cache is not None else None
         hit = cache.entries.get(node_id) if cache is not None and not full and sig is not None else None
-        entry = hit[1] if hit is not None and hit[0] == sig else node_doc(node, node_id, parent, flops, ids)
+        if hit is None:
+            entry = node_doc(node, node_id, parent, flops, ids)
+        elif _unchanged(hit[0], sig):  # type: ignore[arg-type]
+            entry = hit[1]
+        else:
+            old, prev = hit
+            entry = node_doc(node, node_id, parent, flops, ids,
+                             params_json=prev["params"] if old[6] is node._params else None,
+                             meta_json=prev["meta"] if old[5] == tuple(node.meta) and _same_objects(
+                                 old[9], tuple(node.meta.values())) else None)
         out[node_id] = entry
         if sig is not None:
             fresh[node_id] = (sig, entry)

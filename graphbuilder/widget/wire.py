@@ -32,10 +32,28 @@ def snake(key: str) -> str:
     return _CAMEL.sub(lambda m: "_" + m.group(1).lower(), key)
 
 
+# Node entries (`graphbuilder.widget.document.node_doc`) are most of every document and update: they are
+# converted by their fixed key list, not walked. None of their values needs converting: params and meta are
+# user data, inputs are [id, port] lists, outputs are {"shape", "dtype"} dicts (the same in both namings).
+NODE_KEYS = ("id", "name", "op", "parent", "params", "inputs", "input_names", "variadic", "outputs", "error",
+             "error_nodes", "num_params", "flops", "meta", "is_block")
+_NODE_KEY_SET = frozenset(NODE_KEYS)
+_NODE_PAIRS = tuple((k, camel(k)) for k in NODE_KEYS)
+
+
+def node_to_wire(entry: Any) -> Any:
+    """One node entry in camelCase; anything else as `to_wire` converts it."""
+    if isinstance(entry, dict) and entry.keys() == _NODE_KEY_SET:
+        return {w: entry[k] for k, w in _NODE_PAIRS}
+    return to_wire(entry)
+
+
 def to_wire(value: Any) -> Any:
     """A message or document with protocol keys in camelCase (user data untouched)."""
     if isinstance(value, dict):
-        return {camel(k): (v if k in OPAQUE else to_wire(v)) for k, v in value.items()}
+        return {camel(k): (v if k in OPAQUE else node_to_wire(v) if k == "node"
+                           else [node_to_wire(n) for n in v] if k == "nodes" and isinstance(v, list)
+                           else to_wire(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [to_wire(v) for v in value]
     return value
