@@ -14,7 +14,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.graphbuilder-setup
 WIDGET := graphbuilder/widget/static/widget.js
-LAB_DEFAULTS := $(VENV)/share/jupyter/lab/settings/overrides.json
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+SERVER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.py
 EXT_SOURCES := $(shell find extension -path extension/node_modules -prune -o -type f -print 2>/dev/null)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Containers often run as root; JupyterLab refuses that unless told.
@@ -29,11 +30,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup lab test lint system widget
 
-setup: $(STAMP) widget $(LAB_DEFAULTS)
+setup: $(STAMP) widget $(LAB_SETTINGS) $(SERVER_CONFIG)
 
-# JupyterLab defaults for this environment: save widget state with notebooks, so a saved notebook
-# reopens with its graph (binder/postBuild installs the same file on Binder).
-$(LAB_DEFAULTS): binder/overrides.json | $(STAMP)
+# Jupyter settings for this environment (binder/postBuild installs the same files on Binder): save widget
+# state with notebooks, so a saved notebook reopens with its graph; kernel websockets without Nagle's delay.
+$(LAB_SETTINGS): binder/overrides.json | $(STAMP)
+	mkdir -p $(dir $@) && cp $< $@
+
+$(SERVER_CONFIG): binder/jupyter_server_config.py | $(STAMP)
 	mkdir -p $(dir $@) && cp $< $@
 
 $(PY):

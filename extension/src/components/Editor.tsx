@@ -144,10 +144,9 @@ export function Editor(props: EditorProps) {
   useEffect(() => {
     if (ready && !fitted.current) {
       fitted.current = true;
-      requestAnimationFrame(() => {
-        flow.fitView({ padding: 0.1, duration: 0 });
-        setFittedView(true); // data-gb-ready: laid out and fitted (what benchmarks and tests wait for)
-      });
+      // data-gb-ready: laid out and fitted (what benchmarks and tests wait for). React Flow applies the
+      // fit on its next store update; the promise resolves once the viewport is set.
+      requestAnimationFrame(() => { flow.fitView({ padding: 0.1, duration: 0 }).then(() => setFittedView(true)); });
     }
   }, [ready, flow]);
 
