@@ -1,7 +1,9 @@
-"""binder/requirements.txt stays in step with pyproject.toml's runtime dependencies."""
+"""binder/ stays in step: requirements.txt with pyproject.toml's runtime dependencies, and the Jupyter settings
+that `make setup` and Binder both install."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -63,3 +65,21 @@ def test_checker_catches_drift():
     assert any("numpy>=1: binder pins must be exact" in p for p in problems)
     assert any("Foo_Bar: in pyproject.toml but missing" in p for p in problems)
     assert mismatches(project, binder_pins("torch==2.13.0+cpu\nnumpy==2.0\nfoo-bar==1.0\n")) == []
+
+
+def test_jupyter_settings_load_as_jupyter_reads_them():
+    """binder/'s Jupyter files (installed by `make setup` and Binder's postBuild) load with Jupyter's own
+    loaders: widget state saved with notebooks; kernel websockets through the TCP_NODELAY connection."""
+    from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
+    from traitlets.config.loader import PyFileConfigLoader
+
+    overrides = json.loads((ROOT / "binder" / "overrides.json").read_text(encoding="utf-8"))
+    assert overrides["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
+    config = PyFileConfigLoader("jupyter_server_config.py", path=str(ROOT / "binder")).load_config()
+    connection = config.ServerApp.kernel_websocket_connection_class
+    assert issubclass(connection, ZMQChannelsWebsocketConnection)
+    assert connection.connect is not ZMQChannelsWebsocketConnection.connect
+    postbuild = (ROOT / "binder" / "postBuild").read_text(encoding="utf-8")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    for name in ("overrides.json", "jupyter_server_config.py"):
+        assert f"binder/{name}" in postbuild and f"binder/{name}" in makefile
