@@ -17,7 +17,7 @@ shapes); never edits the graph, never imports compile.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
@@ -163,37 +163,48 @@ def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids
     }
 
 
-class DocCache:
-    """Node entries from the last build, reused while a cheap signature of the node is unchanged.
+class Signature(NamedTuple):
+    """What a node's document entry depends on. `layout` and `meta_keys` compare by value; the params dict,
+    inference results and meta values by identity: the IR replaces them on every edit, and they are held
+    (not their ids), so a freed object's address can never match a new one."""
 
-    The signature holds the objects the IR replaces on every edit (params dict, inference results, meta
-    values: held, not their ids, so a freed object's address can never match a new one) and the names and
-    inputs, so a browser edit rebuilds only the entries it touched; a rebuilt entry (a re-inferred node: new
+    layout: tuple[Any, ...]  # name, op, parent, inputs, parameter count
+    meta_keys: tuple[str, ...]
+    params: Any
+    outputs: Any
+    error: Any
+    meta_values: tuple[Any, ...]
+
+    def same_meta(self, other: Signature) -> bool:
+        """The very same meta values under the same keys."""
+        return self.meta_keys == other.meta_keys and len(self.meta_values) == len(other.meta_values) and all(
+            x is y for x, y in zip(self.meta_values, other.meta_values, strict=True))
+
+    def same(self, other: Signature) -> bool:
+        """Nothing the entry shows changed."""
+        return self.layout == other.layout and self.params is other.params and self.outputs is other.outputs \
+            and self.error is other.error and self.same_meta(other)
+
+
+class DocCache:
+    """Node entries from the last build, reused while the node's `Signature` is unchanged.
+
+    So a browser edit rebuilds only the entries it touched, and a rebuilt entry (a re-inferred node: new
     shapes, same params) shares the JSON of its unchanged params and meta. In-place changes of nested meta
     values are not seen: builds after Python-side edits pass ``full=True``.
     """
 
     def __init__(self) -> None:
-        self.entries: dict[str, tuple[tuple[Any, ...], NodeDoc]] = {}
+        self.entries: dict[str, tuple[Signature, NodeDoc]] = {}
 
     @staticmethod
-    def signature(node: Node, parent: str | None) -> tuple[Any, ...] | None:
+    def signature(node: Node, parent: str | None) -> Signature | None:
         """What an entry depends on, or None for blocks (their insides can change under them)."""
         if node.block is not None:
             return None
         inputs = tuple(None if p is None else (p.node.name, p.index) for p in node._inputs)
-        return (node.name, node.op, parent, inputs, node._num_params, tuple(node.meta), node._params,
-                node._outputs, node._error, tuple(node.meta.values()))
-
-
-def _same_objects(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
-
-
-def _unchanged(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
-    """Signatures match: equal names, inputs and meta keys; the very same params, results and meta values."""
-    return old[:6] == new[:6] and old[6] is new[6] and old[7] is new[7] and old[8] is new[8] \
-        and _same_objects(old[9], new[9])
+        return Signature((node.name, node.op, parent, inputs, node._num_params), tuple(node.meta), node._params,
+                         node._outputs, node._error, tuple(node.meta.values()))
 
 
 def build_nodes(graph: Graph, flops: FlopCache, cache: DocCache | None = None,
@@ -207,20 +218,19 @@ def build_nodes(graph: Graph, flops: FlopCache, cache: DocCache | None = None,
     entries = list(walk(graph))
     ids = {id(node): node_id for node_id, _, node in entries}
     out: dict[str, NodeDoc] = {}
-    fresh: dict[str, tuple[tuple[Any, ...], NodeDoc]] = {}
+    fresh: dict[str, tuple[Signature, NodeDoc]] = {}
     for node_id, parent, node in entries:
         sig = DocCache.signature(node, parent) if cache is not None else None
         hit = cache.entries.get(node_id) if cache is not None and not full and sig is not None else None
-        if hit is None:
+        if hit is None or sig is None:
             entry = node_doc(node, node_id, parent, flops, ids)
-        elif _unchanged(hit[0], sig):  # type: ignore[arg-type]
+        elif hit[0].same(sig):
             entry = hit[1]
         else:
             old, prev = hit
             entry = node_doc(node, node_id, parent, flops, ids,
-                             params_json=prev["params"] if old[6] is node._params else None,
-                             meta_json=prev["meta"] if old[5] == tuple(node.meta) and _same_objects(
-                                 old[9], tuple(node.meta.values())) else None)
+                             params_json=prev["params"] if old.params is sig.params else None,
+                             meta_json=prev["meta"] if old.same_meta(sig) else None)
         out[node_id] = entry
         if sig is not None:
             fresh[node_id] = (sig, entry)
