@@ -268,6 +268,26 @@ def test_edit_inside_block_reinfers_outer_graph_and_notifies() -> None:
     assert copy["relu"].shape == (2, 5, 8, 8) and after.shape == (2, 6, 8, 8)
 
 
+def test_copy_deep_copies_meta() -> None:
+    class Tag:  # not JSON: copied with copy.deepcopy
+        def __init__(self, items: list[int]) -> None:
+            self.items = items
+
+    g = tiny()
+    node = next(iter(g))
+    node.meta.update(position={"x": 1.0, "y": 2.0}, tags=["a", {"b": [1, 2]}], note="n", tag=Tag([1]))
+    g.meta["notes"] = {"author": ["me"]}
+    twin = g.copy()
+    copied = twin[node.name].meta
+    assert copied == {**node.meta, "tag": copied["tag"]} and copied["tag"].items == [1]
+    copied["position"]["x"] = 9.0
+    copied["tags"][1]["b"].append(3)
+    copied["tag"].items.append(2)
+    twin.meta["notes"]["author"].append("you")
+    assert node.meta["position"] == {"x": 1.0, "y": 2.0} and node.meta["tags"] == ["a", {"b": [1, 2]}]
+    assert node.meta["tag"].items == [1] and g.meta["notes"] == {"author": ["me"]}
+
+
 def test_new_batch_size_keeps_weights_and_width_change_drops_exactly_the_misfits() -> None:
     g = gb.Graph("keep")
     x = g.input("x", shape=(4, 3, 8, 8))

@@ -280,6 +280,23 @@ class Node:
         return f"Node({self._name!r}, op={self.op!r})"
 
 
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def _copy_meta(value: Any) -> Any:
+    """A deep copy of meta: dicts and lists rebuilt, JSON scalars shared, anything else `copy.deepcopy`'d.
+    Meta is JSON-like, and the editor's undo history copies it for every node on every edit: this is ~3x
+    faster than `copy.deepcopy` there."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy_meta(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy_meta(v) for v in value]
+    if kind in _ATOMS:
+        return value
+    return copy.deepcopy(value)
+
+
 def _as_port(value: Any) -> Port:
     if isinstance(value, Port):
         return value
@@ -680,12 +697,12 @@ class Graph:
     def copy(self, name: str | None = None) -> Graph:
         """A deep structural copy (meta deep-copied, weight tensors shared until replaced)."""
         new = Graph(name or self.name)
-        new.meta = copy.deepcopy(self.meta)
+        new.meta = _copy_meta(self.meta)
         new.weights = {k: dict(v) for k, v in self.weights.items()}
         mapping: dict[Node, Node] = {}
         for node in self.topological_order():
             twin = Node(new, node.name, node.op, dict(node._params),
-                        block=node.block.copy() if node.block is not None else None, meta=copy.deepcopy(node.meta))
+                        block=node.block.copy() if node.block is not None else None, meta=_copy_meta(node.meta))
             twin._outputs, twin._error, twin._num_params = node._outputs, node._error, node._num_params
             twin._packed = node._packed
             mapping[node] = twin
