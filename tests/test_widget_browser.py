@@ -252,6 +252,9 @@ def test_shows_one_flow_node_per_graph_node(nb: Notebook) -> None:
     assert root.locator(".react-flow__node").count() == 8
     names = set(root.locator(".react-flow__node").evaluate_all("els => els.map(e => e.dataset.id)"))
     assert names == {"x", "conv", "relu", "sum", "pool", "flat", "fc", "out"}
+    assert node(root, "conv").locator(".gb-node-name").inner_text() == "conv"  # each node shows name and op
+    assert node(root, "conv").locator(".gb-node-op").inner_text().startswith("conv2d")
+    assert node(root, "pool").locator(".gb-node-op").inner_text() == "adaptive_avg_pool2d"
     assert root.locator(".react-flow__edge").count() == 8
     assert edge_label(root, "conv", "relu") == "(2, 8, 16, 16)"  # Python's inferred shape on the edge
     assert edge_label(root, "flat", "fc") == "(2, 8)"

@@ -224,7 +224,6 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
         targetHandle: `in-${port}`,
         data: { port: ref[1], styleRef: st },
         style: st ? { strokeWidth: st.width, stroke: st.color, opacity: st.opacity } : undefined,
-        zIndex: 1,
       };
       edges.push(edge);
       nextEdges.set(id, edge);
