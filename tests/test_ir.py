@@ -379,3 +379,61 @@ def test_replace_contents_keeps_object_and_listeners_and_block_events() -> None:
     assert g["blk"].shape == (2, 7)
     with pytest.raises(gb.GraphError, match="itself"):
         g.replace_contents(g)
+
+
+def _with_block_and_weights() -> gb.Graph:
+    inner = gb.Graph("res")
+    xi = inner.input("x", shape=(2, 4, 8, 8))
+    inner.output(inner.add("add", inner.add("conv2d", xi, out_channels=4, kernel_size=3, padding=1, name="c"), xi))
+    g = gb.Graph("outer")
+    x = g.input("x", shape=(2, 3, 8, 8))
+    stem = g.add("conv2d", x, out_channels=4, kernel_size=1, name="stem")
+    b = g.add(inner, stem, name="res")
+    g.output(g.add("linear", g.add("flatten", g.add("adaptive_avg_pool2d", b, output_size=1)), out_features=5,
+                   name="fc"))
+    gb.store_weights(g, gb.compile(g))
+    for i, node in enumerate(g):
+        node.meta["position"] = {"x": float(i), "y": 0.0}
+    return g
+
+
+def test_snapshot_restores_the_graph_independently() -> None:
+    from graphbuilder.ir.snapshot import restore, snapshot
+
+    g = _with_block_and_weights()
+    snap = snapshot(g)
+    back = restore(snap)
+    assert back.to_dict() == g.to_dict() == g.copy().to_dict()
+    assert [n.shape for n in back] == [n.shape for n in g] and back["res"].block is not g["res"].block
+    assert back.weights["fc"]["weight"] is g.weights["fc"]["weight"]  # tensors shared, as Graph.copy does
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(gb.compile(back)(x), gb.compile(g)(x))
+    # Editing the restored graph (or the original) leaves the snapshot as it was: it restores again unchanged.
+    back["fc"].params["out_features"] = 7
+    back["stem"].meta["position"]["x"] = 99.0
+    back["res"].block["c"].params["kernel_size"] = 1
+    g["fc"].meta["position"]["y"] = -1.0
+    again = restore(snap)
+    assert again["fc"].params["out_features"] == 5 and again["stem"].meta["position"] == {"x": 1.0, "y": 0.0}
+    assert again["res"].block["c"].params["kernel_size"] == 3 and again["fc"].meta["position"]["y"] == 0.0
+
+
+def test_snapshot_shares_exactly_the_unchanged_nodes() -> None:
+    from graphbuilder.ir.snapshot import snapshot
+
+    g = _with_block_and_weights()
+    first = snapshot(g)
+    g["fc"].params["out_features"] = 6  # changes fc and the output only
+    g["stem"].meta["position"] = {"x": 5.0, "y": 5.0}  # a browser move: a new value
+    g.infer()
+    second = snapshot(g, first)
+    old = {s.name: s for s in first.nodes}
+    changed = {s.name for s in second.nodes if s is not old[s.name]}
+    assert changed == {"fc", "output", "stem", "res"}  # blocks are re-recorded, sharing their inner nodes
+    res = {s.name: s for s in second.nodes}["res"]
+    assert all(a is b for a, b in zip(old["res"].block.nodes, res.block.nodes, strict=True))
+    assert second.weights["stem"] is first.weights["stem"] and "fc" not in second.weights  # fc's weights no longer fit
+    # Nested in-place meta changes keep the outer value, so only a snapshot without `previous` sees them.
+    g["x"].meta["position"]["x"] = 42.0
+    assert {s.name: s for s in snapshot(g, second).nodes}["x"].meta["position"]["x"] == 0.0
+    assert {s.name: s for s in snapshot(g).nodes}["x"].meta["position"]["x"] == 42.0

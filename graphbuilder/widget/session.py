@@ -30,6 +30,7 @@ from typing import Any
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
+from graphbuilder.ir.snapshot import GraphSnapshot, restore, snapshot
 from graphbuilder.widget.actions import ActionFn
 from graphbuilder.widget.document import DocCache, FlopCache, apply_changes, diff, document, join_id, resolve, walk
 from graphbuilder.widget.patches import _parent_of, apply_ops, fragment_of
@@ -41,14 +42,20 @@ ELK_WORKER = Path(__file__).parent / "static" / "elk-worker.js"  # elkjs's worke
 
 
 class History:
-    """Linear undo history of whole graph states (copies); `at` is the current state."""
+    """Linear undo history of graph states (`GraphSnapshot`s, which share unchanged nodes); `at` is the
+    current state."""
 
-    def __init__(self, state: Graph, limit: int = 100) -> None:
+    def __init__(self, state: GraphSnapshot, limit: int = 100) -> None:
         self._states = [state]
         self._at = 0
         self._limit = limit
 
-    def push(self, state: Graph) -> None:
+    @property
+    def current(self) -> GraphSnapshot:
+        """The state the graph is in (as of the last step)."""
+        return self._states[self._at]
+
+    def push(self, state: GraphSnapshot) -> None:
         """Record a new current state, dropping the redo branch."""
         del self._states[self._at + 1:]
         self._states.append(state)
@@ -56,23 +63,23 @@ class History:
             del self._states[0]
         self._at = len(self._states) - 1
 
-    def replace(self, state: Graph) -> None:
+    def replace(self, state: GraphSnapshot) -> None:
         """Change the current state without a new step (automatic layout positions)."""
         self._states[self._at] = state
 
     def undo(self) -> Graph | None:
-        """The previous state (a fresh copy), or None at the start."""
+        """A new graph in the previous state, or None at the start."""
         if self._at == 0:
             return None
         self._at -= 1
-        return self._states[self._at].copy()
+        return restore(self._states[self._at])
 
     def redo(self) -> Graph | None:
-        """The next state (a fresh copy), or None at the end."""
+        """A new graph in the next state, or None at the end."""
         if self._at >= len(self._states) - 1:
             return None
         self._at += 1
-        return self._states[self._at].copy()
+        return restore(self._states[self._at])
 
     @property
     def can_undo(self) -> bool:
@@ -98,7 +105,7 @@ class Session:
         self._flops = FlopCache()
         self._docs = DocCache()
         self._sent = document(graph, 0, self._flops, self._docs)
-        self._history = History(graph.copy(), history)
+        self._history = History(snapshot(graph), history)
         self._renames: list[tuple[int, str, str]] = []
         self._dirty = False
         self._applying = False
@@ -183,10 +190,14 @@ class Session:
             if reply is not None:
                 message["reply"] = reply
             self._send(message)
-        if changes and record == "push":
-            self._history.push(self.graph.copy())
-        elif changes and record == "replace":
-            self._history.replace(self.graph.copy())
+        if changes and record in ("push", "replace"):
+            # Browser patches replace the values they edit, so the snapshot can share unchanged nodes with the
+            # last one; Python code may have changed nested meta values in place, so after it, share nothing.
+            state = snapshot(self.graph, None if full else self._history.current)
+            if record == "push":
+                self._history.push(state)
+            else:
+                self._history.replace(state)
         return changes
 
     # -- messages from the browser -------------------------------------------------------------------------------
