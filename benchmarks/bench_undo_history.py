@@ -23,21 +23,15 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+from bench_widget import chain
+
 import graphbuilder as gb
 from graphbuilder.ir.snapshot import snapshot
 
 
-def chain(n: int) -> tuple[gb.Graph, int]:
-    """x -> (conv2d, relu) * k -> pool -> flatten -> linear -> output: about `n` nodes, all positioned."""
-    g = gb.Graph(f"chain{n}")
-    h = g.input("x", shape=(1, 8, 16, 16))
-    k = 0
-    while len(g) < n - 4:
-        h = g.add("conv2d", h, out_channels=8, kernel_size=3, padding=1, name=f"conv{k}")
-        h = g.add("relu", h, name=f"relu{k}")
-        k += 1
-    p = g.add("adaptive_avg_pool2d", h, output_size=1, name="pool")
-    g.output(g.add("linear", g.add("flatten", p, name="flat"), out_features=10, name="fc"), name="out")
+def positioned_chain(n: int) -> tuple[gb.Graph, int]:
+    """`bench_widget.chain(n)` (the graph the widget benchmark edits), with an editor position on every node."""
+    g, k = chain(n)
     for i, node in enumerate(g):
         node.meta["position"] = {"x": 0.0, "y": 80.0 * i}
     g.infer()
@@ -47,7 +41,7 @@ def chain(n: int) -> tuple[gb.Graph, int]:
 def record(method: str, kind: str, nodes: int, steps: int, trace: bool) -> tuple[list[float], float, float]:
     """Record `steps` states with `method` after `kind` edits: the per-state times, and the GC-tracked
     objects and bytes (when `trace`, which slows allocation, so times come from an untraced run) retained."""
-    g, k = chain(nodes)
+    g, k = positioned_chain(nodes)
     last = g[f"conv{k - 1}"]
     edits: dict[str, Callable[[int], Any]] = {
         "local": lambda i: last.update(kernel_size=1 if i % 2 == 0 else 3, padding=0 if i % 2 == 0 else 1),

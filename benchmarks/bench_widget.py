@@ -21,20 +21,21 @@ Prints medians and ratios; never fails on time. Needs /usr/bin/chromium and the 
 from __future__ import annotations
 
 import argparse
+import inspect
 import signal
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
+import graphbuilder as gb
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from browser_fixtures import Notebook, launch_chromium, running_lab, write_notebook  # noqa: E402
 
-SETUP = """\
-import graphbuilder as gb, ipywidgets
 
-def chain(n):
-    # x -> (conv2d, relu) * k -> pool -> flatten -> linear -> output: n nodes
+def chain(n: int) -> tuple[gb.Graph, int]:
+    """x -> (conv2d, relu) * k -> pool -> flatten -> linear -> output: `n` nodes, and k."""
     g = gb.Graph(f"chain{n}")
     h = g.input("x", shape=(1, 8, 16, 16))
     k = 0
@@ -46,8 +47,10 @@ def chain(n):
     g.output(g.add("linear", g.add("flatten", p, name="flat"), out_features=10, name="fc"), name="out")
     return g, k
 
-graphs = {n: chain(n) for n in SIZES}
-print("built", {n: len(g) for n, (g, _) in graphs.items()})"""
+
+# The notebook's first cell: the graphs, built in the kernel by this very `chain`.
+SETUP = ("import graphbuilder as gb, ipywidgets\n\n" + inspect.getsource(chain)
+         + "\ngraphs = {n: chain(n) for n in SIZES}\nprint(\"built\", {n: len(g) for n, (g, _) in graphs.items()})")
 
 # Records the time of the next Enter / Shift+Enter keydown, in the page's clock.
 ARM = """() => { window.__gbT0 = null;
