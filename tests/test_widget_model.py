@@ -64,6 +64,12 @@ class Browser:
         return out
 
 
+def touched(updates: list[dict[str, Any]]) -> set[str]:
+    """Ids of the node entries that `updates` add or change."""
+    return {c["node"]["id"] if c["op"] == "upsert" else c["id"] for u in updates for c in u["changes"]
+            if c["op"] in ("upsert", "fields")}
+
+
 @pytest.fixture
 def widget() -> gb.GraphWidget:
     return gb.GraphWidget(small())
@@ -213,9 +219,8 @@ def test_python_side_edits_reach_the_browser_as_patches(widget: gb.GraphWidget) 
     widget.graph.add("relu", widget.graph["fc"], name="extra")
     widget.flush()
     updates = [m for m in b.sent if m["kind"] == "update"]
-    assert updates and all(c["op"] in ("upsert", "totals", "graph") for c in updates[-1]["changes"])
-    touched = {c["node"]["id"] for u in updates for c in u["changes"] if c["op"] == "upsert"}
-    assert touched == {"extra"}  # not the whole graph
+    assert updates and all(c["op"] in ("upsert", "fields", "totals", "graph") for c in updates[-1]["changes"])
+    assert touched(updates) == {"extra"}  # not the whole graph
     b.receive()
     assert b.doc["nodes"]["extra"]["inputs"] == [["fc", 0]]
 
@@ -387,8 +392,7 @@ def test_python_edits_inside_blocks_reach_the_browser_without_flush() -> None:
     inner["conv"].update(out_channels=6)  # no widget.flush()
     updates = [m for m in b.sent if m["kind"] == "update"]
     assert updates, "an edit inside a block must reach the browser by itself"
-    touched = {c["node"]["id"] for u in updates for c in u["changes"] if c["op"] == "upsert"}
-    assert {"stem", "stem/conv"} <= touched and "x" not in touched  # node-level changes, not the whole graph
+    assert {"stem", "stem/conv"} <= touched(updates) and "x" not in touched(updates)  # not the whole graph
     b.receive()
     assert b.doc["nodes"]["stem/conv"]["params"]["out_channels"] == 6
     assert b.doc["nodes"]["stem"]["outputs"][0]["shape"] == [2, 6, 8, 8]  # the block re-inferred
@@ -435,3 +439,22 @@ def test_rebuilt_entry_shares_unchanged_params_json_and_shows_new_shapes() -> No
     assert after["relu"]["params"] is before["relu"]["params"]  # its params did not change: JSON shared
     assert after["conv"]["params"]["padding"] == 0 and before["conv"]["params"]["padding"] == 1
     assert b.doc["nodes"]["relu"]["outputs"] == [{"shape": [2, 4, 6, 6], "dtype": "float32"}]
+
+
+def test_changed_entries_travel_as_their_changed_fields() -> None:
+    widget = gb.GraphWidget(small())
+    b = Browser(widget)
+    before = {k: dict(v) for k, v in b.doc["nodes"].items()}
+    widget._on_message(widget, {"kind": "patch", "id": "p", "baseVersion": b.doc["version"],
+                                "ops": [{"op": "params", "node": "conv", "params": {"out_channels": 6}}]}, [])
+    (update,) = [m for m in b.sent if m["kind"] == "update"]
+    fields = {c["id"]: c["fields"] for c in update["changes"] if c["op"] == "fields"}
+    assert not [c for c in update["changes"] if c["op"] == "upsert"]  # no new node: no whole entry
+    assert {"conv", "relu", "pool", "flat", "fc"} <= set(fields) and "x" not in fields
+    assert "params" in fields["conv"] and set(fields["relu"]) <= {"outputs", "flops"}  # re-inferred: shapes only
+    assert "numParams" in fields["fc"] and "outputs" not in fields["fc"]  # wider input, same output
+    for node_id, changed in fields.items():  # only what changed travels, in the wire's naming
+        assert changed and all(before[node_id][k] != v for k, v in changed.items())
+    b.receive()
+    fresh = widget.get_state()["document"]
+    assert b.doc["nodes"] == {n["id"]: n for n in fresh["nodes"]}  # replaying the fields gives the document

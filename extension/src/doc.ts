@@ -27,6 +27,7 @@ export function applyChanges(doc: Doc, changes: Change[], version: number): Doc 
   let out: Doc = { ...doc, version, nodes };
   for (const c of changes) {
     if (c.op === "upsert") nodes[c.node.id] = c.node;
+    else if (c.op === "fields") { if (nodes[c.id]) nodes[c.id] = { ...nodes[c.id], ...c.fields }; }
     else if (c.op === "delete") delete nodes[c.id];
     else if (c.op === "totals") out = { ...out, totals: c.totals };
     else if (c.op === "graph") out = { ...out, graph: c.graph };

@@ -40,6 +40,7 @@ export type WireDoc = Omit<Doc, "nodes"> & { nodes: NodeDoc[]; canUndo?: boolean
 
 export type Change =
   | { op: "upsert"; node: NodeDoc }
+  | { op: "fields"; id: string; fields: Partial<NodeDoc> }
   | { op: "delete"; id: string }
   | { op: "totals"; totals: Totals }
   | { op: "graph"; graph: Doc["graph"] };

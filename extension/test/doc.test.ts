@@ -35,6 +35,19 @@ describe("applyChanges (Python's updates)", () => {
     expect(next.totals.params).toBe(5);
     expect(doc.nodes.x).toBeDefined(); // the old document is untouched
   });
+
+  it("merges changed fields into existing entries and ignores fields of unknown nodes", () => {
+    const doc = chain();
+    const next = applyChanges(doc, [
+      { op: "fields", id: "a", fields: { outputs: [{ shape: [1, 4], dtype: "float32" }], flops: 8 } },
+      { op: "fields", id: "gone", fields: { flops: 1 } },
+    ], 4);
+    expect(next.nodes.a).not.toBe(doc.nodes.a);
+    expect(next.nodes.a).toEqual({ ...doc.nodes.a, outputs: [{ shape: [1, 4], dtype: "float32" }], flops: 8 });
+    expect(next.nodes.b).toBe(doc.nodes.b);
+    expect(next.nodes.gone).toBeUndefined();
+    expect(doc.nodes.a.flops).toBe(0); // the old document is untouched
+  });
 });
 
 describe("applyOps (optimistic edits)", () => {

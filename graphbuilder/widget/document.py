@@ -283,7 +283,9 @@ def document(graph: Graph, version: int, flops: FlopCache, cache: DocCache | Non
 def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     """Node-level changes that turn document `old` into `new` (versions aside).
 
-    Changes are ``{"op": "upsert", "node": entry}``, ``{"op": "delete", "id": id}``,
+    Changes are ``{"op": "upsert", "node": entry}`` (a new node), ``{"op": "fields", "id": id, "fields":
+    {key: value}}`` (only what changed in an existing entry: after an edit that re-infers many nodes that is
+    their shapes and FLOPs, a fraction of each entry), ``{"op": "delete", "id": id}``,
     ``{"op": "totals", "totals": ...}`` and ``{"op": "graph", "graph": ...}``.
     """
     changes: list[Change] = []
@@ -295,8 +297,14 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
             changes.append({"op": "delete", "id": node_id})
     for node_id, entry in new["nodes"].items():
         before = old_nodes.get(node_id)
-        if before is not entry and before != entry:
+        if before is entry:
+            continue
+        if before is None or before.keys() != entry.keys():
             changes.append({"op": "upsert", "node": entry})
+            continue
+        fields = {k: v for k, v in entry.items() if before[k] is not v and before[k] != v}
+        if fields:
+            changes.append({"op": "fields", "id": node_id, "fields": fields})
     if old.get("totals") != new["totals"]:
         changes.append({"op": "totals", "totals": new["totals"]})
     return changes
@@ -310,6 +318,8 @@ def apply_changes(doc: dict[str, Any], changes: list[Change], version: int) -> d
         kind = change["op"]
         if kind == "upsert":
             nodes[change["node"]["id"]] = change["node"]
+        elif kind == "fields":
+            nodes[change["id"]] = {**nodes[change["id"]], **change["fields"]}
         elif kind == "delete":
             nodes.pop(change["id"], None)
         elif kind == "totals":

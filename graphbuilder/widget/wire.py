@@ -39,6 +39,7 @@ NODE_KEYS = ("id", "name", "op", "parent", "params", "inputs", "input_names", "v
              "error_nodes", "num_params", "flops", "meta", "is_block")
 _NODE_KEY_SET = frozenset(NODE_KEYS)
 _NODE_PAIRS = tuple((k, camel(k)) for k in NODE_KEYS)
+_NODE_WIRE = dict(_NODE_PAIRS)
 
 
 def node_to_wire(entry: Any) -> Any:
@@ -48,10 +49,18 @@ def node_to_wire(entry: Any) -> Any:
     return to_wire(entry)
 
 
+def fields_to_wire(fields: Any) -> Any:
+    """Some of a node entry's fields (a "fields" change), in camelCase, values untouched like whole entries."""
+    if isinstance(fields, dict) and fields.keys() <= _NODE_KEY_SET:
+        return {_NODE_WIRE[k]: v for k, v in fields.items()}
+    return to_wire(fields)
+
+
 def to_wire(value: Any) -> Any:
     """A message or document with protocol keys in camelCase (user data untouched)."""
     if isinstance(value, dict):
         return {camel(k): (v if k in OPAQUE else node_to_wire(v) if k == "node"
+                           else fields_to_wire(v) if k == "fields"
                            else [node_to_wire(n) for n in v] if k == "nodes" and isinstance(v, list)
                            else to_wire(v)) for k, v in value.items()}
     if isinstance(value, list):
