@@ -45,14 +45,15 @@ class GraphSnapshot(NamedTuple):
     dirty: frozenset[str]  # nodes still to re-infer
 
 
-def _same_items(a: tuple[tuple[str, Any], ...], b: tuple[tuple[str, Any], ...]) -> bool:
+def same_items(a: tuple[tuple[str, Any], ...], b: tuple[tuple[str, Any], ...]) -> bool:
+    """Equal keys holding the very same values, in order: how meta is compared for sharing."""
     return len(a) == len(b) and all(ka == kb and va is vb for (ka, va), (kb, vb) in zip(a, b, strict=True))
 
 
 def _node_state(node: Node, old: NodeState | None) -> NodeState:
     inputs = tuple(None if p is None else (p.node.name, p.index) for p in node._inputs)
     meta_items = tuple(node.meta.items())
-    same_meta = old is not None and _same_items(old.meta_source, meta_items)
+    same_meta = old is not None and same_items(old.meta_source, meta_items)
     if (old is not None and same_meta and node.block is None and old.block is None and old.op == node.op
             and old.params is node._params and old.inputs == inputs and old.outputs is node._outputs
             and old.error is node._error and old.num_params == node._num_params and old.packed is node._packed):

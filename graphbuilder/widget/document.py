@@ -24,6 +24,7 @@ from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
 from graphbuilder.ir.render import node_flops
 from graphbuilder.ir.serialize import _jsonable
+from graphbuilder.ir.snapshot import same_items
 
 NodeDoc = dict[str, Any]
 Change = dict[str, Any]
@@ -164,21 +165,19 @@ def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids
 
 
 class Signature(NamedTuple):
-    """What a node's document entry depends on. `layout` and `meta_keys` compare by value; the params dict,
+    """What a node's document entry depends on. `layout` and meta keys compare by value; the params dict,
     inference results and meta values by identity: the IR replaces them on every edit, and they are held
     (not their ids), so a freed object's address can never match a new one."""
 
     layout: tuple[Any, ...]  # name, op, parent, inputs, parameter count
-    meta_keys: tuple[str, ...]
     params: Any
     outputs: Any
     error: Any
-    meta_values: tuple[Any, ...]
+    meta_items: tuple[tuple[str, Any], ...]
 
     def same_meta(self, other: Signature) -> bool:
         """The very same meta values under the same keys."""
-        return self.meta_keys == other.meta_keys and len(self.meta_values) == len(other.meta_values) and all(
-            x is y for x, y in zip(self.meta_values, other.meta_values, strict=True))
+        return same_items(self.meta_items, other.meta_items)
 
     def same(self, other: Signature) -> bool:
         """Nothing the entry shows changed."""
@@ -203,8 +202,8 @@ class DocCache:
         if node.block is not None:
             return None
         inputs = tuple(None if p is None else (p.node.name, p.index) for p in node._inputs)
-        return Signature((node.name, node.op, parent, inputs, node._num_params), tuple(node.meta), node._params,
-                         node._outputs, node._error, tuple(node.meta.values()))
+        return Signature((node.name, node.op, parent, inputs, node._num_params), node._params, node._outputs,
+                         node._error, tuple(node.meta.items()))
 
 
 def build_nodes(graph: Graph, flops: FlopCache, cache: DocCache | None = None,
