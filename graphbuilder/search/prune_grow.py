@@ -27,9 +27,7 @@ view in `live.py`, the layered-MLP baseline in `baseline.py`.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,10 +37,10 @@ import torch
 
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import Graph
-from graphbuilder.ir.serialize import atomic_write
 from graphbuilder.ops.neuron_graph import ACTIVATIONS, NeuronGraph
 from graphbuilder.search import neuron_train
 from graphbuilder.search.live import LiveView
+from graphbuilder.search.result import BaseResult
 
 COMPLEXITIES = ("connections", "neurons", "both")
 INSERTIONS = ("cascade", "split")
@@ -64,7 +62,7 @@ def complexity_of(ng: NeuronGraph, measure: str) -> int:
 
 
 @dataclass
-class SearchResult:
+class SearchResult(BaseResult):
     """What `prune_grow` found.
 
     Attributes:
@@ -193,20 +191,6 @@ class SearchResult:
         return cls(ng, history, float(data["target_error"]), dict(data.get("config", {})),
                    bool(data.get("reached")), bool(data.get("interrupted")), str(data.get("stop_reason", "")),
                    dict(data.get("widget_stats", {})))
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the result as JSON (atomically; no pickle)."""
-        atomic_write(os.fspath(path), (json.dumps(self.to_dict(), indent=1) + "\n").encode("utf-8"))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> SearchResult:
-        """Read a result written by `save`."""
-        with open(os.fspath(path), encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as e:
-                raise GraphError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
-        return cls.from_dict(data)
 
 
 def _floats(value: Any, where: str) -> list[float]:
