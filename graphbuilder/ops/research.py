@@ -28,14 +28,29 @@ docs/research_palette.md lists, op by op, the paper, the reference code and ever
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
+from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
-from graphbuilder.ir.schema import Param
-from graphbuilder.ops.declare import Specs, channels, choice, declare, features, flag, integer, named, number, size
+from graphbuilder.ir.schema import OpDef, Param
+from graphbuilder.ops.declare import (
+    Specs,
+    channels,
+    choice,
+    declare,
+    features,
+    flag,
+    integer,
+    meta_flops,
+    named,
+    number,
+    size,
+)
 from graphbuilder.ops.modules.double_attention import DoubleAttention
 from graphbuilder.ops.modules.dy_relu import VARIANTS, DyReLU
 from graphbuilder.ops.modules.dynamic_conv import DynamicConv2d
@@ -61,6 +76,14 @@ def _research_op(name: str, doc: str, cls: type[nn.Module], params: dict[str, Pa
     """Declare one research op: its module class is its `source`, so gb.from_module maps the class back."""
     declare(name, CATEGORY, doc, params=named(**params), build=build, check=check, hint=hint,
             source=_source(cls), **kw)
+
+
+def _count_elementwise(name: str, madds_per_element: Callable[[dict[str, Any]], int]) -> None:
+    """Make op `name` report torch's count plus its piecewise terms, `madds_per_element(params)` multiply-adds
+    per output element (2 FLOPs each), which torch's flop counter does not see (it counts matmuls and convs)."""
+    def flops(opdef: OpDef, p: dict[str, Any], specs: Specs) -> int:
+        return meta_flops(opdef, p, specs) + 2 * madds_per_element(p) * math.prod(specs[0].shape)
+    registry.register(dataclasses.replace(registry.get(name), flops=flops), replace=True)
 
 
 def _need(condition: bool, message: str) -> None:
@@ -107,7 +130,8 @@ def _oct_check(p: dict[str, Any], specs: Specs) -> None:
                                   "made it (the same alpha_out)")
         _need(high[0] == low[0] and high[2] == 2 * low[2] and high[3] == 2 * low[3],
               f"the low input {specs[1]} must have half the height and width of the high input {specs[0]}")
-    _need(specs[0].shape[2] % 2 == 0 and specs[0].shape[3] % 2 == 0,
+    octave = p["alpha_in"] > 0 or p["alpha_out"] > 0 or p["stride"] == 2  # halves a resolution somewhere
+    _need(not octave or (specs[0].shape[2] % 2 == 0 and specs[0].shape[3] % 2 == 0),
           f"the high input {specs[0]} needs an even height and width (the low octave is half as large)")
     cout = p["out_channels"]
     depthwise = p["groups"] > 1 and p["groups"] == cin == cout
@@ -192,6 +216,7 @@ _research_op(
          temperature=number("variant C: softmax temperature of the spatial attention; > 0", 10.0, lo=0.0),
          spatial_gamma=number("variant C: clip gamma = spatial_gamma * H W (the paper's 1/3)", 1.0 / 3.0, lo=0.0)),
     lambda p, specs: DyReLU(channels(specs), **p), _dyrelu_check)
+_count_elementwise("dy_relu", lambda p: p["num_pieces"])  # a_k x + b_k for each of the K pieces
 
 
 # -- MicroNet ------------------------------------------------------------------------------------------------------
@@ -242,6 +267,7 @@ _research_op(
          init_a=Param("floats", (1.0, 0.0), length=2, doc="offsets of the x coefficients, one per fusion"),
          init_b=Param("floats", (0.0, 0.0), length=2, doc="offsets of the x_shift coefficients, one per fusion")),
     lambda p, specs: DynamicShiftMax(channels(specs), **p), _grouped_channels_check)
+_count_elementwise("dynamic_shift_max", lambda p: 2 * p["fusions"])  # a x + b x_shift per fusion
 
 _research_op(
     "channel_shuffle",
