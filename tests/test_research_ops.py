@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from test_glore import randomise  # random values in every float state, BN statistics included
 from torch import nn
 
 import graphbuilder as gb
@@ -65,17 +66,6 @@ def single_op_graph(op: str, shapes: list[tuple[int, ...]], params: dict[str, An
     node = g.add(op, *[g.input(f"x{i}", shape=s) for i, s in enumerate(shapes)], name=name, **params)
     g.output(*(node[i] for i in range(node.num_outputs)))
     return g
-
-
-def randomise(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Random values in every float state: BN scales, shifts and running stats too (no identity shortcuts)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for key, t in module.state_dict().items():
-            if t.dtype.is_floating_point:
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if key.endswith("running_var")
-                        else torch.randn(t.shape, generator=gen) * 0.4)
-    return module
 
 
 def bn(x: torch.Tensor, w: dict[str, torch.Tensor], key: str, eps: float = 1e-5) -> torch.Tensor:
