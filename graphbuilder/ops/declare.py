@@ -304,7 +304,7 @@ def op(name: str | None = None, *, category: str = "custom", params: dict[str, P
     The parameter schema is `params`, or is read from the ``__init__`` signature: annotations ``int``,
     ``float``, ``bool``, ``str``, ``tuple[int, ...]`` and ``Literal[...]`` (a dropdown), with the defaults.
     Constructor arguments named ``in_channels``, ``num_features``, ``in_features``, ``embed_dim`` (and any in
-    `from_inputs`) are filled from input shapes and never asked of the user.
+    `from_inputs`) are filled from input shapes and never asked of the user::
 
         @gb.op("scaled_relu")
         class ScaledReLU(nn.Module):
