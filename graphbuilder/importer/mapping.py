@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from graphbuilder.ir import registry
+from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.schema import OpDef
+from graphbuilder.ops.declare import read_attributes
 
 
 @dataclass
@@ -411,131 +413,9 @@ def function_name(target: Any) -> str:
 
 
 # -- modules ----------------------------------------------------------------------------------------------------------
+# Which module classes import as which op comes from the op declarations (`module=`, `read=`); the only
+# module mapped here is one whose call arguments choose params.
 ModuleMapper = Callable[[nn.Module, Args], Emit]
-MODULES: dict[type[nn.Module], ModuleMapper] = {}
-
-
-def _conv_padding(m: nn.Module) -> Any:
-    padding = m.padding
-    if isinstance(padding, str):
-        if padding == "valid":
-            return 0
-        total = [d * (k - 1) for d, k in zip(m.dilation, m.kernel_size, strict=True)]
-        if any(t % 2 for t in total):
-            raise Unsupported("padding='same' with an even kernel pads asymmetrically; pad explicitly instead")
-        return _spatial(tuple(t // 2 for t in total))
-    return _spatial(padding)
-
-
-def _conv(op: str) -> ModuleMapper:
-    def handle(m: nn.Module, a: Args) -> Emit:
-        params = {"out_channels": m.out_channels, "kernel_size": _spatial(m.kernel_size),
-                  "stride": _spatial(m.stride), "padding": _conv_padding(m), "dilation": _spatial(m.dilation),
-                  "groups": m.groups, "bias": m.bias is not None}
-        if op == "conv_transpose2d":
-            if m.padding_mode != "zeros":
-                raise Unsupported("transposed convs only support padding_mode='zeros'")
-            if a.get(1, "output_size") is not None:
-                raise Unsupported("calling a transposed conv with output_size= is not supported; set output_padding")
-            params["output_padding"] = _spatial(m.output_padding)
-        else:
-            params["padding_mode"] = m.padding_mode
-        return Emit(op, params, [a.tensor(0)])
-    return handle
-
-
-for _cls, _op in ((nn.Conv1d, "conv1d"), (nn.Conv2d, "conv2d"), (nn.Conv3d, "conv3d"),
-                  (nn.ConvTranspose2d, "conv_transpose2d")):
-    MODULES[_cls] = _conv(_op)
-
-MODULES[nn.Linear] = lambda m, a: Emit("linear", {"out_features": m.out_features, "bias": m.bias is not None},
-                                       [a.tensor(0)])
-
-
-def _embedding(m: nn.Embedding, a: Args) -> Emit:
-    if m.max_norm is not None or m.scale_grad_by_freq or m.sparse:
-        raise Unsupported("Embedding with max_norm, scale_grad_by_freq or sparse is not supported")
-    return Emit("embedding", {"num_embeddings": m.num_embeddings, "embedding_dim": m.embedding_dim,
-                              "padding_idx": m.padding_idx}, [a.tensor(0)])
-
-
-MODULES[nn.Embedding] = _embedding
-
-
-def _batch_norm(op: str) -> ModuleMapper:
-    def handle(m: nn.Module, a: Args) -> Emit:
-        if m.momentum is None:
-            raise Unsupported("momentum=None (cumulative moving average) is not supported; set a momentum")
-        return Emit(op, {"eps": m.eps, "momentum": m.momentum, "affine": m.affine,
-                         "track_running_stats": m.track_running_stats}, [a.tensor(0)])
-    return handle
-
-
-for _cls, _op in ((nn.BatchNorm1d, "batch_norm1d"), (nn.BatchNorm2d, "batch_norm2d"), (nn.BatchNorm3d, "batch_norm3d"),
-                  (nn.InstanceNorm2d, "instance_norm2d")):
-    MODULES[_cls] = _batch_norm(_op)
-MODULES[nn.GroupNorm] = lambda m, a: Emit("group_norm", {"num_groups": m.num_groups, "eps": m.eps,
-                                                         "affine": m.affine}, [a.tensor(0)])
-
-
-def _layer_norm(m: nn.LayerNorm, a: Args) -> Emit:
-    x = a.tensor(0)
-    k = len(m.normalized_shape)
-    if tuple(x.value.shape[-k:]) != tuple(m.normalized_shape):
-        raise Unsupported(f"normalized_shape {tuple(m.normalized_shape)} differs from the input's last dims")
-    return Emit("layer_norm", {"normalized_dims": k, "eps": m.eps, "elementwise_affine": m.elementwise_affine,
-                               "bias": m.bias is not None or not m.elementwise_affine}, [x])
-
-
-MODULES[nn.LayerNorm] = _layer_norm
-
-for _cls, _op in ((nn.ReLU, "relu"), (nn.ReLU6, "relu6"), (nn.SiLU, "silu"), (nn.Sigmoid, "sigmoid"),
-                  (nn.Tanh, "tanh"), (nn.Hardswish, "hardswish"), (nn.Hardsigmoid, "hardsigmoid"),
-                  (nn.Identity, "identity")):
-    MODULES[_cls] = (lambda op: lambda m, a: Emit(op, {}, [a.tensor(0)]))(_op)
-MODULES[nn.LeakyReLU] = lambda m, a: Emit("leaky_relu", {"negative_slope": m.negative_slope}, [a.tensor(0)])
-MODULES[nn.GELU] = lambda m, a: Emit("gelu", {"approximate": m.approximate}, [a.tensor(0)])
-MODULES[nn.PReLU] = lambda m, a: Emit("prelu", {"num_parameters": m.num_parameters,
-                                                "init": float(m.init)}, [a.tensor(0)])
-MODULES[nn.Dropout] = lambda m, a: Emit("dropout", {"p": m.p}, [a.tensor(0)])
-MODULES[nn.Flatten] = lambda m, a: Emit("flatten", {"start_dim": m.start_dim, "end_dim": m.end_dim}, [a.tensor(0)])
-
-
-def _softmax_module(op: str) -> ModuleMapper:
-    def handle(m: nn.Module, a: Args) -> Emit:
-        if m.dim is None:
-            raise Unsupported(f"{type(m).__name__} without dim is ambiguous; set dim")
-        return Emit(op, {"dim": m.dim}, [a.tensor(0)])
-    return handle
-
-
-MODULES[nn.Softmax] = _softmax_module("softmax")
-MODULES[nn.LogSoftmax] = _softmax_module("log_softmax")
-
-
-def _pool_module(m: nn.Module, a: Args) -> Emit:
-    op = {nn.MaxPool1d: "max_pool1d", nn.MaxPool2d: "max_pool2d", nn.AvgPool1d: "avg_pool1d",
-          nn.AvgPool2d: "avg_pool2d"}[type(m)]
-    params: dict[str, Any] = {"kernel_size": _spatial(m.kernel_size), "stride": _spatial(m.stride),
-                              "padding": _spatial(m.padding), "ceil_mode": m.ceil_mode}
-    if op.startswith("max"):
-        if m.return_indices:
-            raise Unsupported("max pooling with return_indices=True is not supported")
-        params["dilation"] = _spatial(m.dilation)
-    else:
-        if getattr(m, "divisor_override", None) is not None:
-            raise Unsupported("average pooling with divisor_override is not supported")
-        params["count_include_pad"] = m.count_include_pad
-    return Emit(op, params, [a.tensor(0)])
-
-
-for _cls in (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d):
-    MODULES[_cls] = _pool_module
-MODULES[nn.AdaptiveAvgPool2d] = lambda m, a: _adaptive("adaptive_avg_pool2d")(Args([a.tensor(0), m.output_size], {}))
-MODULES[nn.AdaptiveMaxPool2d] = lambda m, a: _adaptive("adaptive_max_pool2d")(
-    Args([a.tensor(0), m.output_size, m.return_indices], {}))
-MODULES[nn.Upsample] = lambda m, a: Emit("upsample", upsample_params(
-    m.size, m.scale_factor, m.mode, m.align_corners, m.recompute_scale_factor), [a.tensor(0)])
 
 
 def _mha(m: nn.MultiheadAttention, a: Args) -> Emit:
@@ -553,38 +433,35 @@ def _mha(m: nn.MultiheadAttention, a: Args) -> Emit:
                 [a.tensor(0, "query"), a.tensor(1, "key"), a.tensor(2, "value")])
 
 
-MODULES[nn.MultiheadAttention] = _mha
+CALL_MAPPERS: dict[type[nn.Module], ModuleMapper] = {nn.MultiheadAttention: _mha}
 
 
-def registered_op_for(cls: type) -> OpDef | None:
-    """The op registered with ``@gb.op`` for module class `cls`, if any."""
-    source = f"{cls.__module__}.{cls.__qualname__}"
+def module_opdef(cls: type) -> OpDef | None:
+    """The op declared for module class `cls` (``module=`` in its declaration, ``@gb.op`` classes included)."""
     for opdef in registry.all_ops():
-        if opdef.source == source and opdef.build is not None:
+        if opdef.module is cls:
             return opdef
     return None
 
 
 def is_leaf(m: nn.Module) -> bool:
-    """Whether a module call becomes one IR node (a mapped torch.nn layer or a ``@gb.op`` class)."""
-    return type(m) in MODULES or registered_op_for(type(m)) is not None
+    """Whether a module call becomes one IR node (a declared torch.nn layer or a ``@gb.op`` class)."""
+    return type(m) in CALL_MAPPERS or module_opdef(type(m)) is not None
 
 
 def module_emit(m: nn.Module, a: Args) -> Emit:
     """The IR node for a call of leaf module `m` with arguments `a` (weights: its state_dict)."""
-    mapper = MODULES.get(type(m))
+    mapper = CALL_MAPPERS.get(type(m))
     if mapper is not None:
         emit = mapper(m, a)
     else:
-        opdef = registered_op_for(type(m))
+        opdef = module_opdef(type(m))
         assert opdef is not None
-        params = {}
-        for p in opdef.params:
-            if not hasattr(m, p.name):
-                raise Unsupported(f"@gb.op class {type(m).__name__} does not keep its constructor argument "
-                                  f"{p.name!r} as an attribute; store it as self.{p.name} so it can be imported")
-            params[p.name] = getattr(m, p.name)
-        if a.kwargs or len(a.args) != len(opdef.inputs):
+        try:
+            params = (opdef.read or read_attributes(opdef.params))(m)
+        except GraphError as e:
+            raise Unsupported(e.message) from None
+        if opdef.variadic or a.kwargs or len(a.args) != len(opdef.inputs):
             raise Unsupported(f"op {opdef.name!r} takes {len(opdef.inputs)} tensor input(s) {opdef.inputs}")
         emit = Emit(opdef.name, params, [a.tensor(i) for i in range(len(opdef.inputs))])
     emit.weights = {k: v.detach().clone() for k, v in m.state_dict().items()}
