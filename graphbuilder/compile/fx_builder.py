@@ -69,6 +69,8 @@ def _emit(node: Node, ident: str, root: nn.Module, fx_graph: fx.Graph, values: d
         opdef = registry.get(node.op)
         kwargs = opdef.kwargs(dict(node.params)) if opdef.kwargs else {}
         call_args: tuple[Any, ...] = (args,) if opdef.variadic else tuple(args)
+        if opdef.args is not None:
+            call_args += tuple(opdef.args(dict(node.params)))
         if opdef.build is not None:
             module = _build(opdef, node)
             root.add_module(ident, module)

@@ -363,6 +363,43 @@ class Graph:
         """Add a graph input with a fixed example `shape` (the batch size included) and `dtype`."""
         return self.add("input", name=name, shape=tuple(shape), dtype=dtype)
 
+    def parameter(self, name: str, shape: tuple[int, ...] | list[int], init: str = "trunc_normal", std: float = 0.02,
+                  value: Any = None) -> Node:
+        """Add a learnable tensor (``parameter`` op: a class token, a position embedding, a layer scale).
+
+        Its value is the node's weight (``graph.weights[name]["value"]``, saved in the safetensors file); a
+        new one starts from `init`, or from `value` (a tensor of this shape) when given.
+
+            cls_token = g.parameter("cls_token", shape=(1, 1, 192))
+        """
+        node = self.add("parameter", name=name, shape=tuple(shape), init=init, std=std)
+        if value is not None:
+            self._set_value(node, value)
+        return node
+
+    def constant(self, name: str, value: Any = None, *, shape: tuple[int, ...] | list[int] | None = None,
+                 dtype: str = "float32", fill: str = "zeros", fill_value: float = 0.0) -> Node:
+        """Add a non-trainable tensor (``constant`` op: a mask, an index table, a buffer).
+
+        Give `value` (a tensor: its shape and dtype are read from it and it becomes the node's weight), or a
+        `shape` with a `fill` (zeros, ones, full with `fill_value`, arange).
+        """
+        if value is not None:
+            shape, dtype = tuple(value.shape), str(value.dtype).removeprefix("torch.")
+        if shape is None:
+            raise GraphError(f"constant {name!r}: give a value tensor or a shape")
+        node = self.add("constant", name=name, shape=tuple(shape), dtype=dtype, fill=fill, value=fill_value)
+        if value is not None:
+            self._set_value(node, value)
+        return node
+
+    def _set_value(self, node: Node, value: Any) -> None:
+        if tuple(getattr(value, "shape", ())) != node.shape:
+            self.remove(node)
+            raise GraphError(f"node {node.name!r}: value of shape {tuple(getattr(value, 'shape', ()))} does not match "
+                             f"its shape {node.shape}", [node.name])
+        self.weights[node.name] = {"value": value}
+
     def output(self, *values: Node | Port, name: str | None = None) -> Node | tuple[Node, ...]:
         """Mark `values` as graph outputs (one ``output`` node each); returns the output node(s)."""
         if not values:

@@ -35,3 +35,20 @@ for _name, _cls, _fn in (("softmax", nn.Softmax, torch.softmax), ("log_softmax",
               named(dim=integer("the dim that sums to one", -1, lo=None)), check=dims_in_range("dim"),
               examples=[example((2, 9), dim=1, ref=(lambda f: lambda x: f(x, 1))(_fn)),
                         example((2, 3, 5), ref=(lambda f: lambda x: f(x, -1))(_fn))])
+
+for _name, _cls, _doc, _params, _ref in (
+    ("softplus", nn.Softplus, "log(1 + exp(beta x)) / beta; linear above threshold.",
+     named(beta=number("sharpness", 1.0), threshold=number("linear above this", 20.0)), F.softplus),
+    ("mish", nn.Mish, "x * tanh(softplus(x)).", (), F.mish),
+    ("elu", nn.ELU, "x if x > 0 else alpha (exp(x) - 1).", named(alpha=number("negative saturation", 1.0)), F.elu),
+    ("selu", nn.SELU, "Scaled ELU with the self-normalising constants.", (), F.selu),
+    ("celu", nn.CELU, "max(0, x) + min(0, alpha (exp(x / alpha) - 1)).", named(alpha=number("alpha", 1.0, lo=1e-6)),
+     F.celu),
+    ("hardtanh", nn.Hardtanh, "Clamp to [min_val, max_val].",
+     named(min_val=number("lower bound", -1.0), max_val=number("upper bound", 1.0)), F.hardtanh),
+    ("logsigmoid", nn.LogSigmoid, "log(sigmoid(x)).", (), F.logsigmoid),
+):
+    module_op(_name, "activation", _doc, _cls, _params, examples=[example((2, 9), ref=_ref)])
+module_op("glu", "activation", "Gated linear unit: a * sigmoid(b), halves a, b of dim.", nn.GLU,
+          named(dim=integer("the dim halved", -1, lo=None)), check=dims_in_range("dim"),
+          examples=[example((2, 8), ref=F.glu)])
