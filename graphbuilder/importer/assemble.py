@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from graphbuilder.importer.mapping import Emit, Ref
+from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
-from graphbuilder.ir.graph import Graph, Port
+from graphbuilder.ir.graph import Graph, Node, Port
 from graphbuilder.ops.declare import DTYPE_NAMES
 
 Key = tuple[int, int]  # (id of the Emit, output index)
@@ -67,11 +68,32 @@ def _add(graph: Graph, call: Emit, env: dict[Key, Port]) -> None:
         except GraphError as e:
             raise GraphError(f"importing {where}: {e.message}", e.nodes) from None
         if call.weights:
-            graph.weights[node.name] = call.weights
+            graph.weights[node.name] = _fitted_weights(call, node, where)
     node.meta["source"] = where
     for index in range(len(node.outputs)):
         env[(id(call), index)] = Port(node, index)
     _check_shapes(call, node.outputs, where)
+
+
+def _fitted_weights(call: Emit, node: Node, where: str) -> dict[str, Any]:
+    """The call's weights under the keys of the op's module (a wrapper's ``lstm.weight_ih_l0`` for torch's
+    ``weight_ih_l0``), checked against the shapes the op's module has."""
+    opdef = registry.get(call.op)
+    inferred = opdef.infer(opdef, dict(node.params), [p.spec for p in node.inputs if p is not None])
+    shapes = dict(inferred.weight_shapes)
+    if not shapes:
+        return call.weights
+    out = {}
+    for key, tensor in call.weights.items():
+        if key not in shapes:
+            matches = [k for k in shapes if k.endswith("." + key)]
+            key = matches[0] if len(matches) == 1 else key
+        if shapes.get(key) != tuple(tensor.shape):
+            raise GraphError(f"importing {where}: weight {key!r} of shape {tuple(tensor.shape)} does not fit the "
+                             f"{call.op} node (expects {shapes.get(key, 'no such weight')}); the mapping of this "
+                             "call is wrong, please report it", [call.label])
+        out[key] = tensor
+    return out
 
 
 def _check_shapes(call: Emit, specs: Any, where: str) -> None:

@@ -39,6 +39,17 @@ class Ref:
 
 
 @dataclass(eq=False)
+class Attr:
+    """A tensor not computed from the inputs: a module's parameter or buffer (`name` is its attribute path), or a
+    value folded from such tensors and sizes. Becomes a ``parameter`` node (`trainable`) or a ``constant`` node
+    where an op reads it, or a weight of the op where a functional call reads its own module's parameters."""
+
+    value: torch.Tensor
+    name: str
+    trainable: bool
+
+
+@dataclass(eq=False)
 class Emit:
     """One IR node to create: `op` with `params` applied to `inputs`, loading `weights` (a state_dict)."""
 
@@ -50,6 +61,7 @@ class Emit:
     scope: tuple[tuple[str, str, str], ...] = ()  # (module key, qualified path, class name), outermost first
     source: str = ""  # module path (or path/function) the call came from, for messages and node.meta
     expected: list[tuple[tuple[int, ...], str]] = field(default_factory=list)  # example (shape, dtype) per output
+    shares: Emit | None = None  # an earlier call of the same module: this node uses that node's weights
 
 
 class Unsupported(Exception):
@@ -155,22 +167,64 @@ _register(_softmax("softmax"), F.softmax, torch.softmax, "softmax")
 _register(_softmax("log_softmax"), F.log_softmax, torch.log_softmax, "log_softmax")
 
 
-def _binary(op: str) -> Handler:
+def _number(value: Any, op: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Unsupported(f"{op} with {type(value).__name__} {value!r}: only tensors and numbers are supported")
+    return float(value)
+
+
+def _binary(op: str, scalar: str | None = None, reverse: str | None = None, scalar_param: str = "other") -> Handler:
+    """`op` on two tensors; `scalar` when the second is a number; `reverse` when the first is."""
     def handle(a: Args) -> Emit:
-        x, y = a.get(0, "input"), a.get(1, "other")
-        if not isinstance(x, Ref) or not isinstance(y, Ref):
-            const = y if isinstance(x, Ref) else x
-            raise Unsupported(f"{op} with the constant {const!r}: the {op} op takes two tensors")
+        x, y = a.get(0, "input"), a.get(1, "other", a.get(1, "exponent"))
         if a.get(2, "alpha", 1) != 1:
             raise Unsupported(f"{op} with alpha={a.get(2, 'alpha')} is not supported")
-        return Emit(op, {}, [x, y])
+        if a.get(2, "rounding_mode") is not None:
+            raise Unsupported(f"{op} with rounding_mode={a.get(2, 'rounding_mode')!r} is not supported")
+        if isinstance(x, Ref) and isinstance(y, Ref):
+            return Emit(op, {}, [x, y])
+        if isinstance(x, Ref) and scalar is not None:
+            return Emit(scalar, {scalar_param: _number(y, op)}, [x])
+        if isinstance(y, Ref) and reverse is not None:
+            return Emit(reverse, {"other" if reverse != "rpow_scalar" else "base": _number(x, op)}, [y])
+        if isinstance(y, Ref) and scalar is not None and op in ("add", "mul"):  # commutative: 2 * x
+            return Emit(scalar, {"other": _number(x, op)}, [y])
+        raise Unsupported(f"{op} of {type(x).__name__} and {type(y).__name__}")
     return handle
 
 
-_register(_binary("add"), operator.add, operator.iadd, torch.add, "add", "add_", "__add__", "__iadd__")
-_register(_binary("sub"), operator.sub, operator.isub, torch.sub, "sub", "sub_", "__sub__")
-_register(_binary("mul"), operator.mul, operator.imul, torch.mul, "mul", "mul_", "__mul__")
-_register(_binary("matmul"), operator.matmul, torch.matmul, torch.bmm, "matmul", "bmm")
+_register(_binary("add", "add_scalar"), operator.add, operator.iadd, torch.add, "add", "add_", "__add__",
+          "__iadd__", "__radd__")
+_register(_binary("sub", "sub_scalar", "rsub_scalar"), operator.sub, operator.isub, torch.sub, "sub", "sub_",
+          "__sub__", "__isub__")
+_register(_binary("mul", "mul_scalar"), operator.mul, operator.imul, torch.mul, "mul", "mul_", "__mul__", "__imul__",
+          "__rmul__")
+_register(_binary("div", "div_scalar", "rdiv_scalar"), operator.truediv, operator.itruediv, torch.div,
+          torch.true_divide, "div", "div_", "__truediv__", "__itruediv__", "true_divide")
+_register(_binary("pow", "pow_scalar", "rpow_scalar", "exponent"), operator.pow, torch.pow, "pow", "__pow__")
+_register(lambda a: _binary("sub", "sub_scalar", "rsub_scalar")(Args([a.get(1, "other"), a.get(0, "input")], {})),
+          torch.rsub, "__rsub__")
+_register(lambda a: _binary("div", "div_scalar", "rdiv_scalar")(Args([a.get(1, "other"), a.get(0, "input")], {})),
+          "__rtruediv__")
+_register(_binary("matmul"), operator.matmul, torch.matmul, "matmul")
+_register(_binary("bmm"), torch.bmm, "bmm")
+_register(_binary("maximum"), torch.maximum, "maximum")
+_register(_binary("minimum"), torch.minimum, "minimum")
+for _op, _keys in {"eq": (operator.eq, torch.eq, "eq", "__eq__"), "ne": (operator.ne, torch.ne, "ne", "__ne__"),
+                   "lt": (operator.lt, torch.lt, "lt", "__lt__"), "le": (operator.le, torch.le, "le", "__le__"),
+                   "gt": (operator.gt, torch.gt, "gt", "__gt__"),
+                   "ge": (operator.ge, torch.ge, "ge", "__ge__")}.items():
+    def _compare(a: Args, op: str = _op) -> Emit:
+        x, y = a.get(0, "input"), a.get(1, "other")
+        if isinstance(x, Ref) and isinstance(y, Ref):
+            return Emit(op, {}, [x, y])
+        if isinstance(x, Ref):
+            return Emit("compare_scalar", {"other": _number(y, op), "mode": op}, [x])
+        flipped = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}.get(op, op)
+        return Emit("compare_scalar", {"other": _number(x, op), "mode": flipped}, [a.tensor(1)])
+    _register(_compare, *_keys)
+_register(_binary("logical_and"), torch.logical_and, "logical_and", operator.and_, "__and__")
+_register(_binary("logical_or"), torch.logical_or, "logical_or", operator.or_, "__or__")
 
 
 def _cat(a: Args) -> Emit:
@@ -322,10 +376,17 @@ _register(_chunk, torch.chunk, "chunk")
 
 
 def _sdpa(a: Args) -> Emit:
-    _need_default(a, {(3, "attn_mask"): None, (6, "scale"): None, (7, "enable_gqa"): False})
-    return Emit("scaled_dot_product_attention",
-                {"dropout_p": float(a.get(4, "dropout_p", 0.0)), "is_causal": bool(a.get(5, "is_causal", False))},
-                [a.tensor(0, "query"), a.tensor(1, "key"), a.tensor(2, "value")])
+    mask, scale = a.get(3, "attn_mask"), a.get(6, "scale")
+    params: dict[str, Any] = {"dropout_p": float(a.get(4, "dropout_p", 0.0)),
+                              "scale": None if scale is None else float(scale),
+                              "enable_gqa": bool(a.get(7, "enable_gqa", False))}
+    tensors = [a.tensor(0, "query"), a.tensor(1, "key"), a.tensor(2, "value")]
+    if mask is None:
+        return Emit("scaled_dot_product_attention", {**params, "is_causal": bool(a.get(5, "is_causal", False))},
+                    tensors)
+    if a.get(5, "is_causal", False):
+        raise Unsupported("attn_mask together with is_causal=True (torch refuses it too)")
+    return Emit("scaled_dot_product_attention_masked", params, [*tensors, a.tensor(3, "attn_mask")])
 
 
 _register(_sdpa, F.scaled_dot_product_attention)
@@ -394,13 +455,24 @@ def aten_target(target: Any) -> Any:
 
 
 def function_handler(kind: str, target: Any) -> Handler | None:
-    """The handler for a ``call_function`` (target: the function) or ``call_method`` (target: its name)."""
+    """The handler for a ``call_function`` (target: the function) or ``call_method`` (target: its name).
+
+    An ATen overload not in the table (export path) takes the handler of the torch function or tensor method
+    of the same name, whose arguments come in the same order."""
     if kind == "call_method":
         return METHODS.get(target)
     try:
-        return FUNCTIONS.get(target)
+        found = FUNCTIONS.get(target)
     except TypeError:  # unhashable target
         return None
+    packet = getattr(target, "overloadpacket", None)
+    if found is None and packet is not None:
+        name = packet.__name__
+        found = ATEN_HANDLERS.get(packet) or FUNCTIONS.get(getattr(torch, name, None)) or METHODS.get(name)
+    return found
+
+
+ATEN_HANDLERS: dict[Any, Handler] = {}  # ATen calls whose arguments differ from their torch function's
 
 
 def function_name(target: Any) -> str:

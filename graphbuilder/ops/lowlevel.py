@@ -227,6 +227,14 @@ low("clamp", "Clamp into [min, max] (either bound optional).", torch.clamp,
               example((2, 5), min=0.0, ref=lambda x: x.clamp(min=0))])
 low("where", "condition ? input : other, broadcasting.", torch.where, inputs=("condition", "input", "other"),
     examples=[example(TensorSpec((2, 5), "bool"), (2, 5), (1, 5), ref=torch.where)])
+low("where_scalar", "where with a number branch: condition ? value : input (fill_true), else condition ? input "
+    ": value.", T.where_scalar,
+    named(value=number("the number", 0.0), fill_true=flag("value where condition holds", False)),
+    inputs=("condition", "input"),
+    examples=[example(TensorSpec((2, 5), "bool"), (2, 5), value=-2.0,
+                      ref=lambda c, x: torch.where(c, x, torch.tensor(-2.0))),
+              example(TensorSpec((1, 5), "bool"), (2, 5), value=3.0, fill_true=True,
+                      ref=lambda c, x: torch.where(c, torch.tensor(3.0), x))])
 low("masked_fill", "input with value where mask is true.", torch.masked_fill, named(value=number("fill value", 0.0)),
     inputs=("input", "mask"), examples=[example((2, 5), TensorSpec((1, 5), "bool"), value=-1e4,
                                                  ref=lambda x, m: x.masked_fill(m, -1e4))])

@@ -106,6 +106,12 @@ def compare(x: Tensor, other: float, mode: str) -> Tensor:
     return x >= other
 
 
+def where_scalar(condition: Tensor, x: Tensor, value: float, fill_true: bool) -> Tensor:
+    """``where(condition, value, x)`` (`fill_true`) or ``where(condition, x, value)`` with a number branch."""
+    filled = torch.full_like(x, value)
+    return torch.where(condition, filled, x) if fill_true else torch.where(condition, x, filled)
+
+
 def einsum(tensors: list[Tensor], equation: str) -> Tensor:
     """``torch.einsum(equation, *tensors)``."""
     return torch.einsum(equation, tensors)
