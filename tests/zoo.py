@@ -237,3 +237,32 @@ def table(results: list[Result]) -> str:
     passed = sum(r.ok for r in results)
     rows.append(f"\n{passed} of {len(results)} models pass every stage ({100 * passed / max(1, len(results)):.0f}%)")
     return "\n".join(rows)
+
+
+def main() -> None:
+    """Run the zoo and print the per-model table: ``python tests/zoo.py timm|transformers [names...]``."""
+    import argparse
+    import time
+
+    from zoo_models import timm_cases, transformers_cases
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("library", choices=("timm", "transformers"))
+    parser.add_argument("names", nargs="*", help="only these models (default: all)")
+    parser.add_argument("--stages", default=",".join(STAGES))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cases = timm_cases() if args.library == "timm" else transformers_cases()
+    cases = [c for c in cases if not args.names or c.name in args.names]
+    results = []
+    for case in cases:
+        start = time.perf_counter()
+        result = run_case(case, tuple(args.stages.split(",")))
+        results.append(result)
+        failures = {k: v for k, v in result.stages.items() if v not in ("pass", "n/a")}
+        print(f"{case.name}: {'ok' if result.ok else failures} ({time.perf_counter() - start:.0f} s)", flush=True)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -94,7 +94,7 @@ def capture(module: nn.Module, example_inputs: tuple[torch.Tensor, ...],
         return _capture_export(module, example_inputs, kwargs, fx_failure=(where, e))
     gm = fx.GraphModule(tracer.root, fx_graph)
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    feed = _feed(module, example_inputs, kwargs | concrete, [str(n.target) for n in placeholders])
+    feed = _feed(module, example_inputs, kwargs | concrete, len(placeholders))
     values = _run(gm, module, feed)
     return Capture(_translate(gm, module, values, leaf_calls=None), "fx")
 
@@ -116,14 +116,16 @@ def _concrete_args(module: nn.Module, n_positional: int, kwargs: dict[str, Any])
     return out
 
 
-def _feed(module: nn.Module, args: tuple[torch.Tensor, ...], kwargs: dict[str, Any], names: list[str]) -> tuple:
-    """Example values in placeholder order: positional inputs, then keyword inputs by name."""
+def _feed(module: nn.Module, args: tuple[torch.Tensor, ...], kwargs: dict[str, Any], count: int) -> tuple:
+    """Example values for the traced program's `count` placeholders: one per forward argument, in signature
+    order (fx renames the fixed ones), positional inputs first, the rest by name."""
     try:
-        order = list(inspect.signature(module.forward).parameters)
+        order = [p.name for p in inspect.signature(module.forward).parameters.values()
+                 if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     except (TypeError, ValueError):
         order = []
-    by_name = dict(zip(order, args, strict=False)) | kwargs
-    return tuple(by_name[n] if n in by_name else args[i] for i, n in enumerate(names))
+    values = list(args) + [kwargs.get(name) for name in order[len(args):]]
+    return tuple(values[:count])
 
 
 def _innermost(stack: OrderedDict[str, tuple[str, Any]], root: nn.Module) -> tuple[str, str]:
@@ -259,12 +261,9 @@ class _Translator:
     def _node(self, node: fx.Node, output_names: list[str] | None) -> None:
         if node.op == "placeholder":
             value = self.values[node]
-            if value is None:
-                self.env[node] = None
+            if not isinstance(value, torch.Tensor):  # a forward argument fixed to its default (None, a flag)
+                self.env[node] = value
                 return
-            if not isinstance(value, torch.Tensor):
-                raise GraphError(f"input {node.name!r} is {type(value).__name__}; from_module takes tensor inputs "
-                                 "only (pass constants as module attributes)", [node.name])
             e = Emit("input", {"shape": tuple(value.shape), "dtype": DTYPE_NAMES[value.dtype]}, [],
                      label=str(node.target))
             self.emit(e, node, (), str(node.target))
