@@ -7,6 +7,7 @@ torch.export where the original supports them, and train mode for models with ba
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 import pytest
 import torch
@@ -115,3 +116,32 @@ def test_data_dependent_control_flow_is_a_graph_error_naming_the_module() -> Non
 
     with pytest.raises(gb.GraphError, match="Branchy"):
         gb.from_module(torch.nn.Sequential(Branchy()), (torch.randn(2, 3),))
+
+
+def test_a_module_called_twice_shares_one_set_of_weights(tmp_path: Any) -> None:
+    """Weight sharing survives import, the file, the compiled state_dict, to_python and ONNX."""
+    class Twice(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.relu(self.fc(x)))
+
+    net, x = Twice(), torch.randn(2, 4)
+    g = gb.from_module(net, (x,))
+    assert g.shared == {"fc_1": "fc"} and list(g.weights) == ["fc"]
+    compiled = gb.compile(g)
+    assert sorted(compiled.state_dict()) == ["fc.bias", "fc.weight"]
+    assert torch.equal(compiled(x), net(x))
+    g.save(str(tmp_path / "t.graph.json"))
+    loaded = gb.Graph.load(str(tmp_path / "t.graph.json"))
+    assert loaded.shared == {"fc_1": "fc"} and torch.equal(gb.compile(loaded)(x), net(x))
+    assert torch.equal(zoo.run_without_graphbuilder(gb.export.to_python(loaded), compiled.state_dict(), [x])[0],
+                       net(x))
+    onnx_out = gb.export.run_onnx(gb.export.runtime.onnx_bytes(loaded, dynamic_batch=True), (x,))[0]
+    torch.testing.assert_close(onnx_out, net(x), rtol=0, atol=1e-6)
+    gb.compile(loaded).fc.weight.data.zero_()  # one tensor: training one use trains both
+    loaded["fc"].update(out_features=5)
+    with pytest.raises(gb.GraphError, match="shares the weights"):
+        loaded.check()

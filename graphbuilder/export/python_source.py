@@ -103,11 +103,14 @@ class _Writer:
                 continue
             if node.op == "output":
                 continue
+            owner = graph.shared.get(node.name)
+            module = idents[graph[owner]] if owner is not None else ident  # a shared node calls its owner's
             if node.op == BLOCK:
                 assert node.block is not None
                 cls = self.class_for(node.block, None, [*path, node.name])
-                init.append(f"self.{ident} = {cls}(){label}")
-                call = f"self.{ident}({', '.join(args)})"
+                if owner is None:
+                    init.append(f"self.{ident} = {cls}(){label}")
+                call = f"self.{module}({', '.join(args)})"
             else:
                 opdef = registry.get(node.op)
                 kwargs = opdef.kwargs(dict(node.params)) if opdef.kwargs else {}
@@ -116,8 +119,9 @@ class _Writer:
                     call_args += [_literal(v, where, "argument") for v in opdef.args(dict(node.params))]
                 call_args += [f"{k}={_literal(v, where, k)}" for k, v in kwargs.items()]
                 if opdef.build is not None:
-                    init.append(f"self.{ident} = {self._constructor(opdef, node, where)}{label}")
-                    call = f"self.{ident}({', '.join(call_args)})"
+                    if owner is None:
+                        init.append(f"self.{ident} = {self._constructor(opdef, node, where)}{label}")
+                    call = f"self.{module}({', '.join(call_args)})"
                 else:
                     call = f"{self._function(opdef.function, where)}({', '.join(call_args)})"
             n_out = len(node.outputs)

@@ -69,6 +69,11 @@ def _add(graph: Graph, call: Emit, env: dict[Key, Port]) -> None:
             raise GraphError(f"importing {where}: {e.message}", e.nodes) from None
         if call.weights:
             graph.weights[node.name] = _fitted_weights(call, node, where)
+        owner = env.get((id(call.shares), 0)) if call.shares is not None else None
+        if owner is not None and owner.node.graph is graph:  # a module called again: one set of weights
+            graph.share_weights(node, owner.node)
+        elif owner is not None:  # called from another block: the IR ties nodes within one graph only
+            node.meta["copy_of"] = call.shares.source
     node.meta["source"] = where
     for index in range(len(node.outputs)):
         env[(id(call), index)] = Port(node, index)

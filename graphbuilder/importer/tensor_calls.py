@@ -59,13 +59,13 @@ def _getitem(a: Args) -> Emit | Ref:
     items = index if isinstance(index, tuple) else (index,)
     tensors = [i for i, item in enumerate(items) if isinstance(item, Ref)]
     if tensors:
-        k = tensors[0]
-        if len(tensors) > 1 or any(not (isinstance(i, slice) and i == slice(None)) for j, i in enumerate(items)
-                                   if j != k):
-            raise Unsupported("indexing with a tensor is supported only as x[..., idx] with full slices elsewhere")
-        if items[k].value.dtype == torch.bool:
+        if any(not (isinstance(i, slice) and i == slice(None)) for j, i in enumerate(items) if j not in tensors):
+            raise Unsupported("indexing with tensors is supported with whole dims (:) elsewhere, e.g. x[i, :, j]")
+        if any(items[k].value.dtype == torch.bool for k in tensors):
             raise Unsupported("indexing with a bool mask gives a data-dependent shape; use masked_fill or where")
-        return Emit("index_select", {"dim": k}, [x, items[k]])
+        if len(tensors) == 1:
+            return Emit("index_select", {"dim": tensors[0]}, [x, items[tensors[0]]])
+        return Emit("index_tensors", {"dims": tuple(tensors)}, [x, *(items[k] for k in tensors)])
     for item in items:
         if not (item is None or item is Ellipsis or isinstance(item, (int, slice))):
             raise Unsupported(f"index item {item!r} is not an int, slice, None or ...")

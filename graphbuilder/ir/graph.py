@@ -321,6 +321,7 @@ class Graph:
             raise GraphError(f"graph name must be a non-empty string, got {name!r}")
         self.name = name
         self.weights: dict[str, dict[str, Any]] = {}
+        self.shared: dict[str, str] = {}  # node name -> the earlier node whose weights it uses (share_weights)
         self.meta: dict[str, Any] = {}
         self._nodes: dict[str, Node] = {}
         self._dirty: set[Node] = set()
@@ -507,6 +508,7 @@ class Graph:
                     self._set_input(user, i, None)
         self._detach(node)
         self.weights.pop(node.name, None)
+        self.shared = {k: v for k, v in self.shared.items() if node.name not in (k, v)}
         self._emit({"kind": "remove", "node": node.name})
 
     def _detach(self, node: Node) -> None:
@@ -534,6 +536,7 @@ class Graph:
         node._name = new
         if old in self.weights:
             self.weights[new] = self.weights.pop(old)
+        self.shared = {(new if k == old else k): (new if v == old else v) for k, v in self.shared.items()}
         self._emit({"kind": "rename", "node": new, "old": old})
 
     def _set_params(self, node: Node, params: dict[str, Any]) -> None:
@@ -714,6 +717,29 @@ class Graph:
             names = list(opdef.inputs)
         return names[min(index, len(names) - 1)] if names else str(index)
 
+    def share_weights(self, node: Node | str, owner: Node | str) -> Node:
+        """Make `node` use `owner`'s weights: one module called twice, as in the original model. Both must have
+        the same op and params (or equal block graphs) and `owner` must come first; the tie holds in the
+        file, in the compiled module (one submodule, called twice) and in every export. Returns `node`."""
+        node, owner = self._own(node), self._own(owner)
+        if node is owner or owner.name in self.shared:
+            raise GraphError(f"node {node.name!r} cannot share the weights of {owner.name!r}: share with the node "
+                             "that owns them", [node.name, owner.name])
+        self.shared[node.name] = owner.name
+        self.weights.pop(node.name, None)
+        return node
+
+    def _check_shared(self) -> None:
+        order = {n: i for i, n in enumerate(self.topological_order())}
+        for name, owner_name in self.shared.items():
+            node, owner = self._nodes[name], self._nodes[owner_name]
+            same = node.op == owner.op and node._params == owner._params and (
+                node.block is None or (owner.block is not None and node.block.to_dict() == owner.block.to_dict()))
+            if not same or order[owner] > order[node]:
+                raise GraphError(f"node {name!r} shares the weights of {owner_name!r} but "
+                                 f"{'comes first' if same else 'differs in op, params or block'}; make them equal, "
+                                 f"or untie with del graph.shared[{name!r}]", [name, owner_name])
+
     def errors(self) -> dict[str, GraphError]:
         """Current inference errors by node name (empty when the graph is valid)."""
         return self.infer()
@@ -724,6 +750,7 @@ class Graph:
         for node in self.topological_order():
             if node.name in errors:
                 raise errors[node.name]
+        self._check_shared()
         if not self.outputs:
             raise GraphError(f"graph {self.name!r} has no outputs: call g.output(node) on the result node")
         if not self.inputs:
@@ -736,6 +763,7 @@ class Graph:
         new = Graph(name or self.name)
         new.meta = _copy_meta(self.meta)
         new.weights = {k: dict(v) for k, v in self.weights.items()}
+        new.shared = dict(self.shared)
         mapping: dict[Node, Node] = {}
         for node in self.topological_order():
             twin = Node(new, node.name, node.op, dict(node._params),
@@ -762,11 +790,12 @@ class Graph:
         """
         if other is self:
             raise GraphError(f"graph {self.name!r} cannot replace its contents with itself")
-        self.name, self.meta, self.weights = other.name, other.meta, other.weights
+        self.name, self.meta, self.weights, self.shared = other.name, other.meta, other.weights, other.shared
         for node in other._nodes.values():
             node.graph = self
         self._nodes, self._dirty, self._order = other._nodes, other._dirty, None
         other._nodes, other._dirty, other._order, other.weights, other.meta = {}, set(), None, {}, {}
+        other.shared = {}
         self._emit({"kind": "replace", "node": None})
         return self
 

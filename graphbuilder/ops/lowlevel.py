@@ -107,6 +107,22 @@ low("getitem", "x[index]: basic indexing with ints, slices (with steps, negative
 low("index_select", "table[index] along dim: picks rows by an int64 index tensor (any shape, which replaces dim).",
     T.index_select, named(dim=integer("the dim indexed", 0, lo=None)), inputs=("input", "index"),
     examples=[example((5, 3), *_INTS, dim=0, high=5, ref=lambda x, i: x[i])])
+
+
+def _index_tensors_check(p: dict[str, Any], specs: Specs) -> None:
+    if len(p["dims"]) != len(specs) - 1:
+        raise GraphError(f"dims {p['dims']} name {len(p['dims'])} indexed dims but {len(specs) - 1} index tensors are "
+                         "connected; give one dim per index tensor")
+    if len(set(p["dims"])) != len(p["dims"]):
+        raise GraphError(f"dims {p['dims']} repeat a dim")
+
+
+low("index_tensors", "x[i, :, j]: advanced indexing by int64 (or bool) index tensors at dims, broadcast together as "
+    "torch does; other dims whole.", T.index_tensors,
+    named(dims=Param("ints", min=0, max=MAX_DIM, doc="the dim each index tensor indexes, in order")),
+    inputs=("tensors",), variadic=True, check=_index_tensors_check,
+    examples=[example((3, 4, 5), TensorSpec((2, 1), "int64"), TensorSpec((1, 3), "int64"), dims=(0, 2), high=3,
+                      ref=lambda x, i, j: x[i, :, j])])
 low("gather", "torch.gather: out[i][j] = input[i][index[i][j]] along dim.", T.gather,
     named(dim=_DIM), inputs=("input", "index"), aten=(aten.gather,),
     examples=[example((3, 5), TensorSpec((3, 2), "int64"), dim=1, high=5,

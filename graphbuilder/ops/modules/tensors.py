@@ -74,6 +74,15 @@ def squeeze(x: Tensor, dim: list[int] | None = None) -> Tensor:
     return x.squeeze() if dim is None else x.squeeze(dim)
 
 
+def index_tensors(tensors: list[Tensor], dims: list[int]) -> Tensor:
+    """``tensors[0][..., i, ..., j, ...]``: advanced indexing of `tensors[0]` at `dims` by the other tensors
+    (broadcast together, as torch does); every other dim is taken whole."""
+    full: list[Tensor | None] = [None] * (max(dims) + 1)
+    for k in range(len(dims)):
+        full[dims[k]] = tensors[k + 1]
+    return torch.ops.aten.index.Tensor(tensors[0], full)
+
+
 def gather(x: Tensor, index: Tensor, dim: int) -> Tensor:
     """``torch.gather(x, dim, index)`` with the tensors first."""
     return torch.gather(x, dim, index)
