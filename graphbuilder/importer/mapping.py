@@ -510,8 +510,12 @@ CALL_MAPPERS: dict[type[nn.Module], ModuleMapper] = {nn.MultiheadAttention: _mha
 
 def module_opdef(cls: type) -> OpDef | None:
     """The op declared for module class `cls` (``module=`` in its declaration, ``@gb.op`` classes included)."""
+    source = f"{cls.__module__}.{cls.__qualname__}"
     for opdef in registry.all_ops():
         if opdef.module is cls:
+            return opdef
+    for opdef in registry.all_ops():  # declared with source= naming the class (and built from it)
+        if opdef.source == source and opdef.build is not None:
             return opdef
     return None
 
@@ -535,6 +539,12 @@ def module_emit(m: nn.Module, a: Args) -> Emit:
             raise Unsupported(e.message) from None
         if opdef.variadic or a.kwargs or len(a.args) != len(opdef.inputs):
             raise Unsupported(f"op {opdef.name!r} takes {len(opdef.inputs)} tensor input(s) {opdef.inputs}")
-        emit = Emit(opdef.name, params, [a.tensor(i) for i in range(len(opdef.inputs))])
+        if opdef.variadic:  # the module takes its tensors as one list, as compiled code calls it
+            *fixed, listed = a.args
+            if not isinstance(listed, (list, tuple)) or not all(isinstance(r, Ref) for r in listed):
+                raise Unsupported(f"op {opdef.name!r} takes a list of tensors as its last argument")
+            emit = Emit(opdef.name, params, [a.tensor(i) for i in range(len(fixed))] + list(listed))
+        else:
+            emit = Emit(opdef.name, params, [a.tensor(i) for i in range(len(opdef.inputs))])
     emit.weights = {k: v.detach().clone() for k, v in m.state_dict().items()}
     return emit

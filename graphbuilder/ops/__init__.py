@@ -20,6 +20,7 @@ from graphbuilder.ops import (
     normalization,
     pooling,
     recurrent,
+    research,  # the research palette: operators from efficient-network papers
     search_space,
     structure,
     tensor,
@@ -43,6 +44,7 @@ _LIBRARY = (activation, attention, convolution, normalization, pooling, structur
 _LIBRARY += (detection, search_space)
 _LIBRARY += (glore,)
 _LIBRARY += (neuron_graph,)
+_LIBRARY += (research,)
 
 
 def schema_json() -> list[dict]:
