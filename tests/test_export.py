@@ -18,6 +18,7 @@ import pytest
 import torch
 from models import MODELS
 from torch import nn
+from zoo import run_without_graphbuilder
 
 import graphbuilder as gb
 from graphbuilder.export import runtime
@@ -87,50 +88,12 @@ def test_onnx_runs_in_onnxruntime_within_1e_5(name: str, models: dict, tmp_path:
     assert sorted(os.listdir(tmp_path)) == [f"{name}.onnx"]  # no temp files left behind
 
 
-_RUNNER = """
-import importlib.abc, sys
-
-
-class NoGraphBuilder(importlib.abc.MetaPathFinder):
-    # graphbuilder is pip-installed (editable) into this venv: make it unimportable before anything runs.
-    def find_spec(self, name, path=None, target=None):
-        if name == "graphbuilder" or name.startswith("graphbuilder."):
-            raise ModuleNotFoundError(name)
-
-
-sys.meta_path.insert(0, NoGraphBuilder())
-try:
-    import graphbuilder  # noqa: F401
-    raise SystemExit("graphbuilder must not be importable here")
-except ModuleNotFoundError:
-    pass
-import torch
-for name in sys.argv[1:]:
-    namespace = {"__name__": name}
-    exec(compile(open(name + ".py").read(), name + ".py", "exec"), namespace)
-    model = namespace["Net"]()
-    model.load_state_dict(torch.load(name + ".state.pt", weights_only=True), strict=True)
-    x = torch.load(name + ".x.pt", weights_only=True)
-    with torch.no_grad():
-        y = model.eval()(x)
-    torch.save(y, name + ".y.pt")
-"""
-
-
 def run_standalone(sources: dict[str, tuple[str, dict[str, torch.Tensor], torch.Tensor]], folder: Path
                    ) -> dict[str, torch.Tensor]:
-    """Run each generated source in ONE fresh interpreter (``python -I``, empty cwd, no PYTHONPATH) where
-    graphbuilder cannot be imported; returns each model's output."""
-    for name, (source, state, x) in sources.items():
-        (folder / f"{name}.py").write_text(source)
-        torch.save(state, folder / f"{name}.state.pt")
-        torch.save(x, folder / f"{name}.x.pt")
-    (folder / "runner.py").write_text(_RUNNER)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    done = subprocess.run([sys.executable, "-I", "runner.py", *sources], cwd=folder, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return {name: torch.load(folder / f"{name}.y.pt", weights_only=True) for name in sources}
+    """Run each generated source in ONE fresh interpreter where graphbuilder cannot be imported (see
+    tests/zoo.py); returns each model's output."""
+    outputs = run_without_graphbuilder({name: (src, state, [x]) for name, (src, state, x) in sources.items()}, folder)
+    return {name: outs[0] for name, outs in outputs.items()}
 
 
 def test_python_source_runs_without_graphbuilder_and_matches(models: dict, tmp_path: Path) -> None:

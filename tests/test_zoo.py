@@ -137,8 +137,8 @@ def test_a_module_called_twice_shares_one_set_of_weights(tmp_path: Any) -> None:
     g.save(str(tmp_path / "t.graph.json"))
     loaded = gb.Graph.load(str(tmp_path / "t.graph.json"))
     assert loaded.shared == {"fc_1": "fc"} and torch.equal(gb.compile(loaded)(x), net(x))
-    assert torch.equal(zoo.run_without_graphbuilder(gb.export.to_python(loaded), compiled.state_dict(), [x])[0],
-                       net(x))
+    source = gb.export.to_python(loaded)
+    assert torch.equal(zoo.run_without_graphbuilder({"net": (source, compiled.state_dict(), [x])})["net"][0], net(x))
     onnx_out = gb.export.run_onnx(gb.export.runtime.onnx_bytes(loaded, dynamic_batch=True), (x,))[0]
     torch.testing.assert_close(onnx_out, net(x), rtol=0, atol=1e-6)
     gb.compile(loaded).fc.weight.data.zero_()  # one tensor: training one use trains both

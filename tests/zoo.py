@@ -78,11 +78,16 @@ def _first_line(e: BaseException) -> str:
 
 
 _RUNNER = r"""
-import sys
-class NoGraphBuilder:
+import importlib.abc, sys
+
+
+class NoGraphBuilder(importlib.abc.MetaPathFinder):
+    # graphbuilder may be pip-installed (editable) into this venv: make it unimportable before anything runs.
     def find_spec(self, name, path=None, target=None):
         if name == "graphbuilder" or name.startswith("graphbuilder."):
             raise ModuleNotFoundError(name)
+
+
 sys.meta_path.insert(0, NoGraphBuilder())
 try:
     import graphbuilder  # noqa: F401
@@ -90,32 +95,34 @@ try:
 except ModuleNotFoundError:
     pass
 import torch
-namespace = {"__name__": "standalone"}
-exec(compile(open("net.py").read(), "net.py", "exec"), namespace)
-model = namespace["Net"]()
-model.load_state_dict(torch.load("state.pt", weights_only=True), strict=True)
-with torch.no_grad():
-    out = model.eval()(*torch.load("inputs.pt", weights_only=True))
-torch.save(list(out) if isinstance(out, tuple) else [out], "outputs.pt")
+for name in sys.argv[1:]:
+    namespace = {"__name__": name}
+    exec(compile(open(name + ".py").read(), name + ".py", "exec"), namespace)
+    model = namespace["Net"]()
+    model.load_state_dict(torch.load(name + ".state.pt", weights_only=True), strict=True)
+    with torch.no_grad():
+        out = model.eval()(*torch.load(name + ".inputs.pt", weights_only=True))
+    torch.save(list(out) if isinstance(out, tuple) else [out], name + ".outputs.pt")
 """
 
 
-def run_without_graphbuilder(source: str, state: dict[str, torch.Tensor], inputs: list[torch.Tensor]
-                             ) -> list[torch.Tensor]:
-    """Run generated source in a fresh interpreter (``python -I``, no PYTHONPATH) where graphbuilder cannot be
-    imported; returns its outputs."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder)
-        (path / "net.py").write_text(source)
+def run_without_graphbuilder(models: dict[str, tuple[str, dict[str, torch.Tensor], list[torch.Tensor]]],
+                             folder: Path | None = None) -> dict[str, list[torch.Tensor]]:
+    """Run each generated source (name -> source, state_dict, inputs) in ONE fresh interpreter (``python -I``,
+    no PYTHONPATH) where graphbuilder cannot be imported; returns each model's outputs."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(folder or scratch)
+        for name, (source, state, inputs) in models.items():
+            (path / f"{name}.py").write_text(source)
+            torch.save(state, path / f"{name}.state.pt")
+            torch.save(list(inputs), path / f"{name}.inputs.pt")
         (path / "runner.py").write_text(_RUNNER)
-        torch.save(state, path / "state.pt")
-        torch.save(list(inputs), path / "inputs.pt")
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        done = subprocess.run([sys.executable, "-I", "runner.py"], cwd=folder, env=env, capture_output=True,
+        done = subprocess.run([sys.executable, "-I", "runner.py", *models], cwd=path, env=env, capture_output=True,
                               text=True, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
-        return torch.load(path / "outputs.pt", weights_only=True)
+        return {name: torch.load(path / f"{name}.outputs.pt", weights_only=True) for name in models}
 
 
 def _original_supports(fmt: str, model: nn.Module, args: tuple, kwargs: dict) -> bool:
@@ -169,7 +176,8 @@ def run_case(case: Case, stages: tuple[str, ...] = STAGES, timings: dict[str, fl
 
     def python() -> str | None:
         source = gb.export.to_python(graph)
-        return _close(run_without_graphbuilder(source, gb.compile(graph).state_dict(), feed), want, case.atol)
+        outputs = run_without_graphbuilder({"net": (source, gb.compile(graph).state_dict(), feed)})["net"]
+        return _close(outputs, want, case.atol)
 
     def onnx() -> str | None:
         data = runtime.onnx_bytes(graph, dynamic_batch=False)
