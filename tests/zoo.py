@@ -268,7 +268,7 @@ def main() -> None:
         result = run_case(case, tuple(args.stages.split(",")))
         results.append(result)
         failures = {k: v for k, v in result.stages.items() if v not in ("pass", "n/a")}
-        print(f"{case.name}: {'ok' if result.ok else failures} ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(f"{case.name}: {failures or 'ok'} ({time.perf_counter() - start:.0f} s)", flush=True)
     print(table(results))
 
 
