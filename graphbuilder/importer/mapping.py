@@ -537,7 +537,7 @@ def module_emit(m: nn.Module, a: Args) -> Emit:
             params = (opdef.read or read_attributes(opdef.params))(m)
         except GraphError as e:
             raise Unsupported(e.message) from None
-        if opdef.variadic or a.kwargs or len(a.args) != len(opdef.inputs):
+        if a.kwargs or len(a.args) != len(opdef.inputs):
             raise Unsupported(f"op {opdef.name!r} takes {len(opdef.inputs)} tensor input(s) {opdef.inputs}")
         if opdef.variadic:  # the module takes its tensors as one list, as compiled code calls it
             *fixed, listed = a.args
