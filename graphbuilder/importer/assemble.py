@@ -33,6 +33,7 @@ def assemble(calls: list[Emit], name: str) -> Graph:
             users.setdefault((id(ref.call), ref.index), []).append(call)
     graph = Graph(name)
     env: dict[Key, Port] = {}
+    _NODES.clear()
     _fill(graph, calls, 0, env, users)
     graph.infer()
     return graph
@@ -54,6 +55,9 @@ def _fill(graph: Graph, calls: list[Emit], depth: int, env: dict[Key, Port], use
         i = j
 
 
+_NODES: dict[int, Node] = {}  # id of an Emit -> the node made for it (within one assemble call)
+
+
 def _add(graph: Graph, call: Emit, env: dict[Key, Port]) -> None:
     where = call.source or call.label
     if call.op == "input":
@@ -69,11 +73,12 @@ def _add(graph: Graph, call: Emit, env: dict[Key, Port]) -> None:
             raise GraphError(f"importing {where}: {e.message}", e.nodes) from None
         if call.weights:
             graph.weights[node.name] = _fitted_weights(call, node, where)
-        owner = env.get((id(call.shares), 0)) if call.shares is not None else None
-        if owner is not None and owner.node.graph is graph:  # a module called again: one set of weights
-            graph.share_weights(node, owner.node)
+        owner = _NODES.get(id(call.shares)) if call.shares is not None else None
+        if owner is not None and owner.graph is graph:  # a module called again: one set of weights
+            graph.share_weights(node, owner)
         elif owner is not None:  # called from another block: the IR ties nodes within one graph only
             node.meta["copy_of"] = call.shares.source
+        _NODES[id(call)] = node
     node.meta["source"] = where
     for index in range(len(node.outputs)):
         env[(id(call), index)] = Port(node, index)
@@ -131,9 +136,9 @@ def _add_block(graph: Graph, members: list[Emit], depth: int, env: dict[Key, Por
             k = (id(call), index)
             if any(id(u) not in inside for u in users.get(k, [])):
                 produced.append(Ref(call, index, None))  # type: ignore[arg-type]
-    if not external:
-        raise GraphError(f"module path {path!r} ({class_name}) reads no tensor from its inputs; GraphBuilder blocks "
-                         "need at least one input", [path])
+    if not external:  # computes from its own tensors only (a bias table from a parameter): inlined
+        _fill(graph, members, depth + 1, env, users)
+        return
     if not produced:
         raise GraphError(f"module path {path!r} ({class_name}) produces nothing used later", [path])
     block = Graph(class_name)

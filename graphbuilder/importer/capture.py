@@ -81,7 +81,22 @@ def _buffers_kept(module: nn.Module) -> Iterator[None]:
 
 def capture(module: nn.Module, example_inputs: tuple[torch.Tensor, ...],
             example_kwargs: dict[str, Any] | None = None) -> Capture:
-    """Trace `module` on `example_inputs` (and keyword inputs) into IR calls (see the module docstring)."""
+    """Trace `module` on `example_inputs` (and keyword inputs) into IR calls (see the module docstring).
+
+    Every failure is a `GraphError`: an unforeseen exception from torch or the model is reported with the
+    module's class and what to do, never raised as it is."""
+    try:
+        return _capture(module, example_inputs, example_kwargs)
+    except GraphError:
+        raise
+    except Exception as e:
+        text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise GraphError(f"cannot import {type(module).__name__}: {type(e).__name__}: {text}; {REGISTER_HINT}",
+                         [type(module).__name__]) from None
+
+
+def _capture(module: nn.Module, example_inputs: tuple[torch.Tensor, ...],
+             example_kwargs: dict[str, Any] | None) -> Capture:
     kwargs = {k: v for k, v in (example_kwargs or {}).items() if v is not None}
     tracer = _Tracer()
     try:
@@ -332,8 +347,10 @@ class _Translator:
                 raise _fail(f"{name} reading a parameter tensor directly (use the layer "
                             f"{mapping.FUNCTIONAL_WITH_WEIGHTS[node.target]} for it)", scope, self.root, node.name)
             raise _fail(f"the call {name}: GraphBuilder has no op for it", scope, self.root, node.name)
+        call = Args(args, kwargs, value)
+        call.to_ref = lambda attr: self.tensor_ref(attr, scope)
         try:
-            result = handler(Args(args, kwargs, value))
+            result = handler(call)
         except Unsupported as err:
             raise _fail(f"the call {name} ({err})", scope, self.root, node.name) from None
         if isinstance(result, Ref):
@@ -498,6 +515,8 @@ def _collapse_leaves(gm: fx.GraphModule, root: nn.Module) -> dict[fx.Node, tuple
             for a in n.all_input_nodes:
                 if a not in inside and a.op != "get_attr" and a not in external:
                     external.append(a)
+        if not external:  # reads only its own tensors (an embedding of a position buffer): left as aten calls
+            continue
         used_outside = [n for n in members if any(u not in inside for u in n.users)]
         path = next(p for k, p, _ in _scope_of(members[0], False) if k == key)
         if len(used_outside) != 1:

@@ -79,6 +79,7 @@ class Args:
         self.args = list(args)
         self.kwargs = dict(kwargs)
         self.out = out  # the call's concrete example result (shapes that follow from runtime sizes)
+        self.to_ref: Callable[[Attr], Ref] | None = None  # set where module tensors arrive unresolved
 
     def get(self, i: int, name: str, default: Any = None) -> Any:
         """Argument `i` (positional) or `name` (keyword), else `default`."""
@@ -89,6 +90,8 @@ class Args:
     def tensor(self, i: int, name: str = "input") -> Ref:
         """Argument `i` that must be a tensor."""
         value = self.get(i, name)
+        if isinstance(value, Attr) and self.to_ref is not None:  # a module tensor read as an input
+            value = self.to_ref(value)
         if not isinstance(value, Ref):
             raise Unsupported(f"argument {name!r} is {type(value).__name__} {value!r}, not a tensor computed from "
                               "the inputs (constants and parameters used as tensors have no op)")

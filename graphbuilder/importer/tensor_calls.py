@@ -112,7 +112,7 @@ def _aten_index(a: Args) -> Emit:  # aten.index.Tensor(self, indices): None mean
     return _getitem(Args([a.tensor(0), items if len(items) > 1 else items[0]], {}))  # type: ignore[return-value]
 
 
-ATEN_HANDLERS.update({aten.slice: _aten_slice, aten.index: _aten_index,
+_ATEN_INDEXING = ({aten.slice: _aten_slice, aten.index: _aten_index,
                       aten.select: lambda a: _index(a.tensor(0), int(a.get(1, "dim")), int(a.get(2, "index"))),
                       aten._to_copy: lambda a: _cast(None)(a), aten.alias: lambda a: a.tensor(0),
                       aten.lift_fresh_copy: lambda a: a.tensor(0)})
@@ -365,6 +365,9 @@ def _weights(**tensors: Any) -> dict[str, torch.Tensor]:
 
 
 def _linear(a: Args) -> Emit:
+    if not isinstance(a.get(2, "bias"), (Attr, type(None))) and isinstance(a.get(1, "weight"), Attr):
+        # a bias computed at run time (BEiT's cat(q_bias, 0, v_bias)): F.linear on three tensors
+        return Emit("linear_functional", {}, [a.tensor(0), a.tensor(1, "weight"), a.tensor(2, "bias")])
     w = _weight(a.get(1, "weight"), "weight")
     assert w is not None
     return Emit("linear", {"out_features": w.shape[0], "bias": a.get(2, "bias") is not None}, [a.tensor(0)],
@@ -454,14 +457,23 @@ for _fn, _handler in ((F.linear, _linear), (F.conv1d, _conv(1)), (F.conv2d, _con
     WEIGHTED[_fn] = _handler
 
 
+def _reordered(a: Args, args: list[Any]) -> Args:
+    """`a`'s call with its arguments in another order (an ATen signature to the torch function's)."""
+    out = Args(args, {}, a.out)
+    out.to_ref = a.to_ref
+    return out
+
+
 def _aten_batch_norm(a: Args) -> Emit:  # aten.batch_norm(input, weight, bias, running_mean, running_var, training, ..)
-    return _batch_norm(Args([a.get(0, "input"), a.get(3, "running_mean"), a.get(4, "running_var"), a.get(1, "weight"),
-                             a.get(2, "bias"), a.get(5, "training"), a.get(6, "momentum"), a.get(7, "eps")], {}))
+    return _batch_norm(_reordered(a, [a.get(0, "input"), a.get(3, "running_mean"), a.get(4, "running_var"),
+                                      a.get(1, "weight"), a.get(2, "bias"), a.get(5, "training"), a.get(6, "momentum"),
+                                      a.get(7, "eps")]))
 
 
 def _aten_embedding(a: Args) -> Emit:  # aten.embedding(weight, indices, padding_idx, ...)
     padding_idx = a.get(2, "padding_idx", -1)
-    return _embedding(Args([a.get(1, "indices"), a.get(0, "weight"), None if padding_idx == -1 else padding_idx], {}))
+    return _embedding(_reordered(a, [a.get(1, "indices"), a.get(0, "weight"),
+                                     None if padding_idx == -1 else padding_idx]))
 
 
 ATEN_WEIGHTED: dict[Any, Weighted] = {
@@ -547,3 +559,5 @@ def generic_for(kind: str, target: Any) -> Handler | None:
 
 FUNCTIONS.setdefault(torch.Tensor.contiguous, lambda a: a.tensor(0))
 METHODS.setdefault("type_as", _cast(None))
+ATEN_HANDLERS.update(_ATEN_INDEXING)
+ATEN_HANDLERS.update({aten.pad: _pad, aten.split_with_sizes: FUNCTIONS[torch.split]})

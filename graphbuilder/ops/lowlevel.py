@@ -302,6 +302,10 @@ low("cumsum", "Cumulative sum along dim.", torch.cumsum, named(dim=_DIM), aten=(
 low("argmax", "Index of the max along dim.", torch.argmax, named(dim=_DIM, keepdim=_KEEPDIM),
     examples=[example((2, 5), dim=1, ref=lambda x: x.argmax(1))])
 
+low("linear_functional", "F.linear(input, weight, bias) on three tensors: for a weight or bias computed in the "
+    "graph (the linear op holds its own).", F.linear, inputs=("input", "weight", "bias"),
+    hint="(..., in), (out, in) and (out,)", examples=[example((2, 3, 4), (5, 4), (5,), ref=F.linear)])
+
 # -- products -----------------------------------------------------------------------------------------------------
 low("bmm", "Batched matrix product (B, n, k) @ (B, k, m).", torch.bmm, inputs=("input", "mat2"),
     examples=[example((2, 3, 4), (2, 4, 5), ref=torch.bmm)])
