@@ -356,6 +356,22 @@ def test_training_reaches_the_inserted_units():
     assert bn.weight.grad is not None and bn.weight.grad.abs().sum() > 0
 
 
+def apply_highlights(graph: gb.Graph, inserted: list[str]) -> dict[str, str]:
+    """What `GraphWidget.apply` should colour after inserting units: the units as added, the nodes that now
+    read a unit as changed (rewired), by path."""
+    expected = {i: "added" for i in inserted}
+    for path in inserted:
+        *blocks, name = path.split("/")
+        scope = graph
+        for block in blocks:
+            scope = scope[block].block
+        prefix = "/".join(blocks)
+        for user in scope[name].users:
+            name = f"{prefix}/{user.name}" if prefix else user.name
+            expected.setdefault(name, "changed")
+    return expected
+
+
 def test_widget_apply_inserts_highlights_and_undoes_in_one_step():
     g = trained_weights(ir_resnet(layers=(1, 1, 3, 1)))
     widget = gb.GraphWidget(g)
@@ -363,7 +379,7 @@ def test_widget_apply_inserts_highlights_and_undoes_in_one_step():
     before, expected = g.to_dict(), gb.compile(g).eval()(x)
     inserted = widget.apply(lambda graph: gb.passes.insert_glore(graph, "res4x2"))
     assert len(inserted) == 2 and all(widget.graph[i].meta["inserted_by"] == INSERTED_BY for i in inserted)
-    assert widget.highlights == {i: "added" for i in inserted}
+    assert widget.highlights == apply_highlights(widget.graph, inserted)
     assert torch.equal(gb.compile(widget.graph).eval()(x), expected)
     last = residual_stages(widget.graph)[-1].blocks[0].node.name  # the editor action on a selected node
     assert len(widget.apply(lambda graph: gb.passes.glore_editor_action(graph, [last]))) == 1
@@ -410,6 +426,6 @@ def test_widget_apply_highlights_units_inside_imported_stage_blocks():
     assert "Insert GloRe" in [a["name"] for a in widget.actions]
     inserted = widget.apply(lambda graph: gb.passes.insert_glore(graph, "res4x3"))
     assert len(inserted) == 3 and all("/" in i for i in inserted)  # inside the stage block, e.g. layer3/...
-    assert widget.highlights == {i: "added" for i in inserted}
+    assert widget.highlights == apply_highlights(widget.graph, inserted)
     assert widget.undo()
     assert widget.graph.to_dict() == g.to_dict()

@@ -16,6 +16,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -83,9 +84,17 @@ def quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+    """The error's first line without terminal colours; torch's exporters wrap the cause in a generic
+    "Failed to ..." message, so the cause's first line follows it."""
+    text = _ANSI.sub("", str(error)).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    if error.__cause__ is not None and error.__cause__ is not error:
+        line = f"{line.split('. ')[0]}: {_first_line(error.__cause__)}"
+    return line[:300]
 
 
 def to_torchscript(graph: Graph) -> torch.jit.ScriptModule:
@@ -185,6 +194,8 @@ def _single(node: Node) -> Graph:
             g.weights["node"] = node.graph.weights[node.name]
     for i in range(len(made.outputs)):
         g.output(made[i], name=f"out{i}")
+    if not ins:  # a node without inputs (a constant, a parameter): exported graphs need one input
+        g.output(g.input("in0", shape=(1,)), name="passed")
     return g
 
 
