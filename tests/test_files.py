@@ -136,3 +136,189 @@ def test_non_strict_load_keeps_broken_graph_for_editing() -> None:
     assert "s" in g.errors()
     g["c"].params["out_channels"] = 3
     assert g.errors() == {}
+
+
+# -- the graph file and its weights file are one pair --------------------------------------------------------------
+def trained() -> gb.Graph:
+    g = gb.Graph("net")
+    x = g.input("x", shape=(2, 3))
+    g.output(g.add("linear", x, out_features=4, name="fc"))
+    gb.store_weights(g, gb.compile(g))
+    return g
+
+
+def pair(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_failed_save_keeps_both_old_files(tmp_path: Path) -> None:
+    path = tmp_path / "net.graph.json"
+    trained().save(path)
+    before = pair(tmp_path)
+    assert sorted(before) == ["net.graph.json", "net.safetensors"]
+    g2 = trained()
+    g2.weights = {}
+    g2.meta["n"] = "\udc80"  # a lone surrogate: not Unicode text, cannot be encoded
+    with pytest.raises(gb.GraphError) as err:
+        g2.save(path)
+    assert err.value.path == "meta.n"
+    assert pair(tmp_path) == before
+
+
+def test_weights_that_cannot_be_encoded_keep_both_old_files(tmp_path: Path) -> None:
+    path = tmp_path / "net.graph.json"
+    trained().save(path)
+    before = pair(tmp_path)
+    g2 = trained()
+    g2["fc"].meta["note"] = "edited"
+    g2.weights["fc"]["weight"] = [1.0, 2.0]  # not a tensor
+    with pytest.raises(gb.GraphError, match="not a tensor"):
+        g2.save(path)
+    assert pair(tmp_path) == before
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_crash_while_replacing_restores_both_old_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       fail_at: int) -> None:
+    path = tmp_path / "net.graph.json"
+    trained().save(path)
+    before = pair(tmp_path)
+    g2 = trained()
+    g2["fc"].meta["note"] = "edited"
+    g2.weights["fc"]["bias"] = torch.ones(4)
+    real, calls = os.replace, []
+
+    def flaky(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == fail_at:
+            raise OSError("disk full")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    with pytest.raises(OSError):
+        g2.save(path)
+    monkeypatch.setattr(os, "replace", real)
+    assert pair(tmp_path) == before  # no temp or backup file left either
+    g3 = gb.Graph.load(path)
+    assert "note" not in g3["fc"].meta and not torch.equal(g3.weights["fc"]["bias"], torch.ones(4))
+
+
+def test_saving_without_weights_removes_the_old_weights_file(tmp_path: Path) -> None:
+    path = tmp_path / "net.graph.json"
+    trained().save(path)
+    g2 = trained()
+    g2.weights = {}
+    g2.save(path)
+    assert sorted(pair(tmp_path)) == ["net.graph.json"]
+    assert gb.Graph.load(path).weights == {}
+
+
+# -- one strict JSON rule for the writer and the reader ------------------------------------------------------------
+def deep(levels: int) -> dict[str, object]:
+    value: dict[str, object] = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("where, value, path", [
+    ("graph", float("nan"), "meta.v"),
+    ("graph", float("inf"), "meta.v"),
+    ("node", float("-inf"), "nodes[0].meta.v"),
+    ("position", float("nan"), "nodes[0].meta.position.x"),
+    ("node", 10**30, "nodes[0].meta.v"),
+    ("node", "\ud800", "nodes[0].meta.v"),
+    ("key", "\udfff", 'nodes[0].meta["\\udfff"]'),
+])
+def test_writer_refuses_what_the_reader_refuses(tmp_path: Path, where: str, value: object, path: str) -> None:
+    g = sample()
+    if where == "graph":
+        g.meta["v"] = value
+    elif where == "node":
+        g["x"].meta["v"] = value
+    elif where == "position":
+        g["x"].meta["position"] = {"x": value, "y": 0}
+    else:
+        g["x"].meta[value] = 1
+    with pytest.raises(gb.GraphError) as err:
+        g.save(tmp_path / "g.graph.json")
+    assert err.value.path == path
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"v": NaN}', "NaN is not valid JSON"),
+    ('{"v": -Infinity}', "-Infinity is not valid JSON"),
+    ('{"v": 1e400}', "out of range"),
+    ('{"v": 123456789012345678901234567890}', "beyond 64 bits"),
+    ('{"v": 1' + "0" * 5000 + "}", "beyond 64 bits"),
+    ('{"v": "\\ud800"}', "lone surrogate"),
+    ('{"\\udc80": 1}', "lone surrogate"),
+    ('{"v": 1, "v": 2}', "appears twice"),
+])
+def test_reader_refuses_non_strict_json_in_meta(tmp_path: Path, text: str, message: str) -> None:
+    doc = sample().to_dict()
+    raw = json.dumps(doc).replace('"meta": {}', '"meta": ' + text, 1)
+    path = tmp_path / "g.graph.json"
+    path.write_text(raw)
+    with pytest.raises(gb.GraphError, match=message):
+        gb.Graph.load(path)
+
+
+def test_lone_surrogate_in_a_file_with_weights_is_a_graph_error(tmp_path: Path) -> None:
+    path = tmp_path / "net.graph.json"
+    trained().save(path)
+    path.write_text(path.read_text().replace('"name": "fc"', '"name": "fc\\ud800"').replace('"fc"', '"fc\\ud800"'))
+    with pytest.raises(gb.GraphError, match="lone surrogate") as err:
+        gb.Graph.load(path)
+    assert err.value.path == "nodes[1].name"
+
+
+@pytest.mark.parametrize("value, message", [
+    ([float("nan")], "not a JSON number"),
+    ({"a": "\ud800"}, "lone surrogate"),
+    (deep(200), "nests deeper"),
+    ({1.5: 0}, "not a string"),
+])
+def test_json_params_hold_strict_json(value: object, message: str) -> None:
+    param = gb.Param("json", name="spec")
+    with pytest.raises(gb.GraphError, match=message):
+        param.validate(value)
+    assert param.validate({"a": (1, 2), 3: None}) == {"a": [1, 2], "3": None}  # what a file would hold
+
+
+@pytest.mark.parametrize("value", ["\ud800", "a\udfffb"])
+def test_str_params_hold_unicode_text(value: str) -> None:
+    with pytest.raises(gb.GraphError, match="lone surrogate"):
+        gb.Param("str", name="label").validate(value)
+
+
+@pytest.mark.parametrize("levels", [700, 900])
+def test_deep_meta_is_a_graph_error_never_a_recursion_error(tmp_path: Path, levels: int) -> None:
+    g = sample()
+    g["x"].meta["deep"] = deep(levels)
+    copied = g.copy()  # copying is iterative: any depth
+    assert copied["x"].meta["deep"] == g["x"].meta["deep"]
+    with pytest.raises(gb.GraphError, match="nests deeper") as err:
+        g.save(tmp_path / "g.graph.json")
+    assert err.value.path.startswith("nodes[0].meta.deep.a.a")
+    assert list(tmp_path.iterdir()) == []
+    doc = sample().to_dict()
+    doc["nodes"][0]["meta"] = deep(levels)
+    path = tmp_path / "deep.graph.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(gb.GraphError, match="nests deeper"):
+        gb.Graph.load(path)
+
+
+def test_graph_at_the_depth_limit_round_trips(tmp_path: Path) -> None:
+    from graphbuilder.ir.limits import MAX_DOCUMENT_DEPTH
+
+    g = sample()
+    # doc, node list, node, meta, then deep(k) holds k + 1 objects: the deepest a top-level node's meta can be
+    g["x"].meta["deep"] = deep(MAX_DOCUMENT_DEPTH - 5)
+    g.save(tmp_path / "g.graph.json")
+    assert gb.Graph.load(tmp_path / "g.graph.json")["x"].meta == g["x"].meta
+    g["x"].meta["deep"] = deep(MAX_DOCUMENT_DEPTH - 4)
+    with pytest.raises(gb.GraphError, match="nests deeper"):
+        g.save(tmp_path / "g.graph.json")

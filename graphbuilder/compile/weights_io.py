@@ -13,8 +13,11 @@ hash of the graph JSON the weights were saved with.
 On load, weights whose graph file is unchanged load as they are. If the JSON was edited since (the hash
 differs) a warning says so and a node's weights load only when the node still exists with the same op and
 params (a per-node hash, also in the metadata as ``nodes``) and every tensor fits the module its params build
-for its current input shapes: the same rule editing in Python applies. Writes
-are atomic (temp file + rename); a graph with no weights removes a stale weights file.
+for its current input shapes: the same rule editing in Python applies.
+
+Writing: `encode_weights` makes the file's bytes in memory; `graphbuilder.ir.serialize.save` then replaces
+the graph file and the weights file together (both or neither), and removes a stale weights file when the
+graph has no weights.
 """
 
 from __future__ import annotations
@@ -33,17 +36,10 @@ from safetensors.torch import save as st_save
 from graphbuilder.ir import registry, serialize
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
+from graphbuilder.ir.serialize import weights_path
 
 FORMAT = "graphbuilder.weights"
 VERSION = "1"
-
-
-def weights_path(json_path: str) -> str:
-    """``net.graph.json`` -> ``net.safetensors`` (``net.json`` -> ``net.safetensors``)."""
-    for suffix in (".graph.json", ".json"):
-        if json_path.endswith(suffix):
-            return json_path[: -len(suffix)] + ".safetensors"
-    return json_path + ".safetensors"
 
 
 def _escape(part: str) -> str:
@@ -75,8 +71,8 @@ def flatten_weights(graph: Graph, path: list[str] | None = None) -> dict[str, to
     return out
 
 
-def _graph_hash(graph: Graph) -> str:
-    return hashlib.sha256(serialize.dumps(graph).encode("utf-8")).hexdigest()
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _node_hashes(graph: Graph, path: list[str] | None = None) -> dict[str, str]:
@@ -92,17 +88,14 @@ def _node_hashes(graph: Graph, path: list[str] | None = None) -> dict[str, str]:
     return out
 
 
-def save_weights(graph: Graph, json_path: str) -> None:
-    """Write `graph`'s weights beside `json_path` atomically (or remove a stale file if it has none)."""
-    target = weights_path(json_path)
+def encode_weights(graph: Graph, json_text: str) -> bytes | None:
+    """The weights file for `graph` saved as `json_text` (safetensors bytes), or None when it has no weights."""
     tensors = flatten_weights(graph)
     if not tensors:
-        if os.path.exists(target):
-            os.unlink(target)
-        return
-    metadata = {"format": FORMAT, "version": VERSION, "graph_sha256": _graph_hash(graph),
+        return None
+    metadata = {"format": FORMAT, "version": VERSION, "graph_sha256": _text_hash(json_text),
                 "nodes": json.dumps(_node_hashes(graph), sort_keys=True)}
-    serialize.atomic_write(target, st_save(tensors, metadata=metadata))
+    return st_save(tensors, metadata=metadata)
 
 
 def load_weights(graph: Graph, json_path: str) -> None:
@@ -121,7 +114,7 @@ def load_weights(graph: Graph, json_path: str) -> None:
     if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
         raise GraphError(f"{source!r} is not a GraphBuilder weights file (format {metadata.get('format')!r}, "
                          f"version {metadata.get('version')!r}); this GraphBuilder reads version {VERSION}")
-    edited = metadata.get("graph_sha256") != _graph_hash(graph)
+    edited = metadata.get("graph_sha256") != _text_hash(serialize.dumps(graph))
     grouped: dict[tuple[str, ...], dict[str, torch.Tensor]] = {}
     for key, tensor in tensors.items():
         parts = [_unescape(p) for p in key.split("/")]
@@ -194,5 +187,5 @@ def _fits(graph: Graph, name: str, state: dict[str, torch.Tensor]) -> bool:
     return set(own) == set(state) and all(tuple(own[k].shape) == tuple(state[k].shape) for k in state)
 
 
-serialize.WEIGHTS_IO["save"] = save_weights
+serialize.WEIGHTS_IO["encode"] = encode_weights
 serialize.WEIGHTS_IO["load"] = load_weights

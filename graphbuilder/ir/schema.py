@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphbuilder.ir import strict_json
 from graphbuilder.ir.errors import GraphError
 
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool")
@@ -84,8 +85,11 @@ class Param:
         kind = self.kind
         if kind in ("int_or_ints", "float_or_floats"):
             kind = kind.split("_or_")[0] + "s" if isinstance(value, (list, tuple)) else kind.split("_or_")[0]
-        if kind == "json":
-            return value
+        if kind == "json":  # what a file can hold, bounded (the JSON copy: tuples become lists)
+            try:
+                return strict_json.to_json(value, self.name or "$")
+            except GraphError as e:
+                raise GraphError(f"{label} must be JSON: at {e.path}: {e.message}") from None
         if kind in ("ints", "floats"):
             if not isinstance(value, (list, tuple)) or not value:
                 raise GraphError(f"{label} must be a non-empty list of {kind[:-1]}s, got {value!r}")
@@ -111,6 +115,7 @@ class Param:
         elif kind == "str":
             if not isinstance(value, str):
                 raise GraphError(f"{label} must be a string, got {value!r}")
+            strict_json.check_text(value, self.name, label)
         elif kind == "enum":
             if value not in self.choices:
                 raise GraphError(f"{label} must be one of {list(self.choices)}, got {value!r}")
