@@ -127,6 +127,7 @@ class Node:
         self._packed = False
         if block is not None:  # edits inside the block re-infer this node and reach the outer graph's listeners
             block.subscribe(lambda event: self.graph._on_block_edit(self, event))
+            block._block_node = self
 
     # -- identity ------------------------------------------------------------------------------------------
     @property
@@ -341,6 +342,7 @@ class Graph:
         self._dirty: set[Node] = set()
         self._order: list[Node] | None = None
         self._listeners: list[Listener] = []
+        self._block_node: Node | None = None  # the block node whose inside this graph is, if any
 
     # -- lookup --------------------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Node:
@@ -400,6 +402,9 @@ class Graph:
         if not allow_unconnected and any(v is None for v in inputs):
             raise GraphError(f"graph {self.name!r}: an input of the new node is None; connect a node, or pass "
                              "allow_unconnected=True to leave the port unconnected")
+        if op == "input" and self._block_node is not None:
+            self._refuse_port_change(f"block {{block}} takes its inputs through its {len(self.inputs)} port(s): an "
+                                     "input node cannot be added inside it")
         ports: list[Port | None] = [None if v is None else _as_port(v) for v in inputs]
         for port in ports:
             if port is not None and port.node.graph is not self:
@@ -473,6 +478,9 @@ class Graph:
         """Remove `node`. If other nodes read it, raise unless ``disconnect=True`` (their ports become
         unconnected and they report an error until rewired)."""
         node = self._own(node)
+        if node.op == "input" and self._block_node is not None:
+            self._refuse_port_change(f"node {node.name!r} is a port of block {{block}} (a block's input nodes are "
+                                     "its ports) and cannot be removed", [node.name])
         users = node.users
         if users and not disconnect:
             names = ", ".join(repr(u.name) for u in users)
@@ -486,6 +494,14 @@ class Graph:
         self._detach(node)
         self.weights.pop(node.name, None)
         self._emit({"kind": "remove", "node": node.name})
+
+    def _refuse_port_change(self, what: str, nodes: list[str] | None = None) -> None:
+        """Raise: the input nodes inside a block are its ports, as many as the block node has inputs, so the
+        graph file, compile and ungroup agree on them. `what` says what was refused (``{block}`` is its name)."""
+        owner = self._block_node
+        assert owner is not None
+        raise GraphError(what.format(block=repr(owner.name)) + "; to change a block's ports, edit a copy of its graph "
+                         "(node.block.copy()) and add that as a new block", [*(nodes or []), owner.name])
 
     def _detach(self, node: Node) -> None:
         for i in range(len(node._inputs)):
@@ -740,6 +756,9 @@ class Graph:
         """
         if other is self:
             raise GraphError(f"graph {self.name!r} cannot replace its contents with itself")
+        if self._block_node is not None and len(other.inputs) != len(self.inputs):
+            self._refuse_port_change(f"block {{block}} has {len(self.inputs)} input(s), its ports: its inside cannot "
+                                     f"be replaced by graph {other.name!r} with {len(other.inputs)} input(s)")
         self.name, self.meta, self.weights = other.name, other.meta, other.weights
         for node in other._nodes.values():
             node.graph = self
