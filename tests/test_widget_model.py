@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+import torch
 
 import graphbuilder as gb
 from graphbuilder.ir.render import node_flops
@@ -458,3 +459,121 @@ def test_changed_entries_travel_as_their_changed_fields() -> None:
     b.receive()
     fresh = widget.get_state()["document"]
     assert b.doc["nodes"] == {n["id"]: n for n in fresh["nodes"]}  # replaying the fields gives the document
+
+
+# -- the editor cannot break a block's ports ------------------------------------------------------------------------
+def grouped() -> gb.GraphWidget:
+    g = small()
+    g.replace_contents(group(g, ["conv", "relu"], name="stem"))
+    return gb.GraphWidget(g)
+
+
+def test_editor_cannot_remove_or_add_block_inputs(tmp_path: Any) -> None:
+    widget = grouped()
+    b = Browser(widget)
+    g = widget.graph
+    before, version = g.to_dict(), b.doc["version"]
+    fragment = next(m for m in b.send("copy", nodes=["x"]) if m["kind"] == "copied")["fragment"]
+    for op in ({"op": "remove", "nodes": ["stem/x"]},
+               {"op": "add", "op_name": "input", "parent": "stem", "params": {"shape": [2, 3, 8, 8]}},
+               {"op": "paste", "fragment": fragment, "parent": "stem"}):
+        reply = b.patch(op)
+        assert not reply["ok"] and "block 'stem'" in reply["errors"][0]["message"], reply
+        assert reply["created"] == []
+    assert g.to_dict() == before and b.doc["version"] == version
+    widget.save(tmp_path / "g.graph.json")
+    assert gb.Graph.load(tmp_path / "g.graph.json").to_dict() == before
+    assert gb.compile(g)(torch.randn(2, 3, 8, 8)).shape == (2, 5)
+    assert b.patch({"op": "ungroup", "node": "stem"})["ok"]
+
+
+def test_removing_a_block_with_its_inner_nodes_selected_removes_the_block() -> None:
+    widget = grouped()
+    b = Browser(widget)
+    reply = b.patch({"op": "remove", "nodes": ["stem/x", "stem", "stem/conv"]})
+    assert reply["ok"], reply
+    assert "stem" not in widget.graph and not any(i.startswith("stem") for i in b.doc["nodes"])
+
+
+# -- every request is validated first and answered exactly once -------------------------------------------------------
+def replies_to(sent: list[dict[str, Any]], rid: Any) -> list[dict[str, Any]]:
+    return [m for m in sent if m.get("reply_to", "absent") == rid or m.get("reply", {}).get("id", "absent") == rid]
+
+
+def deep_value(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+MALFORMED = [
+    ("probed", {"kind": "probe", "source": "conv"}),
+    ("probed", {"kind": "probe", "source": [["conv"], 0]}),
+    ("probed", {"kind": "probe", "source": ["conv", "0"]}),
+    ("probed", {"kind": "probe", "source": ["conv", -1]}),
+    ("probed", {"kind": "probe", "source": ["conv", 10**40]}),
+    ("probed", {"kind": "probe"}),
+    ("copied", {"kind": "copy", "nodes": "conv"}),
+    ("copied", {"kind": "copy", "nodes": [1, 2]}),
+    ("copied", {"kind": "copy", "nodes": [["conv"]]}),
+    ("update", {"kind": "action", "name": ["x"], "selection": []}),
+    ("update", {"kind": "action", "name": {"a": 1}, "selection": []}),
+    ("update", {"kind": "action", "name": "Insert GloRe", "selection": "conv"}),
+    ("error", {"kind": ["patch"]}),
+    ("error", {"kind": {"a": 1}}),
+    ("error", {"kind": None}),
+    ("update", {"kind": "patch", "ops": "remove"}),
+    ("update", {"kind": "patch", "ops": [{"op": ["add"]}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "params", "node": "conv", "params": {"out_channels": 6}}],
+                "base_version": "x"}),
+    ("update", {"kind": "patch", "ops": [], "record": "no"}),
+    ("update", {"kind": "patch", "ops": [{"op": "meta", "node": "conv", "meta": {"deep": deep_value(900)}}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "meta", "node": "conv", "meta": {"x": float("nan")}}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "rename", "node": "conv", "name": "c\ud800"}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "move", "positions": {"conv": [float("inf"), 0]}}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "add", "op_name": "relu", "position": [1]}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "connect", "source": ["x", 0], "target": "conv"}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "params", "node": "conv", "params": ["out_channels"]}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "group", "nodes": ["conv"], "name": 3}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "paste", "fragment": {"format": "graphbuilder.fragment",
+                                                                       "nodes": [deep_value(900)]}}]}),
+    ("update", {"kind": "undo", "extra": 1}),
+    ("error", {"kind": "sync", "extra": 1}),
+    ("exported", {"kind": "export_python", "extra": 1}),
+]
+
+
+@pytest.mark.parametrize("answer, message", MALFORMED, ids=[str(i) for i in range(len(MALFORMED))])
+def test_malformed_request_gets_one_reply_and_changes_nothing(answer: str, message: dict[str, Any]) -> None:
+    from graphbuilder.widget.session import Session
+
+    g = small()
+    sent: list[dict[str, Any]] = []
+    session = Session(g, sent.append)
+    before, history = g.to_dict(), (session._history.can_undo, session._history.can_redo)
+    session.handle({**message, "id": "m1"})
+    got = replies_to(sent, "m1")
+    assert len(got) == 1 and got[0]["kind"] == answer, sent
+    reply = got[0].get("reply", got[0])
+    assert reply.get("ok") is False or answer == "error", reply
+    assert g.to_dict() == before and session.version == 0
+    assert (session._history.can_undo, session._history.can_redo) == history
+
+
+def test_unanswerable_id_still_gets_one_reply() -> None:
+    from graphbuilder.widget.session import Session
+
+    sent: list[dict[str, Any]] = []
+    Session(small(), sent.append).handle({"kind": "probe", "id": {"not": "hashable"}, "source": ["conv", 0]})
+    assert len(sent) == 1 and sent[0]["kind"] == "probed" and sent[0]["reply_to"] is None and not sent[0]["ok"]
+
+
+def test_wire_messages_of_any_shape_get_one_reply() -> None:
+    widget = gb.GraphWidget(small())
+    sent: list[dict[str, Any]] = []
+    widget.send = lambda content, buffers=None: sent.append(content)
+    for content in ({"kind": "probe", "id": "w1", "sourceNode": deep_value(900)}, ["not", "an", "object"]):
+        sent.clear()
+        widget._on_message(widget, content, [])
+        assert len(sent) == 1 and sent[0]["kind"] in ("probed", "error"), sent

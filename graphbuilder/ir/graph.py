@@ -37,6 +37,7 @@ from typing import Any
 
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.strict_json import check_text
 from graphbuilder.ir.schema import DTYPES, TensorSpec
 
 BLOCK = "block"
@@ -335,7 +336,7 @@ class Graph:
     def __init__(self, name: str = "graph") -> None:
         if not isinstance(name, str) or not name:
             raise GraphError(f"graph name must be a non-empty string, got {name!r}")
-        self.name = name
+        self.name = check_text(name, "name", "graph name")
         self.weights: dict[str, dict[str, Any]] = {}
         self.meta: dict[str, Any] = {}
         self._nodes: dict[str, Node] = {}
@@ -459,6 +460,7 @@ class Graph:
             return self.unique_name(base)
         if not isinstance(name, str) or not name:
             raise GraphError(f"node name must be a non-empty string, got {name!r}")
+        check_text(name, "name", "node name")
         if name in self._nodes:
             raise GraphError(f"duplicate node name {name!r} in graph {self.name!r}: pick another name, or "
                              "omit name= to get a unique one", [name])
@@ -477,10 +479,7 @@ class Graph:
     def remove(self, node: Node | str, *, disconnect: bool = False) -> None:
         """Remove `node`. If other nodes read it, raise unless ``disconnect=True`` (their ports become
         unconnected and they report an error until rewired)."""
-        node = self._own(node)
-        if node.op == "input" and self._block_node is not None:
-            self._refuse_port_change(f"node {node.name!r} is a port of block {{block}} (a block's input nodes are "
-                                     "its ports) and cannot be removed", [node.name])
+        node = self.check_remove(node)
         users = node.users
         if users and not disconnect:
             names = ", ".join(repr(u.name) for u in users)
@@ -494,6 +493,15 @@ class Graph:
         self._detach(node)
         self.weights.pop(node.name, None)
         self._emit({"kind": "remove", "node": node.name})
+
+    def check_remove(self, node: Node | str) -> Node:
+        """Raise the `GraphError` that ``remove(node, disconnect=True)`` would raise, changing nothing (so an
+        editor can check a multi-node delete before doing any of it); returns the node."""
+        node = self._own(node)
+        if node.op == "input" and self._block_node is not None:
+            self._refuse_port_change(f"node {node.name!r} is a port of block {{block}} (a block's input nodes are "
+                                     "its ports) and cannot be removed", [node.name])
+        return node
 
     def _refuse_port_change(self, what: str, nodes: list[str] | None = None) -> None:
         """Raise: the input nodes inside a block are its ports, as many as the block node has inputs, so the
@@ -521,6 +529,10 @@ class Graph:
             return
         if not isinstance(new, str) or not new:
             raise GraphError(f"node name must be a non-empty string, got {new!r}", [node.name])
+        try:
+            check_text(new, "name", "node name")
+        except GraphError as e:
+            raise GraphError(e.message, [node.name]) from None
         if new in self._nodes:
             raise GraphError(f"cannot rename {node.name!r} to {new!r}: that name is taken", [node.name, new])
         old = node.name
