@@ -37,8 +37,8 @@ from typing import Any
 
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
-from graphbuilder.ir.strict_json import check_text
 from graphbuilder.ir.schema import DTYPES, TensorSpec
+from graphbuilder.ir.strict_json import check_text
 
 BLOCK = "block"
 Listener = Callable[[dict[str, Any]], None]
