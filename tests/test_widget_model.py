@@ -577,3 +577,23 @@ def test_wire_messages_of_any_shape_get_one_reply() -> None:
         sent.clear()
         widget._on_message(widget, content, [])
         assert len(sent) == 1 and sent[0]["kind"] in ("probed", "error"), sent
+
+
+def test_python_add_that_raises_leaves_no_ghost_in_browser_or_history(widget: gb.GraphWidget) -> None:
+    b = Browser(widget)
+    g = widget.graph
+    widget._session._last_flush = 0.0  # an event would be flushed at once
+    events: list[dict[str, Any]] = []
+    g.subscribe(events.append)
+    with pytest.raises(gb.GraphError):
+        g.add("conv2d", g["flat"], out_channels=3, kernel_size=3, name="ghost")  # (2, 4) into a conv: refused
+    assert events == [] and "ghost" not in g
+    widget.flush()
+    b.receive()
+    assert "ghost" not in b.doc["nodes"]
+    g.add("relu", g["fc"], name="real")
+    widget.flush()
+    b.receive()
+    assert widget.undo() and widget.redo()
+    b.receive()
+    assert "ghost" not in g and "ghost" not in b.doc["nodes"] and "real" in g

@@ -426,6 +426,7 @@ class Graph:
             error = node._error
             self._detach(node)
             raise error
+        self._emit({"kind": "add", "node": node.name})  # only once it is kept: listeners never see a refused node
         return node
 
     def _make_node(self, op: str, name: str | None, params: dict[str, Any], arity: int) -> Node:
@@ -473,7 +474,6 @@ class Graph:
             self._wire(node, i, port)
         self._order = None
         self._dirty.add(node)
-        self._emit({"kind": "add", "node": node.name})
 
     # -- edits ---------------------------------------------------------------------------------------------
     def remove(self, node: Node | str, *, disconnect: bool = False) -> None:
