@@ -509,3 +509,13 @@ def test_ungroup_refuses_a_user_of_a_missing_block_output() -> None:
     inner.remove("bo2")
     with pytest.raises(gb.GraphError, match="reads output 1 of block 'blk'"):
         gb.passes.ungroup(g, "blk")
+
+
+def test_op_check_that_trips_on_an_odd_rank_is_a_graph_error() -> None:
+    g = gb.Graph("g")
+    scalar = g.add("mean", g.input("x", shape=(2, 3)), dim=(0, 1))  # rank 0: multihead attention's check indexes it
+    with pytest.raises(gb.GraphError, match="expects"):
+        g.add("multihead_attention", scalar, scalar, scalar, num_heads=1)
+    node = g.add("multihead_attention", scalar, scalar, scalar, num_heads=1, allow_unconnected=True)
+    assert isinstance(node.error, gb.GraphError)
+    assert gb.GraphWidget(g).get_state()["document"]["totals"]["errors"] == 1

@@ -597,3 +597,19 @@ def test_python_add_that_raises_leaves_no_ghost_in_browser_or_history(widget: gb
     assert widget.undo() and widget.redo()
     b.receive()
     assert "ghost" not in g and "ghost" not in b.doc["nodes"] and "real" in g
+
+
+def test_view_inside_a_block_with_an_invalid_input_matches_the_graph() -> None:
+    inner = gb.Graph("blk")
+    bi = inner.input("bi", shape=(2, 4, 8, 8))
+    inner.output(inner.add("relu", inner.add("conv2d", bi, out_channels=4, kernel_size=1, name="c"), name="d"))
+    g = gb.Graph("g")
+    a = g.add("conv2d", g.input("x", shape=(2, 3, 8, 8)), out_channels=4, kernel_size=1, name="a")
+    g.output(g.add(inner, a, name="blk"))
+    widget = gb.GraphWidget(g)
+    b = Browser(widget)
+    assert b.patch({"op": "params", "node": "a", "params": {"kernel_size": 9}})["ok"]  # 'a' fails: blk is invalid
+    assert b.patch({"op": "params", "node": "blk/c", "params": {"out_channels": 5}})["ok"]
+    for name in ("c", "d"):
+        shown = b.doc["nodes"][f"blk/{name}"]["outputs"]
+        assert shown and shown[0]["shape"] == list(g["blk"].block[name].shape) == [2, 5, 8, 8], (name, shown)

@@ -147,9 +147,9 @@ def call(opdef: OpDef, module: nn.Module | None, tensors: Sequence[Any], params:
 def _run_meta(opdef: OpDef, params: dict[str, Any], specs: Specs, flop_mode: FlopCounterMode | None = None
               ) -> tuple[Any, nn.Module | None]:
     check = opdef.extra.get("check")
-    if check is not None:
-        check(params, specs)
     try:
+        if check is not None:  # inside the try: a check that trips on an odd input (rank 0) is the op's refusal
+            check(params, specs)
         tensors = meta_tensors(specs)
         module = None
         if opdef.build is not None:

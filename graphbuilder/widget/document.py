@@ -215,6 +215,9 @@ def build_nodes(graph: Graph, flops: FlopCache, cache: DocCache | None = None,
     """
     graph.infer()
     entries = list(walk(graph))
+    for _, _, node in entries:  # a block whose input is invalid was not re-inferred: bring its inside up to
+        if node.block is not None:  # date now, or FLOPs would re-infer it halfway through and leave stale entries
+            node.block.infer()
     ids = {id(node): node_id for node_id, _, node in entries}
     out: dict[str, NodeDoc] = {}
     fresh: dict[str, tuple[Signature, NodeDoc]] = {}
