@@ -322,3 +322,74 @@ def test_graph_at_the_depth_limit_round_trips(tmp_path: Path) -> None:
     g["x"].meta["deep"] = deep(MAX_DOCUMENT_DEPTH - 4)
     with pytest.raises(gb.GraphError, match="nests deeper"):
         g.save(tmp_path / "g.graph.json")
+
+
+# -- the weights file is data too ---------------------------------------------------------------------------------
+def rewrite_weights(path: Path, *, nodes: str | None = None, tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """Rewrite the weights file beside `path` with other metadata or tensors, keeping the rest."""
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+
+    from graphbuilder.compile import weights_io
+
+    wpath = Path(serialize.weights_path(str(path)))
+    data = wpath.read_bytes()
+    metadata = weights_io._metadata(data)
+    if nodes is not None:
+        metadata["nodes"] = nodes
+    wpath.write_bytes(st_save({**st_load(data), **(tensors or {})}, metadata=metadata))
+
+
+@pytest.mark.parametrize("nodes", ["not json", "[1, 2]", "[" * 100_000, '{"fc": 3}', '{"fc": NaN}'])
+def test_weights_metadata_is_validated(tmp_path: Path, nodes: str) -> None:
+    path = tmp_path / "net.graph.json"
+    trained().save(path)
+    rewrite_weights(path, nodes=nodes)
+    path.write_text(path.read_text().replace('"meta": {}', '"meta": {"edited": true}', 1))  # hash differs: nodes read
+    with pytest.raises(gb.GraphError, match="net.safetensors"):
+        gb.Graph.load(path)
+
+
+@pytest.mark.parametrize("bad", [
+    torch.ones(4, 3, dtype=torch.int32),
+    torch.ones(4, 3, dtype=torch.bool),
+    torch.ones(4, 3, dtype=torch.complex64),
+    torch.randn(4, 3).view(torch.int32),  # float bytes relabelled I32
+])
+def test_weights_of_a_dtype_a_layer_cannot_hold_are_refused_on_load(tmp_path: Path, bad: torch.Tensor) -> None:
+    path = tmp_path / "net.graph.json"
+    trained().save(path)
+    rewrite_weights(path, tensors={"fc/weight": bad})
+    with pytest.raises(gb.GraphError, match="dtype") as err:
+        gb.Graph.load(path)
+    assert "fc" in err.value.nodes and "weight" in str(err.value)
+
+
+def test_weights_dtype_rule_at_compile_and_save(tmp_path: Path) -> None:
+    g = trained()
+    g.weights["fc"]["weight"] = g.weights["fc"]["weight"].double()  # another float dtype: converted, loudly
+    with pytest.warns(UserWarning, match="float64 -> float32"):
+        model = gb.compile(g)
+    assert torch.equal(model.fc.weight, g.weights["fc"]["weight"].float())
+    g.weights["fc"]["weight"] = torch.ones(4, 3, dtype=torch.int64)  # not floating: refused
+    with pytest.raises(gb.GraphError, match="dtype int64"):
+        gb.compile(g)
+    g.weights["fc"]["weight"] = torch.ones(4, 3, dtype=torch.int32)
+    with pytest.raises(gb.GraphError, match="dtype int32"):
+        g.save(tmp_path / "net.graph.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_renamed_block_in_an_edited_file_loads_without_its_weights(tmp_path: Path) -> None:
+    inner = gb.Graph("body")
+    inner.output(inner.add("linear", inner.input("bi", shape=(2, 3)), out_features=3, name="lin"))
+    g = gb.Graph("net")
+    g.output(g.add("linear", g.add(inner, g.input("x", shape=(2, 3)), name="blk"), out_features=2, name="fc"))
+    gb.store_weights(g, gb.compile(g))
+    path = tmp_path / "net.graph.json"
+    g.save(path)
+    path.write_text(path.read_text().replace('"blk"', '"stage"'))  # a hand edit: the block renamed
+    with pytest.warns(UserWarning, match="blk/lin"):
+        g2 = gb.Graph.load(path)
+    assert "lin" not in g2["stage"].block.weights
+    assert torch.equal(g2.weights["fc"]["weight"], g.weights["fc"]["weight"])

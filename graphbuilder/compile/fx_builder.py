@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from graphbuilder.compile.weights import fit_dtypes
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
@@ -102,7 +103,7 @@ def _load_weights(module: nn.Module, node: Node) -> None:
                              f"the module (expects {tuple(own[key].shape) if key in own else 'no such weight'}); "
                              "drop it with del graph.weights[name] to re-initialise", [node.name])
     with torch.no_grad():
-        module.load_state_dict({**own, **saved}, strict=True)
+        module.load_state_dict({**own, **fit_dtypes(node.name, saved, own)}, strict=True)
 
 
 def _class_name(label: str) -> str:
