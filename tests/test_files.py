@@ -393,3 +393,88 @@ def test_renamed_block_in_an_edited_file_loads_without_its_weights(tmp_path: Pat
         g2 = gb.Graph.load(path)
     assert "lin" not in g2["stage"].block.weights
     assert torch.equal(g2.weights["fc"]["weight"], g.weights["fc"]["weight"])
+
+
+# -- limits on every size that drives work ---------------------------------------------------------------------------
+def test_node_limit_counts_every_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serialize, "MAX_NODES", 40)
+    body = gb.Graph("body")
+    h = body.input("i", shape=(2, 3))
+    for _ in range(14):
+        h = body.add("relu", h)
+    body.output(h)  # 16 nodes
+    g = gb.Graph("many")
+    h = g.input("x", shape=(2, 3))
+    for k in range(3):
+        h = g.add(body, h, name=f"b{k}")
+    g.output(h)  # 5 + 3 * 16 nodes: each graph is under the limit, all together over it
+    with pytest.raises(gb.GraphError, match="more than 40 nodes") as err:
+        g.save(tmp_path / "g.graph.json")
+    assert list(tmp_path.iterdir()) == []
+    path = tmp_path / "g.graph.json"
+    monkeypatch.setattr(serialize, "MAX_NODES", 100)
+    g.save(path)
+    monkeypatch.setattr(serialize, "MAX_NODES", 40)
+    with pytest.raises(gb.GraphError, match="more than 40 nodes") as err:
+        gb.Graph.load(path)
+    assert err.value.path == "nodes[3].block.nodes"
+
+
+def test_sizes_that_drive_work_are_bounded_before_the_work(tmp_path: Path) -> None:
+    from graphbuilder.ir.limits import MAX_CANDIDATES, MAX_TUPLE
+
+    g = gb.Graph("limits")
+    with pytest.raises(gb.GraphError, match=f"at most {MAX_TUPLE}"):
+        g.input("x", shape=(1,) * (MAX_TUPLE + 1))  # a rank-65 input: every op downstream would pay for it
+    x = g.input("x", shape=(2, 8, 4, 4))
+    with pytest.raises(gb.GraphError, match=f"at most {MAX_TUPLE}"):
+        g.add("reshape", x, shape=(1,) * 1000)
+    with pytest.raises(gb.GraphError, match=f"at most {MAX_CANDIDATES}"):
+        g.add("mixed_op", x, candidates=["skip"] * (MAX_CANDIDATES + 1), out_channels=8)
+    doc = g.to_dict()
+    doc["nodes"][0]["params"]["shape"] = [1] * 100_000
+    path = tmp_path / "rank.graph.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(gb.GraphError, match=f"at most {MAX_TUPLE}") as err:
+        gb.Graph.load(path)
+    assert err.value.path == "nodes[0].params.shape"
+
+
+def test_neuron_graph_connections_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphbuilder.ir import limits
+    from graphbuilder.ops.neuron_graph import NeuronGraph
+
+    topology = NeuronGraph.random(2, 1, 2, 4, seed=0).to_json()
+    g = gb.Graph("ng")
+    x = g.input("x", shape=(5, 2))
+    g.add("neuron_graph", x, topology=topology)
+    assert limits.MAX_CONNECTIONS <= 1_000_000  # 4M connections took minutes to check and build
+    import graphbuilder.ops.neuron_graph as ng
+
+    monkeypatch.setattr(ng, "MAX_CONNECTIONS", 3)
+    with pytest.raises(gb.GraphError, match="at most 3"):
+        g.add("neuron_graph", x, topology=topology)
+
+
+def test_blocks_nest_at_most_the_file_limit() -> None:
+    from graphbuilder.ir.limits import MAX_BLOCK_DEPTH
+
+    inner = gb.Graph("level")
+    inner.output(inner.add("relu", inner.input("i", shape=(2, 3))))
+    for _ in range(MAX_BLOCK_DEPTH):  # each pass wraps the last graph in one more block
+        outer = gb.Graph("level")
+        outer.output(outer.add(inner, outer.input("i", shape=(2, 3))))
+        inner = outer
+    top = gb.Graph("top")
+    with pytest.raises(gb.GraphError, match=f"deeper than {MAX_BLOCK_DEPTH}"):
+        top.add(inner, top.input("i", shape=(2, 3)))
+    assert gb.Graph.from_dict(outer.to_dict()).to_dict() == outer.to_dict()  # the deepest allowed round-trips
+
+
+@pytest.mark.parametrize("value", [1e308, -1e39, 3.5e38])
+def test_absurd_float_params_are_refused_at_validation(value: float) -> None:
+    g = gb.Graph("f")
+    x = g.input("x", shape=(2, 3))
+    with pytest.raises(gb.GraphError, match="float32"):
+        g.add("leaky_relu", x, negative_slope=value)
+    g.add("leaky_relu", x, negative_slope=3e38)  # large but representable: torch runs it

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from graphbuilder.compile.names import module_namespace
 from graphbuilder.compile.weights import fit_dtypes
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
@@ -38,7 +39,7 @@ def compile(graph: Graph, *, class_name: str | None = None) -> fx.GraphModule:  
                          [biggest.name])
     root = nn.Module()
     fx_graph = fx.Graph()
-    names = Namespace()
+    names = module_namespace()  # no layer may take a name nn.Module or generated code already has
     values: dict[Node, list[fx.Node]] = {}
     submodules: dict[str, str] = {}  # node name -> attribute of its module (multi-output nodes included)
     for node in graph:

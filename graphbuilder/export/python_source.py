@@ -1,10 +1,12 @@
 """`to_python(graph)`: one standalone, readable PyTorch source file for a graph (imports only torch).
 
-Boundary: code generation only; it reads the IR and op declarations and never imports the compiler's
-internals. The file defines one ``nn.Module`` class per distinct block graph and one for the graph, with the
-layers named in ``__init__`` and the dataflow in ``forward``, as a person writes it. Attribute names are the
-identifiers `gb.compile` gives (same `Namespace` rules, same order), so
-``Net().load_state_dict(gb.compile(graph).state_dict())`` works and reproduces the compiled outputs.
+Boundary: code generation only; it reads the IR and op declarations, and shares only the naming rules
+(`graphbuilder.compile.names`) with the compiler. The file defines one ``nn.Module`` class per distinct
+block graph and one for the graph, with the layers named in ``__init__`` and the dataflow in ``forward``, as
+a person writes it. Attribute names are the identifiers `gb.compile` gives (the same namespace, same order),
+so ``Net().load_state_dict(gb.compile(graph).state_dict())`` works and reproduces the compiled outputs. No
+layer, value or block class takes a name the file already defines (nn.Module's attributes, the inlined op
+modules' names, imports, builtins).
 
 Safety: node names never reach the code. Identifiers come from `graphbuilder.ir.naming`; constructor and
 call arguments are written with `repr` only after checking they are plain literals (numbers, strings, bools,
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import keyword
 import math
 import re
 import sys
@@ -34,10 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from graphbuilder.compile.names import class_name_taken, module_namespace
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
-from graphbuilder.ir.naming import Namespace
 
 _MODULES_PACKAGE = "graphbuilder.ops.modules."
 
@@ -51,8 +52,9 @@ def to_python(graph: Graph, class_name: str = "Net") -> str:
     whose source is unavailable).
     """
     graph.check()
-    if not class_name.isidentifier() or class_name in ("nn", "torch", "F"):
-        raise GraphError(f"class_name must be a Python identifier, got {class_name!r}")
+    if not isinstance(class_name, str) or class_name_taken(class_name):
+        raise GraphError(f"class_name must be a Python identifier that is not a keyword, a builtin or a name the "
+                         f"generated file defines or imports, got {class_name!r}; e.g. 'Net'")
     writer = _Writer()
     writer.used.add(class_name)
     writer.class_for(graph, class_name, path=[])
@@ -63,7 +65,6 @@ def to_python(graph: Graph, class_name: str = "Net") -> str:
 class _Writer:
     classes: list[str] = field(default_factory=list)  # class sources, dependencies first
     by_body: dict[str, str] = field(default_factory=dict)  # class body -> class name (identical blocks share)
-    inlined_names: set[str] = field(default_factory=set)  # top-level names of inlined op modules
     used: set[str] = field(default_factory=set)  # class names given out (the top class's included)
     inlined: dict[str, str] = field(default_factory=dict)  # module name -> source (imports hoisted)
     imports: set[str] = field(default_factory=set)
@@ -76,7 +77,7 @@ class _Writer:
                 return self.by_body[body]
             base, k = _camel(graph.name), 1
             name = base
-            while name in self.used or name in self.inlined_names:
+            while name in self.used or class_name_taken(name):
                 name, k = f"{base}{k}", k + 1
         self.used.add(name)
         self.by_body[body] = name
@@ -84,7 +85,7 @@ class _Writer:
         return name
 
     def _body(self, graph: Graph, path: list[str]) -> str:
-        names = Namespace()
+        names = module_namespace()
         idents: dict[Node, str] = {}
         init: list[str] = []
         forward: list[str] = []
@@ -195,8 +196,6 @@ class _Writer:
                     and isinstance(stmt.value.value, str) and stmt is tree.body[0]):
                 continue  # module docstring
             keep.append(segment)
-            if isinstance(stmt, (ast.ClassDef, ast.FunctionDef)):
-                self.inlined_names.add(stmt.name)
         self.inlined[module_name] = "\n\n\n".join(keep)
 
     def render(self, graph: Graph, class_name: str) -> str:
@@ -243,8 +242,7 @@ def _camel(label: str) -> str:
     """A class name from a graph label, keeping its capitals (``BasicBlock``, ``my block`` -> ``MyBlock``)."""
     ascii_label = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
     name = "".join(w[:1].upper() + w[1:] for w in re.split(r"[^0-9a-zA-Z]+", ascii_label) if w)[:60] or "Block"
-    name = f"N{name}" if name[0].isdigit() else name
-    return f"{name}_" if name in ("nn", "torch", "F") or keyword.iskeyword(name) else name
+    return f"N{name}" if name[0].isdigit() else name
 
 
 def _literal(value: Any, where: str, what: str) -> str:

@@ -37,6 +37,7 @@ from typing import Any
 
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.limits import MAX_BLOCK_DEPTH
 from graphbuilder.ir.schema import DTYPES, TensorSpec
 from graphbuilder.ir.strict_json import check_text
 
@@ -440,6 +441,10 @@ class Graph:
         return Node(self, label, op, checked)
 
     def _make_block(self, block: Graph, name: str | None, arity: int) -> Node:
+        depth = self.block_depth() + 1 + _nesting(block)
+        if depth > MAX_BLOCK_DEPTH:  # before the copy: each level is a nested copy, module and file level
+            raise GraphError(f"adding block {block.name!r} to graph {self.name!r} would nest blocks {depth} deep, "
+                             f"deeper than {MAX_BLOCK_DEPTH} (the limit for graph files)")
         inner = block.copy()
         label = self._new_name(name, block.name)
         ports = tuple(n.name for n in inner.inputs)
@@ -447,6 +452,13 @@ class Graph:
             raise GraphError(f"block {block.name!r} has no outputs: call .output(...) on it first", [label])
         _check_arity(f"block {block.name!r}", ports, False, arity, label)
         return Node(self, label, BLOCK, {}, block=inner)
+
+    def block_depth(self) -> int:
+        """How many blocks this graph is inside (0 for a top-level graph)."""
+        depth, owner = 0, self._block_node
+        while owner is not None:
+            depth, owner = depth + 1, owner.graph._block_node
+        return depth
 
     def unique_name(self, base: str) -> str:
         """`base` if no node has that name, else `base_1`, `base_2`, ... (the first free one)."""
@@ -875,6 +887,16 @@ def _infer_block(node: Node, specs: list[TensorSpec]) -> tuple[tuple[TensorSpec,
             raise GraphError(f"inside block: {e.message}", [f"{node.name}/{name}" for name in e.nodes])
     outputs = tuple(out._outputs[0] for out in inner.outputs if out._outputs)
     return outputs, sum(n._num_params for n in inner._nodes.values())
+
+
+def _nesting(graph: Graph) -> int:
+    """How deep blocks nest inside `graph` (0 when it holds none); iterative."""
+    deepest, stack = 0, [(graph, 0)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((n.block, depth + 1) for n in current._nodes.values() if n.block is not None)
+    return deepest
 
 
 def _path(start: Node, goal: Node) -> list[Node]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from graphbuilder.ir import strict_json
 from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.limits import MAX_FLOAT, MAX_INT, MAX_TUPLE
 
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool")
 
@@ -48,7 +49,7 @@ class Param:
             `optional` is true, else required.
         min, max: inclusive bounds for numbers (applied to every element of tuple kinds).
         choices: allowed values for ``kind="enum"``.
-        length: required tuple length for tuple kinds (None: any length >= 1).
+        length: required tuple length for tuple kinds (None: any length from 1 to `limits.MAX_TUPLE`).
         optional: whether `None` is an allowed value.
         doc: one line shown in the editor's parameter form.
         name: filled in by the op declaration.
@@ -95,6 +96,8 @@ class Param:
                 raise GraphError(f"{label} must be a non-empty list of {kind[:-1]}s, got {value!r}")
             if self.length is not None and len(value) != self.length:
                 raise GraphError(f"{label} must have {self.length} elements, got {len(value)}: {value!r}")
+            if len(value) > MAX_TUPLE:  # e.g. an input's rank: every op downstream works in proportion to it
+                raise GraphError(f"{label} must have at most {MAX_TUPLE} elements, got {len(value)}")
             return tuple(self._scalar(kind[:-1], v, label) for v in value)
         return self._scalar(kind, value, label)
 
@@ -105,9 +108,13 @@ class Param:
                     value = int(value)
                 else:
                     raise GraphError(f"{label} must be an integer, got {value!r}")
+            if abs(value) > MAX_INT:
+                raise GraphError(f"{label} must fit in 64 bits (|x| <= {MAX_INT}), got {value:.3e}")
         elif kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise GraphError(f"{label} must be a finite number, got {value!r}")
+            if abs(value) > MAX_FLOAT:  # torch converts scalars to float32; beyond this it fails only at run time
+                raise GraphError(f"{label} must be at most {MAX_FLOAT:.4g} in magnitude (a float32), got {value!r}")
             value = float(value)
         elif kind == "bool":
             if not isinstance(value, bool):

@@ -25,6 +25,7 @@ from typing import Any
 from torch import nn
 
 from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.limits import MAX_CANDIDATES
 from graphbuilder.ir.schema import Param
 from graphbuilder.ops.declare import Specs, channels, choice, declare, integer, named
 from graphbuilder.ops.modules.search_space import (
@@ -96,6 +97,8 @@ def candidate_list(value: Any) -> list[tuple[str, dict[str, Any]]]:
     if not isinstance(value, (list, tuple)) or not value:
         raise GraphError(f"candidates must be a non-empty list of search-op names, got {value!r}; e.g. "
                          "['ir_k3_e6', 'sd_k3_d2', 'skip']")
+    if len(value) > MAX_CANDIDATES:  # each candidate builds a module
+        raise GraphError(f"candidates must hold at most {MAX_CANDIDATES} ops, got {len(value)}")
     out = []
     for i, entry in enumerate(value):
         if isinstance(entry, str):
