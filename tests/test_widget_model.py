@@ -613,3 +613,27 @@ def test_view_inside_a_block_with_an_invalid_input_matches_the_graph() -> None:
     for name in ("c", "d"):
         shown = b.doc["nodes"][f"blk/{name}"]["outputs"]
         assert shown and shown[0]["shape"] == list(g["blk"].block[name].shape) == [2, 5, 8, 8], (name, shown)
+
+
+@pytest.mark.parametrize("levels", [700, 900])
+def test_deep_or_unsaveable_meta_shows_in_the_editor_without_crashing(levels: int, tmp_path: Any) -> None:
+    g = small()
+    g["conv"].meta["deep"] = deep_value(levels)
+    g["relu"].meta.update(nan=float("nan"), text="a\ud800b", obj=object())
+    widget = gb.GraphWidget(g)
+    b = Browser(widget)
+    json.dumps(widget.get_state()["document"], allow_nan=False)  # what the comm sends: plain, finite JSON
+    shown = b.doc["nodes"]["conv"]["meta"]["deep"]
+    depth = 0
+    while isinstance(shown, dict):
+        shown, depth = shown["a"], depth + 1
+    assert shown == "…" and depth < 100  # cut where the editor's view stops, marked
+    assert b.doc["nodes"]["relu"]["meta"]["nan"] == "nan" and b.doc["nodes"]["relu"]["meta"]["text"] == "a\ufffdb"
+    g["fc"].meta["deep"] = deep_value(levels)  # a Python-side edit, then an undo step
+    g["fc"].update(out_features=6)
+    widget.flush()
+    b.receive()
+    assert widget.undo()
+    with pytest.raises(gb.GraphError, match="nests deeper"):
+        widget.save(tmp_path / "g.graph.json")
+    assert list(tmp_path.iterdir()) == []
