@@ -110,6 +110,10 @@ def test_hostile_file_gives_graph_error_and_runs_nothing(name: str, tmp_path: Pa
     ("shape_mismatch.json", "nodes[2]"),
     ("huge_size.json", "nodes[1].params.out_features"),
     ("unknown_field.json", "code"),
+    ("lone_surrogate.json", "nodes[1].name"),
+    ("rank_too_high.json", "nodes[0].params.shape"),
+    ("float_beyond_float32.json", "nodes[1].params.negative_slope"),
+    ("block_port_mismatch.json", "nodes[1].inputs"),
 ])
 def test_errors_point_at_json_path(name: str, path: str) -> None:
     with pytest.raises(gb.GraphError) as err:

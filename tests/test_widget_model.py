@@ -637,3 +637,16 @@ def test_deep_or_unsaveable_meta_shows_in_the_editor_without_crashing(levels: in
     with pytest.raises(gb.GraphError, match="nests deeper"):
         widget.save(tmp_path / "g.graph.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_remove_or_move_naming_one_bad_id_is_skipped_whole(widget: gb.GraphWidget) -> None:
+    b = Browser(widget)
+    g = widget.graph
+    before, version = g.to_dict(), b.doc["version"]
+    reply = b.patch({"op": "remove", "nodes": ["relu", "ghost", "pool"]})
+    assert not reply["ok"] and "ghost" in reply["errors"][0]["message"]
+    reply = b.patch({"op": "move", "positions": {"conv": [1, 2], "ghost": [3, 4]}})
+    assert not reply["ok"] and "ghost" in reply["errors"][0]["message"]
+    assert g.to_dict() == before and b.doc["version"] == version and not widget._session._history.can_undo
+    reply = b.patch({"op": "move", "positions": {"conv": [1, 2]}}, {"op": "remove", "nodes": ["ghost"]})
+    assert [e["index"] for e in reply["errors"]] == [1] and g["conv"].meta["position"] == {"x": 1.0, "y": 2.0}
