@@ -251,11 +251,11 @@ def test_writer_refuses_what_the_reader_refuses(tmp_path: Path, where: str, valu
 
 
 @pytest.mark.parametrize("text, message", [
-    ('{"v": NaN}', "NaN is not valid JSON"),
-    ('{"v": -Infinity}', "-Infinity is not valid JSON"),
-    ('{"v": 1e400}', "out of range"),
+    ('{"v": NaN}', "not a JSON number"),
+    ('{"v": -Infinity}', "not a JSON number"),
+    ('{"v": 1e400}', "not a JSON number"),
     ('{"v": 123456789012345678901234567890}', "beyond 64 bits"),
-    ('{"v": 1' + "0" * 5000 + "}", "beyond 64 bits"),
+    ('{"v": 1' + "0" * 5000 + "}", "64 bits"),
     ('{"v": "\\ud800"}', "lone surrogate"),
     ('{"\\udc80": 1}', "lone surrogate"),
     ('{"v": 1, "v": 2}', "appears twice"),

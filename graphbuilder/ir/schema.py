@@ -220,13 +220,20 @@ class OpDef:
         return {p.name: p.default for p in self.params if p.default is not None or p.optional}
 
     def validate_params(self, params: dict[str, Any], where: str = "") -> dict[str, Any]:
-        """Fill defaults, check every value, and return canonical params in declaration order."""
+        """Fill defaults, check every value, and return canonical params in declaration order. A `GraphError`
+        has `.path` set to the parameter's name."""
         for key in params:
-            self.param(key)  # raises on unknown names
+            try:
+                self.param(key)  # raises on unknown names
+            except GraphError as e:
+                raise GraphError(e.message, path=str(key)) from None
         out: dict[str, Any] = {}
         for p in self.params:
             value = params.get(p.name, p.default)
-            out[p.name] = p.validate(value, where)
+            try:
+                out[p.name] = p.validate(value, where)
+            except GraphError as e:
+                raise GraphError(e.message, path=p.name) from None
         return out
 
     def to_json(self) -> dict[str, Any]:

@@ -98,7 +98,8 @@ def graph_from_dict(data: Any, strict: bool = True) -> Graph:
         raise GraphError(f"unsupported version {version!r}: this GraphBuilder reads version {VERSION}; "
                          "upgrade graphbuilder to read newer files", path="version")
     body = {k: v for k, v in data.items() if k not in ("format", "version")}
-    graph = _graph(body, "", depth=0, count=[0])
+    _count_nodes(body)
+    graph = _graph(body, "", depth=0)
     if strict:
         errors = graph.infer()
         for index, node in enumerate(graph._nodes.values()):
@@ -107,7 +108,26 @@ def graph_from_dict(data: Any, strict: bool = True) -> Graph:
     return graph
 
 
-def _graph(body: Mapping[str, Any], path: str, depth: int, count: list[int]) -> Graph:
+def _count_nodes(body: Mapping[str, Any]) -> None:
+    """Refuse a document with more than `MAX_NODES` node entries, blocks included, before building any node
+    (a file could otherwise spread them over blocks, each under the limit). Malformed parts are left to
+    `_graph`, which reports them with their paths."""
+    total, stack = 0, [(body, "")]
+    while stack:
+        graph, path = stack.pop()
+        nodes = graph.get("nodes")
+        if not isinstance(nodes, list):
+            continue
+        total += len(nodes)
+        if total > MAX_NODES:
+            raise GraphError(f"more than {MAX_NODES} nodes (blocks included), the limit for one file",
+                             path=_join(path, "nodes"))
+        inner = [(entry["block"], _join(path, f"nodes[{i}].block")) for i, entry in enumerate(nodes)
+                 if isinstance(entry, Mapping) and isinstance(entry.get("block"), Mapping)]
+        stack.extend(reversed(inner))  # document order: the error names the first block past the limit
+
+
+def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
     if depth > MAX_BLOCK_DEPTH:
         raise GraphError(f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels", path=path or "$")
     _expect_keys(body, _GRAPH_KEYS, {"name", "nodes"}, path)
@@ -117,14 +137,10 @@ def _graph(body: Mapping[str, Any], path: str, depth: int, count: list[int]) -> 
     graph = Graph(name)
     graph.meta = _expect(body.get("meta", {}), dict, _join(path, "meta"))
     nodes = _expect(body["nodes"], list, _join(path, "nodes"))
-    count[0] += len(nodes)
-    if count[0] > MAX_NODES:
-        raise GraphError(f"more than {MAX_NODES} nodes (blocks included), the limit for one file",
-                         path=_join(path, "nodes"))
     wiring: list[tuple[Node, list[Any], str]] = []
     for i, entry in enumerate(nodes):
         where = _join(path, f"nodes[{i}]")
-        node, inputs = _node(graph, entry, where, depth, count)
+        node, inputs = _node(graph, entry, where, depth)
         graph._nodes[node.name] = node
         wiring.append((node, inputs, where))
     for node, inputs, where in wiring:
@@ -139,7 +155,7 @@ def _graph(body: Mapping[str, Any], path: str, depth: int, count: list[int]) -> 
     return graph
 
 
-def _node(graph: Graph, entry: Any, where: str, depth: int, count: list[int]) -> tuple[Node, list[Any]]:
+def _node(graph: Graph, entry: Any, where: str, depth: int) -> tuple[Node, list[Any]]:
     _expect(entry, dict, where)
     _expect_keys(entry, _NODE_KEYS, {"name", "op"}, where)
     name = entry["name"]
@@ -158,7 +174,7 @@ def _node(graph: Graph, entry: Any, where: str, depth: int, count: list[int]) ->
         if params:
             raise GraphError("a block node takes no params", [name], path=f"{where}.params")
         block_body = _expect(entry.get("block"), dict, f"{where}.block")
-        block = _graph(block_body, f"{where}.block", depth + 1, count)
+        block = _graph(block_body, f"{where}.block", depth + 1)
         if len(inputs) != len(block.inputs):
             raise GraphError(f"block {name!r} has {len(block.inputs)} inputs but {len(inputs)} are wired", [name],
                              path=f"{where}.inputs")
@@ -169,15 +185,10 @@ def _node(graph: Graph, entry: Any, where: str, depth: int, count: list[int]) ->
         opdef = registry.get(op)
     except GraphError as e:
         raise GraphError(e.message, [name], path=f"{where}.op") from None
-    for key, value in params.items():
-        try:
-            opdef.param(key).validate(value)
-        except GraphError as e:
-            raise GraphError(e.message, [name], path=f"{where}.params.{key}") from None
     try:
         checked = opdef.validate_params(params)
     except GraphError as e:
-        raise GraphError(e.message, [name], path=f"{where}.params") from None
+        raise GraphError(e.message, [name], path=f"{where}.params.{e.path}") from None
     need = len(opdef.inputs)
     if (len(inputs) < need) if opdef.variadic else (len(inputs) != need):
         raise GraphError(f"op {op!r} takes {'at least ' if opdef.variadic else ''}{need} input(s), "

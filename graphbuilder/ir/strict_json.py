@@ -28,10 +28,11 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _Where = tuple[Any, Any] | str
 
 
-def join(path: str, key: str | int) -> str:
+def join(path: str, key: Any) -> str:
     """The JSON path of `key` inside `path` (``nodes[3]``, ``meta.x``, ``meta["a b"]``)."""
-    if isinstance(key, int):
+    if isinstance(key, int) and not isinstance(key, bool):
         return f"{path}[{key}]"
+    key = str(key)
     part = f".{key}" if _IDENT.match(key) else f"[{json.dumps(key)}]"
     return path + part if path and path != "$" else part.lstrip(".")
 
@@ -76,7 +77,8 @@ def _scalar(value: Any, where: _Where) -> Any:
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise GraphError(f"{value} is not a JSON number; use a finite number (or null)", path=path_of(where))
+            raise GraphError(f"{value} is not a JSON number (NaN, Infinity and literals beyond 1.8e308 such as 1e400 "
+                             "are refused); use a finite number", path=path_of(where))
         return float(value)
     if isinstance(value, str):
         return check_text(str(value), path_of(where))
@@ -93,6 +95,13 @@ def _key(key: Any, where: _Where) -> str:
                      path=path_of(where))
 
 
+def _plain(value: Any) -> bool:
+    """Whether scalar `value` is already strict JSON as it is (the common case, checked inline)."""
+    kind = type(value)
+    return (value is None or kind is bool or (kind is str and value.isascii())
+            or (kind is int and -MAX_INT <= value <= MAX_INT) or (kind is float and math.isfinite(value)))
+
+
 def to_json(value: Any, path: str = "$", max_depth: int = MAX_VALUE_DEPTH) -> Any:
     """A JSON copy of `value` (tuples as lists, integer keys as strings) that obeys the module's rules, or
     `GraphError` at the path (under `path`) of the first thing that does not."""
@@ -100,23 +109,25 @@ def to_json(value: Any, path: str = "$", max_depth: int = MAX_VALUE_DEPTH) -> An
     stack: list[tuple[Any, Any, Any, _Where, int]] = [(value, root, 0, path, 0)]
     while stack:
         item, parent, slot, where, depth = stack.pop()
-        if isinstance(item, dict):
+        if isinstance(item, (dict, list, tuple)):
             if depth >= max_depth:
                 raise GraphError(f"nests deeper than {max_depth} levels", path=path_of(where))
-            out: dict[str, Any] = {}
+            is_dict = isinstance(item, dict)
+            out: Any = {} if is_dict else [None] * len(item)
             parent[slot] = out
-            children = []
-            for k, v in item.items():
-                key = _key(k, (where, str(k)))
-                out[key] = None  # keep the key order
-                children.append((v, out, key, (where, key), depth + 1))
-            stack.extend(reversed(children))
-        elif isinstance(item, (list, tuple)):
-            if depth >= max_depth:
-                raise GraphError(f"nests deeper than {max_depth} levels", path=path_of(where))
-            seq: list[Any] = [None] * len(item)
-            parent[slot] = seq
-            stack.extend((v, seq, i, (where, i), depth + 1) for i, v in reversed(list(enumerate(item))))
+            later = []
+            for k, v in (item.items() if is_dict else enumerate(item)):
+                if is_dict:
+                    k = k if type(k) is str and k.isascii() else _key(k, (where, k))
+                if _plain(v):
+                    out[k] = v
+                elif type(v) is list and depth + 1 < max_depth and all(map(_plain, v)):
+                    out[k] = list(v)  # a flat list (a pair, a shape): copied at once, not walked
+                else:
+                    if is_dict:
+                        out[k] = None  # keep the key order
+                    later.append((v, out, k, (where, k), depth + 1))
+            stack.extend(reversed(later))  # report the first problem in document order
         else:
             parent[slot] = _scalar(item, where)
     return root[0]
@@ -132,18 +143,17 @@ def check(value: Any, path: str = "$", max_depth: int = MAX_VALUE_DEPTH) -> None
         if kind is dict or kind is list:
             if depth >= max_depth:
                 raise GraphError(f"nests deeper than {max_depth} levels", path=path_of(where))
-            pairs = item.items() if kind is dict else enumerate(item)
-            children = []
-            for k, v in pairs:
-                if kind is dict and (type(k) is not str or not k.isascii()):
+            later = []
+            for k, v in (item.items() if kind is dict else enumerate(item)):
+                if kind is dict and not (type(k) is str and k.isascii()):
                     _key(k, (where, k))
-                sub = type(v)
-                if sub is dict or sub is list:
-                    children.append((v, (where, k), depth + 1))
-                elif not (v is None or sub is bool or (sub is str and v.isascii())
-                          or (sub is int and -MAX_INT <= v <= MAX_INT)):
+                if type(v) is list and depth + 1 < max_depth and all(map(_plain, v)):
+                    continue  # a flat list (a pair, a shape): checked at once, not walked
+                if type(v) is dict or type(v) is list:
+                    later.append((v, (where, k), depth + 1))
+                elif not _plain(v):
                     _scalar(v, (where, k))
-            stack.extend(reversed(children))  # report the first problem in document order
+            stack.extend(reversed(later))  # report the first problem in document order
         else:
             _scalar(item, where)
 
@@ -205,27 +215,6 @@ def dumps(value: Any, **kwargs: Any) -> str:
     return json.dumps(value, allow_nan=False, ensure_ascii=False, **kwargs)
 
 
-def _reject_constant(name: str) -> Any:
-    raise GraphError(f"{name} is not valid JSON; use a finite number", path="$")
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise GraphError(f"number {text[:40]} is out of range (it would read as infinity); use a finite number",
-                         path="$")
-    return value
-
-
-def _parse_int(text: str) -> int:
-    if len(text) > 20:  # longer than any int64, and int() of thousands of digits is slow (and refused)
-        raise GraphError(f"integer {text[:20]}... has {len(text)} digits, beyond 64 bits", path="$")
-    value = int(text)
-    if abs(value) > MAX_INT:
-        raise GraphError(f"integer {text} is beyond 64 bits (|x| <= {MAX_INT})", path="$")
-    return value
-
-
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):
@@ -238,11 +227,12 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def loads(text: str, max_depth: int = MAX_DOCUMENT_DEPTH) -> Any:
     """Parse JSON text by the module's rules; `GraphError` (with the JSON path where known) otherwise."""
-    try:
-        data = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int,
-                          object_pairs_hook=_object)
+    try:  # NaN, Infinity and 1e400 parse as floats, huge integers as ints: `check` refuses them, with a path
+        data = json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as e:
         raise GraphError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", path="$") from None
+    except ValueError as e:  # an integer literal of thousands of digits (Python's int conversion limit)
+        raise GraphError(f"a number in the JSON is too long ({e}); integers must fit in 64 bits", path="$") from None
     except RecursionError:  # the C parser's own bound, hit long before a file could be this deep legitimately
         raise GraphError(f"JSON nests deeper than {max_depth} levels", path="$") from None
     check(data, "$", max_depth)
