@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
+
+from bench_compile import median_time
 
 import graphbuilder as gb
 from graphbuilder.ir import serialize
@@ -77,15 +76,6 @@ def benign(size: int) -> str:
     small = _file([_node("x", "input", {"shape": [2, 3], "dtype": "float32"}, []),
                    _node("o", "output", {}, [["x", 0]])], {"note": []})
     return small.replace('"note": []', '"note": [' + ", ".join(["1"] * max(1, (size - len(small)) // 3)) + "]")
-
-
-def median_time(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def refuse(text: str) -> None:

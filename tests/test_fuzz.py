@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+from test_files import sample
 
 import graphbuilder as gb
 from graphbuilder.compile import weights_io
@@ -436,16 +437,8 @@ class TestEditorSessionLong(EditorMachine.TestCase):  # type: ignore[name-define
 # -- 2. mutated files through load and compile -------------------------------------------------------------------------
 def seed_files() -> list[gb.Graph]:
     """Small graphs covering the file format: blocks, variadic and multi-output ops, json params, weights."""
-    body = gb.Graph("res")
-    bx = body.input("x", shape=(2, 4, 8, 8))
-    body.output(body.add("relu", body.add("add", body.add("conv2d", bx, out_channels=4, kernel_size=1), bx)))
-    g = gb.Graph("blocks")
-    x = g.input("x", shape=(2, 4, 8, 8))
-    s = g.add("split", x, split_size_or_sections=2, dim=1, name="halves")
-    b = g.add(body, g.add("cat", s[1], s[0], dim=1), name="block 1")
-    g.output(g.add("linear", g.add("mean", b, dim=(2, 3)), out_features=3, name="fc"))
+    g = sample()
     gb.store_weights(g, gb.compile(g))
-    g["block 1"].meta["position"] = {"x": 1.5, "y": -2}
     from graphbuilder.ops.neuron_graph import NeuronGraph
 
     n = gb.Graph("neurons")
@@ -572,8 +565,8 @@ def file_fuzz(data: st.DataObject, tmp: Path) -> None:
     folder.mkdir()
     path = folder / "g.graph.json"
     g.save(path)
-    if g.weights and data.draw(st.booleans()):
-        wpath = Path(serialize.weights_path(str(path)))
+    wpath = Path(serialize.weights_path(str(path)))
+    if wpath.exists() and data.draw(st.booleans()):
         wpath.write_bytes(mutate_weights(wpath.read_bytes(), data))
         if data.draw(st.booleans()):
             path.write_text(mutate(path.read_text(), data), errors="surrogateescape")
