@@ -30,7 +30,7 @@ from torch import fx, nn
 from graphbuilder.ir.naming import Namespace
 from graphbuilder.ops import modules as op_modules
 
-IMPORTED = frozenset({"torch", "nn", "F", "math", "typing", "annotations"})
+IMPORTED = frozenset({"torch", "nn", "F", "math", "typing", "operator", "annotations"})
 """Names every generated file binds at top level (its imports)."""
 
 

@@ -17,18 +17,19 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from graphbuilder.ir import registry, strict_json
-from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.errors import GraphError, GraphWarning
 from graphbuilder.ir.graph import BLOCK, Graph, Node, Port
 from graphbuilder.ir.limits import MAX_BLOCK_DEPTH, MAX_DOCUMENT_DEPTH, MAX_FILE_BYTES, MAX_NODES
 
 FORMAT = "graphbuilder.graph"
 VERSION = 1
 _NODE_KEYS = {"name", "op", "params", "inputs", "meta", "block"}
-_GRAPH_KEYS = {"name", "nodes", "meta"}
+_GRAPH_KEYS = {"name", "nodes", "meta", "shared"}
 
 # Filled by the torch side (graphbuilder.compile.weights_io):
 #   encode(graph, json_text) -> bytes of the weights file for the graph saved as `json_text`, or None (no weights);
@@ -45,12 +46,32 @@ def weights_path(json_path: str) -> str:
 
 
 def graph_to_dict(graph: Graph) -> dict[str, Any]:
-    """The file document for `graph`: format tag, version, name, meta and nodes in creation order.
+    """The file document for `graph`: format tag, version, name, meta and nodes in creation order, plus
+    ``ops``, where each op from user code (``@gb.op``) came from, when there are any.
 
     Raises `GraphError` with the JSON path of anything a file cannot hold (see `strict_json`) and for graphs
     over the loader's limits (`limits.MAX_NODES` in all, `limits.MAX_BLOCK_DEPTH`), so what saves also loads.
     """
-    return {"format": FORMAT, "version": VERSION, **_body(graph, "", 0, [0])}
+    doc = {"format": FORMAT, "version": VERSION, **_body(graph, "", 0, [0])}
+    origins = user_op_origins(graph)
+    if origins:
+        doc["ops"] = origins
+    return doc
+
+
+def user_op_origins(graph: Graph) -> dict[str, str]:
+    """Op name -> ``module.Class`` for every op in `graph` (blocks included) that user code registered."""
+    origins: dict[str, str] = {}
+    stack = [graph]
+    while stack:
+        for node in stack.pop()._nodes.values():
+            if node.block is not None:
+                stack.append(node.block)
+            elif node.op not in origins:
+                opdef = registry.get(node.op)
+                if opdef.from_user_code:
+                    origins[node.op] = opdef.source
+    return dict(sorted(origins.items()))
 
 
 def _body(graph: Graph, path: str, depth: int, count: list[int]) -> dict[str, Any]:
@@ -77,8 +98,11 @@ def _body(graph: Graph, path: str, depth: int, count: list[int]) -> dict[str, An
             assert node.block is not None
             entry["block"] = _body(node.block, f"{where}.block", depth + 1, count)
         nodes.append(entry)
-    return {"name": strict_json.check_text(graph.name, _join(path, "name"), "graph name"),
+    body = {"name": strict_json.check_text(graph.name, _join(path, "name"), "graph name"),
             "meta": strict_json.to_json(graph.meta, _join(path, "meta"), room - 1), "nodes": nodes}
+    if graph.shared:
+        body["shared"] = strict_json.to_json(dict(graph.shared), _join(path, "shared"), room - 1)
+    return body
 
 
 def _jsonable(value: Any) -> Any:
@@ -97,14 +121,21 @@ def graph_from_dict(data: Any, strict: bool = True) -> Graph:
     if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
         raise GraphError(f"unsupported version {version!r}: this GraphBuilder reads version {VERSION}; "
                          "upgrade graphbuilder to read newer files", path="version")
-    body = {k: v for k, v in data.items() if k not in ("format", "version")}
+    origins = _origins(data.get("ops", {}))
+    body = {k: v for k, v in data.items() if k not in ("format", "version", "ops")}
     _count_nodes(body)
-    graph = _graph(body, "", depth=0)
+    try:
+        graph = _graph(body, "", depth=0)
+    except GraphError as e:
+        raise _explain_unknown_op(e, origins) from None
     if strict:
         errors = graph.infer()
         for index, node in enumerate(graph._nodes.values()):
             if node.name in errors:
-                raise errors[node.name].at(f"nodes[{index}]")
+                e = errors[node.name]
+                raise GraphError(f"{e.message}. The file holds a graph with errors ({len(errors)} node(s)); "
+                                 "load it anyway with gb.Graph.load(path, strict=False) to fix it (in the editor "
+                                 "its broken nodes show red)", e.nodes, f"nodes[{index}]")
     return graph
 
 
@@ -125,6 +156,26 @@ def _count_nodes(body: Mapping[str, Any]) -> None:
         inner = [(entry["block"], _join(path, f"nodes[{i}].block")) for i, entry in enumerate(nodes)
                  if isinstance(entry, Mapping) and isinstance(entry.get("block"), Mapping)]
         stack.extend(reversed(inner))  # document order: the error names the first block past the limit
+
+
+def _origins(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in value.items()):
+        raise GraphError("'ops' must map op names to the user module.Class that defines them", path="ops")
+    return dict(value)
+
+
+def _explain_unknown_op(error: GraphError, origins: dict[str, str]) -> GraphError:
+    """An unknown op that the file says comes from user code: say which module to import (never import it)."""
+    for op, source in origins.items():
+        if error.message.startswith(f"unknown op {op!r}"):
+            module, _, cls = source.rpartition(".")
+            how = (f"run `import {module}` (which registers it with @gb.op)" if module and module != "__main__"
+                   else "run the notebook cell or script that defines it with @gb.op")
+            return GraphError(f"op {op!r} comes from user code ({source}), which is not loaded: {how}, then "
+                              "load the file again. Loading never imports code named in a file", error.nodes,
+                              error.path)
+    return error
 
 
 def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
@@ -151,6 +202,12 @@ def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
         graph.topological_order()
     except GraphError as e:
         raise e.at(_join(path, "nodes")) from None
+    shared = _expect(body.get("shared", {}), dict, _join(path, "shared"))
+    for name, owner in shared.items():
+        if name not in graph._nodes or not isinstance(owner, str) or owner not in graph._nodes:
+            raise GraphError(f"shared entry {name!r}: {owner!r} names no node of this graph",
+                             path=_join(path, f"shared.{name}"))
+        graph.shared[name] = owner
     graph._dirty = set(graph._nodes.values())
     return graph
 
@@ -254,10 +311,15 @@ def save(graph: Graph, path: str | os.PathLike[str]) -> None:
 
     Everything is encoded in memory first, so a graph that cannot be saved raises `GraphError` with no file
     touched; then both files are replaced together (`replace_files`). A graph without weights removes a
-    weights file left from an earlier save, in the same step.
+    weights file left from an earlier save, in the same step. A graph with errors saves too (work in progress
+    is never lost), with a warning that names the broken nodes and how to load the file back (``strict=False``).
     """
     path = os.fspath(path)
     text = dumps(graph)
+    errors = graph.infer()
+    if errors:
+        warnings.warn(f"graph {graph.name!r} has errors at {sorted(errors)[:5]}; saved anyway. Load it back "
+                      f"with gb.Graph.load({path!r}, strict=False)", GraphWarning, stacklevel=3)
     files: dict[str, bytes | None] = {path: text.encode("utf-8")}
     if "encode" in WEIGHTS_IO:
         files[weights_path(path)] = WEIGHTS_IO["encode"](graph, text)
