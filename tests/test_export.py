@@ -419,3 +419,58 @@ def test_weights_stale_file_removed_and_edits_load_what_fits(tmp_path: Path) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert gb.Graph.load(str(path)).weights == {}
+
+
+# -- names that nn.Module or the generated file already define -------------------------------------------------------
+def module_attribute_names() -> list[str]:
+    """Every attribute of a compiled module (nn.Module's and fx.GraphModule's, methods and instance fields)."""
+    return sorted(set(dir(torch.fx.GraphModule(nn.Module(), torch.fx.Graph()))))
+
+
+def test_nodes_named_like_module_attributes_compile_and_export(tmp_path: Path) -> None:
+    names = module_attribute_names()
+    assert {"train", "training", "state_dict", "parameters", "modules", "children", "half", "cuda", "zero_grad",
+            "register_buffer", "graph", "code", "meta", "forward"} <= set(names)
+    g = gb.Graph("attributes")
+    h = g.input(names[0], shape=(2, 3))
+    for i, name in enumerate(names[1:-1]):
+        h = g.add("linear", h, name=name, out_features=3) if i % 10 == 0 else g.add("tanh", h, name=name)
+    g.output(h, name=names[-1])
+    compiled = gb.compile(g)
+    assert isinstance(compiled.training, bool) and callable(compiled.train) and callable(compiled.state_dict)
+    x = torch.randn(2, 3)
+    expected = _eval(compiled, x)[0]
+    out = run_standalone({"attributes": (gb.export.to_python(g), compiled.state_dict(), x)}, tmp_path)
+    assert torch.equal(out["attributes"], expected)
+
+
+SHADOWING = ["Neuron", "ACTIVATIONS", "GloReUnit", "MBConv", "MixedOp", "WeightedSum", "Any", "NeuronGraphModule",
+             "DetectionPredictor", "ValueError", "Exception", "math", "torch", "nn", "F", "Net", "super", "activate",
+             "xavier_init", "build_candidate"]
+
+
+def test_block_names_never_shadow_inlined_code(tmp_path: Path) -> None:
+    g = gb.Graph("shadows")
+    x = g.input("x", shape=(2, 8, 4, 4))
+    h = x
+    for name in SHADOWING:  # blocks first, so their classes are named before any module is inlined
+        body = gb.Graph(name)
+        body.output(body.add("relu", body.input("i", shape=(2, 8, 4, 4))))
+        h = g.add(body, h, name=f"b_{name}")
+    h = g.add("ir_k3_e3", h, out_channels=8)
+    h = g.add("glore_unit", h, num_state=4, num_node=2)
+    g.output(g.add("neuron", g.add("flatten", h), activation="tanh"))
+    source = gb.export.to_python(g)
+    defined = [n.name for n in ast.parse(source).body if isinstance(n, (ast.ClassDef, ast.FunctionDef))]
+    assert len(defined) == len(set(defined)), sorted(n for n in defined if defined.count(n) > 1)
+    compiled = gb.compile(g)
+    x0 = torch.randn(2, 8, 4, 4)
+    out = run_standalone({"shadows": (source, compiled.state_dict(), x0)}, tmp_path)
+    assert torch.equal(out["shadows"], _eval(compiled, x0)[0])
+
+
+@pytest.mark.parametrize("name", ["class", "None", "super", "math", "torch", "Neuron", "MixedOp", "ValueError",
+                                  "Any", "1Net", "my net", ""])
+def test_class_name_that_generated_code_defines_is_refused(name: str) -> None:
+    with pytest.raises(gb.GraphError, match="class_name"):
+        gb.export.to_python(one_op_graph("relu"), class_name=name)

@@ -437,3 +437,85 @@ def test_snapshot_shares_exactly_the_unchanged_nodes() -> None:
     g["x"].meta["position"]["x"] = 42.0
     assert {s.name: s for s in snapshot(g, second).nodes}["x"].meta["position"]["x"] == 0.0
     assert {s.name: s for s in snapshot(g).nodes}["x"].meta["position"]["x"] == 42.0
+
+
+# -- blocks keep as many inner inputs as ports --------------------------------------------------------------------
+def _blocked() -> gb.Graph:
+    inner = gb.Graph("res")
+    bx = inner.input("bi", shape=(2, 4))
+    inner.output(inner.add("relu", bx, name="r"), name="bo")
+    g = gb.Graph("outer")
+    x = g.input("x", shape=(2, 4))
+    g.output(g.add("linear", g.add(inner, x, name="blk"), out_features=3, name="fc"))
+    return g
+
+
+def _still_whole(g: gb.Graph) -> None:
+    """The graph reopens, compiles and ungroups."""
+    assert gb.Graph.from_dict(g.to_dict()).to_dict() == g.to_dict()
+    assert gb.compile(g)(torch.randn(2, 4)).shape == (2, 3)
+    assert "blk" not in gb.passes.ungroup(g, "blk")
+
+
+def test_removing_a_block_input_node_is_refused() -> None:
+    g = _blocked()
+    before = g.to_dict()
+    with pytest.raises(gb.GraphError, match="port of block 'blk'") as err:
+        g["blk"].block.remove("bi", disconnect=True)
+    assert "bi" in err.value.nodes
+    assert g.to_dict() == before
+    _still_whole(g)
+
+
+def test_adding_an_input_inside_a_block_is_refused() -> None:
+    g = _blocked()
+    before = g.to_dict()
+    with pytest.raises(gb.GraphError, match="block 'blk'"):
+        g["blk"].block.input("extra", shape=(2, 4))
+    with pytest.raises(gb.GraphError, match="block 'blk'"):
+        g["blk"].block.add("input", allow_unconnected=True, shape=(2, 4))
+    assert g.to_dict() == before
+    _still_whole(g)
+
+
+def test_replacing_a_block_body_keeps_its_port_count() -> None:
+    g = _blocked()
+    other = gb.Graph("two")
+    a, b = other.input("a", shape=(2, 4)), other.input("b", shape=(2, 4))
+    other.output(other.add("add", a, b))
+    with pytest.raises(gb.GraphError, match="1 input"):
+        g["blk"].block.replace_contents(other)
+    _still_whole(g)
+    same = gb.Graph("one")
+    same.output(same.add("sigmoid", same.input("z", shape=(2, 4))))
+    g["blk"].block.replace_contents(same)  # the same number of ports: fine
+    _still_whole(g)
+
+
+def test_block_marks_survive_copy_and_snapshot() -> None:
+    from graphbuilder.ir.snapshot import restore, snapshot
+
+    for g in (_blocked().copy(), restore(snapshot(_blocked())), gb.Graph.from_dict(_blocked().to_dict())):
+        with pytest.raises(gb.GraphError, match="port of block 'blk'"):
+            g["blk"].block.remove("bi", disconnect=True)
+
+
+def test_ungroup_refuses_a_user_of_a_missing_block_output() -> None:
+    g = _blocked()
+    inner = g["blk"].block
+    inner.output(inner["r"], name="bo2")
+    g.infer()
+    g.output(g["blk"][1], name="second")
+    inner.remove("bo2")
+    with pytest.raises(gb.GraphError, match="reads output 1 of block 'blk'"):
+        gb.passes.ungroup(g, "blk")
+
+
+def test_op_check_that_trips_on_an_odd_rank_is_a_graph_error() -> None:
+    g = gb.Graph("g")
+    scalar = g.add("mean", g.input("x", shape=(2, 3)), dim=(0, 1))  # rank 0: multihead attention's check indexes it
+    with pytest.raises(gb.GraphError, match="expects"):
+        g.add("multihead_attention", scalar, scalar, scalar, num_heads=1)
+    node = g.add("multihead_attention", scalar, scalar, scalar, num_heads=1, allow_unconnected=True)
+    assert isinstance(node.error, gb.GraphError)
+    assert gb.GraphWidget(g).get_state()["document"]["totals"]["errors"] == 1

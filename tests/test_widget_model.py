@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+import torch
 
 import graphbuilder as gb
 from graphbuilder.ir.render import node_flops
@@ -460,3 +461,194 @@ def test_changed_entries_travel_as_their_changed_fields() -> None:
     b.receive()
     fresh = widget.get_state()["document"]
     assert b.doc["nodes"] == {n["id"]: n for n in fresh["nodes"]}  # replaying the fields gives the document
+
+
+# -- the editor cannot break a block's ports ------------------------------------------------------------------------
+def grouped() -> gb.GraphWidget:
+    g = small()
+    g.replace_contents(group(g, ["conv", "relu"], name="stem"))
+    return gb.GraphWidget(g)
+
+
+def test_editor_cannot_remove_or_add_block_inputs(tmp_path: Any) -> None:
+    widget = grouped()
+    b = Browser(widget)
+    g = widget.graph
+    before, version = g.to_dict(), b.doc["version"]
+    fragment = next(m for m in b.send("copy", nodes=["x"]) if m["kind"] == "copied")["fragment"]
+    for op in ({"op": "remove", "nodes": ["stem/x"]},
+               {"op": "add", "op_name": "input", "parent": "stem", "params": {"shape": [2, 3, 8, 8]}},
+               {"op": "paste", "fragment": fragment, "parent": "stem"}):
+        reply = b.patch(op)
+        assert not reply["ok"] and "block 'stem'" in reply["errors"][0]["message"], reply
+        assert reply["created"] == []
+    assert g.to_dict() == before and b.doc["version"] == version
+    widget.save(tmp_path / "g.graph.json")
+    assert gb.Graph.load(tmp_path / "g.graph.json").to_dict() == before
+    assert gb.compile(g)(torch.randn(2, 3, 8, 8)).shape == (2, 5)
+    assert b.patch({"op": "ungroup", "node": "stem"})["ok"]
+
+
+def test_removing_a_block_with_its_inner_nodes_selected_removes_the_block() -> None:
+    widget = grouped()
+    b = Browser(widget)
+    reply = b.patch({"op": "remove", "nodes": ["stem/x", "stem", "stem/conv"]})
+    assert reply["ok"], reply
+    assert "stem" not in widget.graph and not any(i.startswith("stem") for i in b.doc["nodes"])
+
+
+# -- every request is validated first and answered exactly once -------------------------------------------------------
+def replies_to(sent: list[dict[str, Any]], rid: Any) -> list[dict[str, Any]]:
+    return [m for m in sent if m.get("reply_to", "absent") == rid or m.get("reply", {}).get("id", "absent") == rid]
+
+
+def deep_value(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+MALFORMED = [
+    ("probed", {"kind": "probe", "source": "conv"}),
+    ("probed", {"kind": "probe", "source": [["conv"], 0]}),
+    ("probed", {"kind": "probe", "source": ["conv", "0"]}),
+    ("probed", {"kind": "probe", "source": ["conv", -1]}),
+    ("probed", {"kind": "probe", "source": ["conv", 10**40]}),
+    ("probed", {"kind": "probe"}),
+    ("copied", {"kind": "copy", "nodes": "conv"}),
+    ("copied", {"kind": "copy", "nodes": [1, 2]}),
+    ("copied", {"kind": "copy", "nodes": [["conv"]]}),
+    ("update", {"kind": "action", "name": ["x"], "selection": []}),
+    ("update", {"kind": "action", "name": {"a": 1}, "selection": []}),
+    ("update", {"kind": "action", "name": "Insert GloRe", "selection": "conv"}),
+    ("error", {"kind": ["patch"]}),
+    ("error", {"kind": {"a": 1}}),
+    ("error", {"kind": None}),
+    ("update", {"kind": "patch", "ops": "remove"}),
+    ("update", {"kind": "patch", "ops": [{"op": ["add"]}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "params", "node": "conv", "params": {"out_channels": 6}}],
+                "base_version": "x"}),
+    ("update", {"kind": "patch", "ops": [], "record": "no"}),
+    ("update", {"kind": "patch", "ops": [{"op": "meta", "node": "conv", "meta": {"deep": deep_value(900)}}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "meta", "node": "conv", "meta": {"x": float("nan")}}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "rename", "node": "conv", "name": "c\ud800"}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "move", "positions": {"conv": [float("inf"), 0]}}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "add", "op_name": "relu", "position": [1]}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "connect", "source": ["x", 0], "target": "conv"}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "params", "node": "conv", "params": ["out_channels"]}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "group", "nodes": ["conv"], "name": 3}]}),
+    ("update", {"kind": "patch", "ops": [{"op": "paste", "fragment": {"format": "graphbuilder.fragment",
+                                                                       "nodes": [deep_value(900)]}}]}),
+    ("update", {"kind": "undo", "extra": 1}),
+    ("error", {"kind": "sync", "extra": 1}),
+    ("exported", {"kind": "export_python", "extra": 1}),
+]
+
+
+@pytest.mark.parametrize("answer, message", MALFORMED, ids=[str(i) for i in range(len(MALFORMED))])
+def test_malformed_request_gets_one_reply_and_changes_nothing(answer: str, message: dict[str, Any]) -> None:
+    from graphbuilder.widget.session import Session
+
+    g = small()
+    sent: list[dict[str, Any]] = []
+    session = Session(g, sent.append)
+    before, history = g.to_dict(), (session._history.can_undo, session._history.can_redo)
+    session.handle({**message, "id": "m1"})
+    got = replies_to(sent, "m1")
+    assert len(got) == 1 and got[0]["kind"] == answer, sent
+    reply = got[0].get("reply", got[0])
+    assert reply.get("ok") is False or answer == "error", reply
+    assert g.to_dict() == before and session.version == 0
+    assert (session._history.can_undo, session._history.can_redo) == history
+
+
+def test_unanswerable_id_still_gets_one_reply() -> None:
+    from graphbuilder.widget.session import Session
+
+    sent: list[dict[str, Any]] = []
+    Session(small(), sent.append).handle({"kind": "probe", "id": {"not": "hashable"}, "source": ["conv", 0]})
+    assert len(sent) == 1 and sent[0]["kind"] == "probed" and sent[0]["reply_to"] is None and not sent[0]["ok"]
+
+
+def test_wire_messages_of_any_shape_get_one_reply() -> None:
+    widget = gb.GraphWidget(small())
+    sent: list[dict[str, Any]] = []
+    widget.send = lambda content, buffers=None: sent.append(content)
+    for content in ({"kind": "probe", "id": "w1", "sourceNode": deep_value(900)}, ["not", "an", "object"]):
+        sent.clear()
+        widget._on_message(widget, content, [])
+        assert len(sent) == 1 and sent[0]["kind"] in ("probed", "error"), sent
+
+
+def test_python_add_that_raises_leaves_no_ghost_in_browser_or_history(widget: gb.GraphWidget) -> None:
+    b = Browser(widget)
+    g = widget.graph
+    widget._session._last_flush = 0.0  # an event would be flushed at once
+    events: list[dict[str, Any]] = []
+    g.subscribe(events.append)
+    with pytest.raises(gb.GraphError):
+        g.add("conv2d", g["flat"], out_channels=3, kernel_size=3, name="ghost")  # (2, 4) into a conv: refused
+    assert events == [] and "ghost" not in g
+    widget.flush()
+    b.receive()
+    assert "ghost" not in b.doc["nodes"]
+    g.add("relu", g["fc"], name="real")
+    widget.flush()
+    b.receive()
+    assert widget.undo() and widget.redo()
+    b.receive()
+    assert "ghost" not in g and "ghost" not in b.doc["nodes"] and "real" in g
+
+
+def test_view_inside_a_block_with_an_invalid_input_matches_the_graph() -> None:
+    inner = gb.Graph("blk")
+    bi = inner.input("bi", shape=(2, 4, 8, 8))
+    inner.output(inner.add("relu", inner.add("conv2d", bi, out_channels=4, kernel_size=1, name="c"), name="d"))
+    g = gb.Graph("g")
+    a = g.add("conv2d", g.input("x", shape=(2, 3, 8, 8)), out_channels=4, kernel_size=1, name="a")
+    g.output(g.add(inner, a, name="blk"))
+    widget = gb.GraphWidget(g)
+    b = Browser(widget)
+    assert b.patch({"op": "params", "node": "a", "params": {"kernel_size": 9}})["ok"]  # 'a' fails: blk is invalid
+    assert b.patch({"op": "params", "node": "blk/c", "params": {"out_channels": 5}})["ok"]
+    for name in ("c", "d"):
+        shown = b.doc["nodes"][f"blk/{name}"]["outputs"]
+        assert shown and shown[0]["shape"] == list(g["blk"].block[name].shape) == [2, 5, 8, 8], (name, shown)
+
+
+@pytest.mark.parametrize("levels", [700, 900])
+def test_deep_or_unsaveable_meta_shows_in_the_editor_without_crashing(levels: int, tmp_path: Any) -> None:
+    g = small()
+    g["conv"].meta["deep"] = deep_value(levels)
+    g["relu"].meta.update(nan=float("nan"), text="a\ud800b", obj=object())
+    widget = gb.GraphWidget(g)
+    b = Browser(widget)
+    json.dumps(widget.get_state()["document"], allow_nan=False)  # what the comm sends: plain, finite JSON
+    shown = b.doc["nodes"]["conv"]["meta"]["deep"]
+    depth = 0
+    while isinstance(shown, dict):
+        shown, depth = shown["a"], depth + 1
+    assert shown == "…" and depth < 100  # cut where the editor's view stops, marked
+    assert b.doc["nodes"]["relu"]["meta"]["nan"] == "nan" and b.doc["nodes"]["relu"]["meta"]["text"] == "a\ufffdb"
+    g["fc"].meta["deep"] = deep_value(levels)  # a Python-side edit, then an undo step
+    g["fc"].update(out_features=6)
+    widget.flush()
+    b.receive()
+    assert widget.undo()
+    with pytest.raises(gb.GraphError, match="nests deeper"):
+        widget.save(tmp_path / "g.graph.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_remove_or_move_naming_one_bad_id_is_skipped_whole(widget: gb.GraphWidget) -> None:
+    b = Browser(widget)
+    g = widget.graph
+    before, version = g.to_dict(), b.doc["version"]
+    reply = b.patch({"op": "remove", "nodes": ["relu", "ghost", "pool"]})
+    assert not reply["ok"] and "ghost" in reply["errors"][0]["message"]
+    reply = b.patch({"op": "move", "positions": {"conv": [1, 2], "ghost": [3, 4]}})
+    assert not reply["ok"] and "ghost" in reply["errors"][0]["message"]
+    assert g.to_dict() == before and b.doc["version"] == version and not widget._session._history.can_undo
+    reply = b.patch({"op": "move", "positions": {"conv": [1, 2]}}, {"op": "remove", "nodes": ["ghost"]})
+    assert [e["index"] for e in reply["errors"]] == [1] and g["conv"].meta["position"] == {"x": 1.0, "y": 2.0}

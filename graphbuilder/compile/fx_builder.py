@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from graphbuilder.compile.names import module_namespace
+from graphbuilder.compile.weights import fit_dtypes
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
@@ -44,7 +46,7 @@ def compile(graph: Graph, *, class_name: str | None = None) -> fx.GraphModule:  
                          [biggest.name])
     root = nn.Module()
     fx_graph = fx.Graph()
-    names = Namespace()
+    names = module_namespace()  # no layer may take a name nn.Module or generated code already has
     values: dict[Node, list[fx.Node]] = {}
     submodules: dict[str, str] = {}  # node name -> attribute of its module (multi-output nodes included)
     for node in graph:
@@ -118,7 +120,7 @@ def _load_weights(module: nn.Module, node: Node) -> None:
                              f"the module (expects {tuple(own[key].shape) if key in own else 'no such weight'}); "
                              "drop it with del graph.weights[name] to re-initialise", [node.name])
     with torch.no_grad():
-        module.load_state_dict({**own, **saved}, strict=True)
+        module.load_state_dict({**own, **fit_dtypes(node.name, saved, own)}, strict=True)
 
 
 def _class_name(label: str) -> str:

@@ -1,11 +1,68 @@
-"""Moving trained weights between compiled modules and `graph.weights` (keyed by node name)."""
+"""Moving trained weights between compiled modules and `graph.weights` (keyed by node name), and the rule
+for their dtypes.
+
+Dtype rule (docs/format.md): a weight takes the dtype of the module state it fills. A floating-point tensor
+for floating-point state of another precision (float64 weights for a float32 layer) is converted, with a
+warning naming the node; any other mismatch (integer, bool or complex values for a float layer, floats for
+an integer buffer) is refused with `GraphError`. A weights file holds only the dtypes modules have
+(`FILE_DTYPES`): a file with int32, bool or complex tensors, or float bytes relabelled as integers, is
+refused when loaded, and such weights are refused when saved.
+"""
 
 from __future__ import annotations
 
+import warnings
+
+import torch
 from torch import fx
 
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
+
+FILE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int64)
+"""Dtypes a weights file may hold: every floating precision, and int64 (counters such as BatchNorm's
+``num_batches_tracked``)."""
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def check_file_dtype(node: str, key: str, tensor: torch.Tensor, where: str) -> None:
+    """Raise `GraphError` unless `tensor`'s dtype may be in a weights file (`FILE_DTYPES`)."""
+    if tensor.dtype not in FILE_DTYPES:
+        names = ", ".join(_name(d) for d in FILE_DTYPES)
+        raise GraphError(f"{where}: weight {key!r} of node {node!r} has dtype {_name(tensor.dtype)}, "
+                         f"which no layer holds (weights are {names}); convert it (tensor.float()) or drop it",
+                         [node])
+
+
+def fit_dtypes(node: str, state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` in the dtypes of the module state `own` it fills, by the module's dtype rule (converting other
+    float precisions with one warning, refusing anything else)."""
+    out, converted = {}, []
+    for key, tensor in state.items():
+        want = own[key].dtype if key in own else tensor.dtype
+        if tensor.dtype != want:
+            if not (tensor.dtype.is_floating_point and want.is_floating_point):
+                raise GraphError(f"node {node!r}: saved weight {key!r} has dtype "
+                                 f"{_name(tensor.dtype)} but the layer holds "
+                                 f"{_name(want)}; convert it or drop it with "
+                                 "del graph.weights[name] to re-initialise", [node])
+            converted.append(f"{key} {_name(tensor.dtype)} -> {_name(want)}")
+            tensor = tensor.to(want)
+        out[key] = tensor
+    if converted:
+        warnings.warn(f"node {node!r}: saved weights converted to the layer's dtype: {', '.join(converted)}",
+                      stacklevel=4)
+    return out
+
+
+def fits_dtypes(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> bool:
+    """Whether every tensor of `state` follows the dtype rule for the module state `own`."""
+    return all(key in own and (t.dtype == own[key].dtype or (t.dtype.is_floating_point and
+                                                           own[key].dtype.is_floating_point))
+               for key, t in state.items())
 
 
 def store_weights(graph: Graph, module: fx.GraphModule) -> Graph:

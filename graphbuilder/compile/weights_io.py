@@ -13,8 +13,11 @@ hash of the graph JSON the weights were saved with.
 On load, weights whose graph file is unchanged load as they are. If the JSON was edited since (the hash
 differs) a warning says so and a node's weights load only when the node still exists with the same op and
 params (a per-node hash, also in the metadata as ``nodes``) and every tensor fits the module its params build
-for its current input shapes: the same rule editing in Python applies. Writes
-are atomic (temp file + rename); a graph with no weights removes a stale weights file.
+for its current input shapes: the same rule editing in Python applies.
+
+Writing: `encode_weights` makes the file's bytes in memory; `graphbuilder.ir.serialize.save` then replaces
+the graph file and the weights file together (both or neither), and removes a stale weights file when the
+graph has no weights.
 """
 
 from __future__ import annotations
@@ -30,20 +33,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from graphbuilder.ir import registry, serialize
+from graphbuilder.compile.weights import check_file_dtype, fits_dtypes
+from graphbuilder.ir import registry, serialize, strict_json
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
+from graphbuilder.ir.serialize import weights_path
 
 FORMAT = "graphbuilder.weights"
 VERSION = "1"
-
-
-def weights_path(json_path: str) -> str:
-    """``net.graph.json`` -> ``net.safetensors`` (``net.json`` -> ``net.safetensors``)."""
-    for suffix in (".graph.json", ".json"):
-        if json_path.endswith(suffix):
-            return json_path[: -len(suffix)] + ".safetensors"
-    return json_path + ".safetensors"
 
 
 def _escape(part: str) -> str:
@@ -68,6 +65,7 @@ def flatten_weights(graph: Graph, path: list[str] | None = None) -> dict[str, to
             if not isinstance(tensor, torch.Tensor):
                 raise GraphError(f"graph.weights[{node_name!r}][{key!r}] is {type(tensor).__name__}, not a tensor",
                                  [node_name])
+            check_file_dtype("/".join([*path, node_name]), key, tensor, "cannot save")
             out[tensor_key(path, node_name, key)] = tensor.detach().cpu().contiguous().clone()
     for node in graph._nodes.values():
         if node.op == BLOCK and node.block is not None:
@@ -75,38 +73,41 @@ def flatten_weights(graph: Graph, path: list[str] | None = None) -> dict[str, to
     return out
 
 
-def _graph_hash(graph: Graph) -> str:
-    return hashlib.sha256(serialize.dumps(graph).encode("utf-8")).hexdigest()
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _node_hashes(graph: Graph, path: list[str] | None = None) -> dict[str, str]:
-    """Per node with weights: a hash of its op and params (what editing in Python drops weights for)."""
+def _node_hashes(graph: Graph, path: list[str] | None = None, every: bool = False) -> dict[str, str]:
+    """Per node with weights (with `every`, per node): a hash of its op and params, what editing in Python
+    drops weights for. Keys are escaped node paths."""
     path = path or []
     out = {}
     for node in graph._nodes.values():
         if node.op == BLOCK and node.block is not None:
-            out.update(_node_hashes(node.block, [*path, node.name]))
-        elif node.name in graph.weights:
+            out.update(_node_hashes(node.block, [*path, node.name], every))
+        elif every or node.name in graph.weights:
             text = json.dumps([node.op, serialize._jsonable(dict(node._params))], sort_keys=True)
             out["/".join(_escape(p) for p in [*path, node.name])] = hashlib.sha256(text.encode()).hexdigest()
     return out
 
 
-def save_weights(graph: Graph, json_path: str) -> None:
-    """Write `graph`'s weights beside `json_path` atomically (or remove a stale file if it has none)."""
-    target = weights_path(json_path)
+def encode_weights(graph: Graph, json_text: str) -> bytes | None:
+    """The weights file for `graph` saved as `json_text` (safetensors bytes), or None when it has no weights."""
     tensors = flatten_weights(graph)
     if not tensors:
-        if os.path.exists(target):
-            os.unlink(target)
-        return
-    metadata = {"format": FORMAT, "version": VERSION, "graph_sha256": _graph_hash(graph),
+        return None
+    metadata = {"format": FORMAT, "version": VERSION, "graph_sha256": _text_hash(json_text),
                 "nodes": json.dumps(_node_hashes(graph), sort_keys=True)}
-    serialize.atomic_write(target, st_save(tensors, metadata=metadata))
+    return st_save(tensors, metadata=metadata)
 
 
 def load_weights(graph: Graph, json_path: str) -> None:
-    """Read the weights file beside `json_path` (if any) into `graph.weights` and its blocks' weights."""
+    """Read the weights file beside `json_path` (if any) into `graph.weights` and its blocks' weights.
+
+    The file is untrusted data like the graph file: its metadata is parsed by the strict JSON rule and
+    checked field by field, and every tensor's dtype by the dtype rule (`compile.weights`); anything else
+    raises `GraphError` naming the file.
+    """
     source = weights_path(json_path)
     if not os.path.exists(source):
         return
@@ -114,28 +115,29 @@ def load_weights(graph: Graph, json_path: str) -> None:
         with open(source, "rb") as f:
             data = f.read()
         tensors = st_load(data)
-        metadata = _metadata(data)
     except (OSError, SafetensorError, ValueError) as e:
         raise GraphError(f"cannot read weights file {source!r}: {e}; delete it to load the graph without "
                          "weights") from None
+    metadata = _metadata(data, source)
     if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
         raise GraphError(f"{source!r} is not a GraphBuilder weights file (format {metadata.get('format')!r}, "
                          f"version {metadata.get('version')!r}); this GraphBuilder reads version {VERSION}")
-    edited = metadata.get("graph_sha256") != _graph_hash(graph)
+    edited = metadata.get("graph_sha256") != _text_hash(serialize.dumps(graph))
     grouped: dict[tuple[str, ...], dict[str, torch.Tensor]] = {}
     for key, tensor in tensors.items():
         parts = [_unescape(p) for p in key.split("/")]
         if len(parts) < 2:
             raise GraphError(f"weights file {source!r}: key {key!r} does not name a node and a weight")
+        check_file_dtype("/".join(parts[:-1]), parts[-1], tensor, f"weights file {source!r}")
         grouped.setdefault(tuple(parts[:-1]), {})[parts[-1]] = tensor
     skipped = []
-    saved_hashes = json.loads(metadata.get("nodes", "{}")) if edited else {}
-    current_hashes = _node_hashes_all(graph) if edited else {}
+    saved_hashes = _saved_hashes(metadata, source) if edited else {}
+    current_hashes = _node_hashes(graph, every=True) if edited else {}
     for parts, state in grouped.items():
-        owner = _owner(graph, list(parts[:-1]), key="/".join(parts), source=source)
+        owner = _owner(graph, list(parts[:-1]))
         name = parts[-1]
-        if name not in owner:
-            if edited:
+        if owner is None or name not in owner:
+            if edited:  # a node (or a block holding it) renamed or removed in the edited file
                 skipped.append("/".join(parts))
                 continue
             raise GraphError(f"weights file {source!r} has weights for node {'/'.join(parts)!r}, which the graph "
@@ -150,32 +152,42 @@ def load_weights(graph: Graph, json_path: str) -> None:
                       + (f", re-initialising {', '.join(skipped)}" if skipped else ""), stacklevel=3)
 
 
-def _node_hashes_all(graph: Graph, path: list[str] | None = None) -> dict[str, str]:
-    """`_node_hashes` for every node, with weights or not (the graph just loaded has none yet)."""
-    path = path or []
-    out = {}
-    for node in graph._nodes.values():
-        if node.op == BLOCK and node.block is not None:
-            out.update(_node_hashes_all(node.block, [*path, node.name]))
-        else:
-            text = json.dumps([node.op, serialize._jsonable(dict(node._params))], sort_keys=True)
-            out["/".join(_escape(p) for p in [*path, node.name])] = hashlib.sha256(text.encode()).hexdigest()
-    return out
-
-
-def _metadata(data: bytes) -> dict[str, str]:
+def _metadata(data: bytes, source: str = "weights file") -> dict[str, str]:
+    """The safetensors header's ``__metadata__`` (string to string), read by the strict JSON rule."""
     header_len = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + header_len])
-    return dict(header.get("__metadata__") or {})
+    try:
+        header = strict_json.loads(data[8:8 + header_len].decode("utf-8"))
+    except (GraphError, UnicodeDecodeError) as e:
+        raise GraphError(f"weights file {source!r}: its header is not valid JSON ({e}); delete it to load the "
+                         "graph without weights") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise GraphError(f"weights file {source!r}: its metadata must map strings to strings")
+    return metadata
 
 
-def _owner(graph: Graph, blocks: list[str], key: str, source: str) -> Graph:
+def _saved_hashes(metadata: dict[str, str], source: str) -> dict[str, str]:
+    """The per-node hashes (``nodes``) the file was saved with: a JSON object of strings."""
+    try:
+        hashes = strict_json.loads(metadata.get("nodes", "{}"), max_depth=1)
+    except GraphError as e:
+        raise GraphError(f"weights file {source!r}: its 'nodes' metadata is not valid JSON ({e.message}); delete "
+                         "the file to load the graph without weights") from None
+    if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+        raise GraphError(f"weights file {source!r}: its 'nodes' metadata must be an object of node hashes, got "
+                         f"{type(hashes).__name__}; delete the file to load the graph without weights")
+    return hashes
+
+
+def _owner(graph: Graph, blocks: list[str]) -> Graph | None:
+    """The graph inside the blocks named by `blocks`, or None if one is missing."""
     current = graph
     for name in blocks:
         node = current._nodes.get(name)
         if node is None or node.op != BLOCK or node.block is None:
-            raise GraphError(f"weights file {source!r}: {key!r} is inside block {name!r}, which graph "
-                             f"{current.name!r} does not have", [name])
+            return None
         current = node.block
     return current
 
@@ -191,8 +203,9 @@ def _fits(graph: Graph, name: str, state: dict[str, torch.Tensor]) -> bool:
     specs = [p.spec for p in node.inputs if p is not None]
     with torch.device("meta"):
         own: dict[str, Any] = opdef.build(dict(node.params), specs).state_dict()
-    return set(own) == set(state) and all(tuple(own[k].shape) == tuple(state[k].shape) for k in state)
+    return (set(own) == set(state) and all(tuple(own[k].shape) == tuple(state[k].shape) for k in state)
+            and fits_dtypes(state, own))
 
 
-serialize.WEIGHTS_IO["save"] = save_weights
+serialize.WEIGHTS_IO["encode"] = encode_weights
 serialize.WEIGHTS_IO["load"] = load_weights

@@ -1,10 +1,12 @@
 """`to_python(graph)`: one standalone, readable PyTorch source file for a graph (imports only torch).
 
-Boundary: code generation only; it reads the IR and op declarations and never imports the compiler's
-internals. The file defines one ``nn.Module`` class per distinct block graph and one for the graph, with the
-layers named in ``__init__`` and the dataflow in ``forward``, as a person writes it. Attribute names are the
-identifiers `gb.compile` gives (same `Namespace` rules, same order), so
-``Net().load_state_dict(gb.compile(graph).state_dict())`` works and reproduces the compiled outputs.
+Boundary: code generation only; it reads the IR and op declarations, and shares only the naming rules
+(`graphbuilder.compile.names`) with the compiler. The file defines one ``nn.Module`` class per distinct
+block graph and one for the graph, with the layers named in ``__init__`` and the dataflow in ``forward``, as
+a person writes it. Attribute names are the identifiers `gb.compile` gives (the same namespace, same order),
+so ``Net().load_state_dict(gb.compile(graph).state_dict())`` works and reproduces the compiled outputs. No
+layer, value or block class takes a name the file already defines (nn.Module's attributes, the inlined op
+modules' names, imports, builtins, user classes).
 
 Safety: node names never reach the code. Identifiers come from `graphbuilder.ir.naming`; constructor and
 call arguments are written with `repr` only after checking they are plain literals (numbers, strings, bools,
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import keyword
 import math
 import operator
 import re
@@ -36,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from graphbuilder.compile.names import class_name_taken, module_namespace
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
-from graphbuilder.ir.naming import Namespace
 
 _MODULES_PACKAGE = "graphbuilder.ops.modules."
 
@@ -66,11 +67,13 @@ def to_python(graph: Graph, class_name: str = "Net", *, user_ops: str = "import"
                          f"({len(errors)} node(s) in all): {errors[first.name].message}; fix it first "
                          "(print(graph) lists every error)", errors[first.name].nodes)
     graph.check()
-    if not class_name.isidentifier() or class_name in ("nn", "torch", "F"):
-        raise GraphError(f"class_name must be a Python identifier, got {class_name!r}")
+    user_classes = _user_class_names(graph)
+    if not isinstance(class_name, str) or class_name_taken(class_name) or class_name in user_classes:
+        raise GraphError(f"class_name must be a Python identifier that is not a keyword, a builtin or a name the "
+                         f"generated file defines or imports, got {class_name!r}; e.g. 'Net'")
     if user_ops not in USER_OPS:
         raise GraphError(f"user_ops must be one of {USER_OPS}, got {user_ops!r}")
-    writer = _Writer(user_ops=user_ops)
+    writer = _Writer(user_ops=user_ops, inlined_names=user_classes)  # known before any block class is named
     writer.used.add(class_name)
     writer.class_for(graph, class_name, path=[], eval_mode=graph.meta.get("training", True) is False)
     return writer.render(graph, class_name)
@@ -80,7 +83,7 @@ def to_python(graph: Graph, class_name: str = "Net", *, user_ops: str = "import"
 class _Writer:
     classes: list[str] = field(default_factory=list)  # class sources, dependencies first
     by_body: dict[str, str] = field(default_factory=dict)  # class body -> class name (identical blocks share)
-    inlined_names: set[str] = field(default_factory=set)  # top-level names of inlined op modules
+    inlined_names: set[str] = field(default_factory=set)  # top-level names of inlined code and user classes
     used: set[str] = field(default_factory=set)  # class names given out (the top class's included)
     inlined: dict[str, str] = field(default_factory=dict)  # module name -> source (imports hoisted)
     imports: set[str] = field(default_factory=set)
@@ -96,7 +99,7 @@ class _Writer:
                 return self.by_body[body]
             base, k = _camel(graph.name), 1
             name = base
-            while name in self.used or name in self.inlined_names:
+            while name in self.used or name in self.inlined_names or class_name_taken(name):
                 name, k = f"{base}{k}", k + 1
         self.used.add(name)
         self.by_body[body] = name
@@ -104,7 +107,7 @@ class _Writer:
         return name
 
     def _body(self, graph: Graph, path: list[str], eval_mode: bool = False) -> str:
-        names = Namespace()
+        names = module_namespace()  # no value or layer may shadow nn.Module's attributes or the file's names
         idents: dict[Node, str] = {}
         init: list[str] = []
         forward: list[str] = []
@@ -113,12 +116,11 @@ class _Writer:
         for node in graph:
             ident = names.create(node.name)
             idents[node] = ident
-            var = _local_name(ident, names)
             where = "/".join([*path, node.name])
             label = f"  # {ascii(node.name)}" if ident != node.name else ""
             args = [values[p.node][p.index] for p in node.inputs if p is not None]
             if node.op == "input":
-                values[node] = [var]
+                values[node] = [ident]
                 continue
             if node.op == "output":
                 continue
@@ -144,10 +146,10 @@ class _Writer:
                 else:
                     call = f"{self._function(opdef.function, where)}({', '.join(call_args)})"
             n_out = len(node.outputs)
-            values[node] = [f"{var}[{i}]" for i in range(n_out)] if node.packed else [var]
+            values[node] = [f"{ident}[{i}]" for i in range(n_out)] if node.packed else [ident]
             if node in live:
                 shapes = " | ".join(_shape(s.shape) for s in node.outputs)
-                line = f"{var} = {call}"
+                line = f"{ident} = {call}"
                 forward.append(line if len(line) + len(shapes) + 4 > 116 else f"{line}  # {shapes}")
         outs = [values[p.node][p.index] for n in graph.outputs for p in n.inputs if p is not None]
         params = ", ".join(["self", *(values[n][0] for n in graph.inputs)])
@@ -293,18 +295,17 @@ class _Writer:
         return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 
-def _called_names() -> set[str]:
-    """Names of the functions from graphbuilder/ops/modules that compiled code calls (inlined when used)."""
-    return {op.function.__name__ for op in registry.all_ops()
-            if op.function is not None and getattr(op.function, "__module__", "").startswith(_MODULES_PACKAGE)}
-
-
-def _local_name(ident: str, names: Namespace) -> str:
-    """The forward() variable for a node: its identifier, unless that would shadow an inlined function or
-    ``operator`` (a local assigned anywhere in a function hides the global everywhere in it)."""
-    if ident not in _called_names() and ident != "operator":
-        return ident
-    return names.create(f"{ident}_out")
+def _user_class_names(graph: Graph) -> set[str]:
+    """Class names of the user ops (``@gb.op``) in `graph`, blocks included: the file imports or copies them."""
+    names: set[str] = set()
+    stack = [graph]
+    while stack:
+        for node in stack.pop()._nodes.values():
+            if node.block is not None:
+                stack.append(node.block)
+            elif registry.get(node.op).from_user_code:
+                names.add(registry.get(node.op).source.rpartition(".")[2])
+    return names
 
 
 def _live(graph: Graph) -> set[Node]:
@@ -333,8 +334,7 @@ def _camel(label: str) -> str:
     """A class name from a graph label, keeping its capitals (``BasicBlock``, ``my block`` -> ``MyBlock``)."""
     ascii_label = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
     name = "".join(w[:1].upper() + w[1:] for w in re.split(r"[^0-9a-zA-Z]+", ascii_label) if w)[:60] or "Block"
-    name = f"N{name}" if name[0].isdigit() else name
-    return f"{name}_" if name in ("nn", "torch", "F") or keyword.iskeyword(name) else name
+    return f"N{name}" if name[0].isdigit() else name
 
 
 def _literal(value: Any, where: str, what: str) -> str:

@@ -37,7 +37,9 @@ from typing import Any
 
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.limits import MAX_BLOCK_DEPTH
 from graphbuilder.ir.schema import DTYPES, TensorSpec
+from graphbuilder.ir.strict_json import check_text
 
 BLOCK = "block"
 Listener = Callable[[dict[str, Any]], None]
@@ -127,6 +129,7 @@ class Node:
         self._packed = False
         if block is not None:  # edits inside the block re-infer this node and reach the outer graph's listeners
             block.subscribe(lambda event: self.graph._on_block_edit(self, event))
+            block._block_node = self
 
     # -- identity ------------------------------------------------------------------------------------------
     @property
@@ -286,15 +289,30 @@ _ATOMS = (str, int, float, bool, type(None))
 def _copy_meta(value: Any) -> Any:
     """A deep copy of meta: dicts and lists rebuilt, JSON scalars shared, anything else `copy.deepcopy`'d.
     Meta is JSON-like, and the editor's undo history copies it for every node on every edit: this is ~3x
-    faster than `copy.deepcopy` there."""
-    kind = type(value)
-    if kind is dict:
-        return {k: _copy_meta(v) for k, v in value.items()}
-    if kind is list:
-        return [_copy_meta(v) for v in value]
-    if kind in _ATOMS:
+    faster than `copy.deepcopy` there. Iterative, so any nesting depth copies (no `RecursionError`); a
+    value that contains itself raises `GraphError`."""
+    if type(value) in _ATOMS:
         return value
-    return copy.deepcopy(value)
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 0)]
+    while stack:
+        item, parent, slot, depth = stack.pop()
+        kind = type(item)
+        if kind is dict or kind is list:
+            if depth > _MAX_COPY_DEPTH:
+                raise GraphError(f"meta value nests deeper than {_MAX_COPY_DEPTH} levels or contains itself; "
+                                 "meta must be a tree of JSON-like values")
+            out: Any = dict(item) if kind is dict else list(item)
+            parent[slot] = out
+            for key, sub in (item.items() if kind is dict else enumerate(item)):
+                if type(sub) not in _ATOMS:
+                    stack.append((sub, out, key, depth + 1))
+        else:
+            parent[slot] = copy.deepcopy(item)
+    return root[0]
+
+
+_MAX_COPY_DEPTH = 100_000
 
 
 def _as_port(value: Any) -> Port:
@@ -319,7 +337,7 @@ class Graph:
     def __init__(self, name: str = "graph") -> None:
         if not isinstance(name, str) or not name:
             raise GraphError(f"graph name must be a non-empty string, got {name!r}")
-        self.name = name
+        self.name = check_text(name, "name", "graph name")
         self.weights: dict[str, dict[str, Any]] = {}
         self.shared: dict[str, str] = {}  # node name -> the earlier node whose weights it uses (share_weights)
         self.meta: dict[str, Any] = {}
@@ -327,6 +345,7 @@ class Graph:
         self._dirty: set[Node] = set()
         self._order: list[Node] | None = None
         self._listeners: list[Listener] = []
+        self._block_node: Node | None = None  # the block node whose inside this graph is, if any
 
     # -- lookup --------------------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Node:
@@ -423,6 +442,9 @@ class Graph:
         if not allow_unconnected and any(v is None for v in inputs):
             raise GraphError(f"graph {self.name!r}: an input of the new node is None; connect a node, or pass "
                              "allow_unconnected=True to leave the port unconnected")
+        if op == "input" and self._block_node is not None:
+            self._refuse_port_change(f"block {{block}} takes its inputs through its {len(self.inputs)} port(s): an "
+                                     "input node cannot be added inside it")
         ports: list[Port | None] = [None if v is None else _as_port(v) for v in inputs]
         for port in ports:
             if port is not None and port.node.graph is not self:
@@ -443,6 +465,7 @@ class Graph:
             error = node._error
             self._detach(node)
             raise error
+        self._emit({"kind": "add", "node": node.name})  # only once it is kept: listeners never see a refused node
         return node
 
     def _make_node(self, op: str, name: str | None, params: dict[str, Any], arity: int) -> Node:
@@ -456,6 +479,10 @@ class Graph:
         return Node(self, label, op, checked)
 
     def _make_block(self, block: Graph, name: str | None, arity: int) -> Node:
+        depth = self.block_depth() + 1 + _nesting(block)
+        if depth > MAX_BLOCK_DEPTH:  # before the copy: each level is a nested copy, module and file level
+            raise GraphError(f"adding block {block.name!r} to graph {self.name!r} would nest blocks {depth} deep, "
+                             f"deeper than {MAX_BLOCK_DEPTH} (the limit for graph files)")
         inner = block.copy()
         label = self._new_name(name, block.name)
         ports = tuple(n.name for n in inner.inputs)
@@ -463,6 +490,13 @@ class Graph:
             raise GraphError(f"block {block.name!r} has no outputs: call .output(...) on it first", [label])
         _check_arity(f"block {block.name!r}", ports, False, arity, label)
         return Node(self, label, BLOCK, {}, block=inner)
+
+    def block_depth(self) -> int:
+        """How many blocks this graph is inside (0 for a top-level graph)."""
+        depth, owner = 0, self._block_node
+        while owner is not None:
+            depth, owner = depth + 1, owner.graph._block_node
+        return depth
 
     def unique_name(self, base: str) -> str:
         """`base` if no node has that name, else `base_1`, `base_2`, ... (the first free one)."""
@@ -477,6 +511,7 @@ class Graph:
             return self.unique_name(base)
         if not isinstance(name, str) or not name:
             raise GraphError(f"node name must be a non-empty string, got {name!r}")
+        check_text(name, "name", "node name")
         if name in self._nodes:
             raise GraphError(f"duplicate node name {name!r} in graph {self.name!r}: pick another name, or "
                              "omit name= to get a unique one", [name])
@@ -489,13 +524,12 @@ class Graph:
             self._wire(node, i, port)
         self._order = None
         self._dirty.add(node)
-        self._emit({"kind": "add", "node": node.name})
 
     # -- edits ---------------------------------------------------------------------------------------------
     def remove(self, node: Node | str, *, disconnect: bool = False) -> None:
         """Remove `node`. If other nodes read it, raise unless ``disconnect=True`` (their ports become
         unconnected and they report an error until rewired)."""
-        node = self._own(node)
+        node = self.check_remove(node)
         users = node.users
         if users and not disconnect:
             names = ", ".join(repr(u.name) for u in users)
@@ -510,6 +544,23 @@ class Graph:
         self.weights.pop(node.name, None)
         self.shared = {k: v for k, v in self.shared.items() if node.name not in (k, v)}
         self._emit({"kind": "remove", "node": node.name})
+
+    def check_remove(self, node: Node | str) -> Node:
+        """Raise the `GraphError` that ``remove(node, disconnect=True)`` would raise, changing nothing (so an
+        editor can check a multi-node delete before doing any of it); returns the node."""
+        node = self._own(node)
+        if node.op == "input" and self._block_node is not None:
+            self._refuse_port_change(f"node {node.name!r} is a port of block {{block}} (a block's input nodes are "
+                                     "its ports) and cannot be removed", [node.name])
+        return node
+
+    def _refuse_port_change(self, what: str, nodes: list[str] | None = None) -> None:
+        """Raise: the input nodes inside a block are its ports, as many as the block node has inputs, so the
+        graph file, compile and ungroup agree on them. `what` says what was refused (``{block}`` is its name)."""
+        owner = self._block_node
+        assert owner is not None
+        raise GraphError(what.format(block=repr(owner.name)) + "; to change a block's ports, edit a copy of its graph "
+                         "(node.block.copy()) and add that as a new block", [*(nodes or []), owner.name])
 
     def _detach(self, node: Node) -> None:
         for i in range(len(node._inputs)):
@@ -529,6 +580,10 @@ class Graph:
             return
         if not isinstance(new, str) or not new:
             raise GraphError(f"node name must be a non-empty string, got {new!r}", [node.name])
+        try:
+            check_text(new, "name", "node name")
+        except GraphError as e:
+            raise GraphError(e.message, [node.name]) from None
         if new in self._nodes:
             raise GraphError(f"cannot rename {node.name!r} to {new!r}: that name is taken", [node.name, new])
         old = node.name
@@ -790,6 +845,9 @@ class Graph:
         """
         if other is self:
             raise GraphError(f"graph {self.name!r} cannot replace its contents with itself")
+        if self._block_node is not None and len(other.inputs) != len(self.inputs):
+            self._refuse_port_change(f"block {{block}} has {len(self.inputs)} input(s), its ports: its inside cannot "
+                                     f"be replaced by graph {other.name!r} with {len(other.inputs)} input(s)")
         self.name, self.meta, self.weights, self.shared = other.name, other.meta, other.weights, other.shared
         for node in other._nodes.values():
             node.graph = self
@@ -895,6 +953,16 @@ def _infer_block(node: Node, specs: list[TensorSpec]) -> tuple[tuple[TensorSpec,
             raise GraphError(f"inside block: {e.message}", [f"{node.name}/{name}" for name in e.nodes])
     outputs = tuple(out._outputs[0] for out in inner.outputs if out._outputs)
     return outputs, sum(n._num_params for n in inner._nodes.values())
+
+
+def _nesting(graph: Graph) -> int:
+    """How deep blocks nest inside `graph` (0 when it holds none); iterative."""
+    deepest, stack = 0, [(graph, 0)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((n.block, depth + 1) for n in current._nodes.values() if n.block is not None)
+    return deepest
 
 
 def _path(start: Node, goal: Node) -> list[Node]:

@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphbuilder.ir import strict_json
 from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.limits import MAX_FLOAT, MAX_INT, MAX_TUPLE
 
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool")
 
@@ -47,7 +49,7 @@ class Param:
             `optional` is true, else required.
         min, max: inclusive bounds for numbers (applied to every element of tuple kinds).
         choices: allowed values for ``kind="enum"``.
-        length: required tuple length for tuple kinds (None: any length >= 1).
+        length: required tuple length for tuple kinds (None: any length from 1 to `limits.MAX_TUPLE`).
         optional: whether `None` is an allowed value.
         doc: one line shown in the editor's parameter form.
         name: filled in by the op declaration.
@@ -84,13 +86,18 @@ class Param:
         kind = self.kind
         if kind in ("int_or_ints", "float_or_floats"):
             kind = kind.split("_or_")[0] + "s" if isinstance(value, (list, tuple)) else kind.split("_or_")[0]
-        if kind == "json":
-            return value
+        if kind == "json":  # what a file can hold, bounded (the JSON copy: tuples become lists)
+            try:
+                return strict_json.to_json(value, self.name or "$")
+            except GraphError as e:
+                raise GraphError(f"{label} must be JSON: at {e.path}: {e.message}") from None
         if kind in ("ints", "floats"):
             if not isinstance(value, (list, tuple)) or not value:
                 raise GraphError(f"{label} must be a non-empty list of {kind[:-1]}s, got {value!r}")
             if self.length is not None and len(value) != self.length:
                 raise GraphError(f"{label} must have {self.length} elements, got {len(value)}: {value!r}")
+            if len(value) > MAX_TUPLE:  # e.g. an input's rank: every op downstream works in proportion to it
+                raise GraphError(f"{label} must have at most {MAX_TUPLE} elements, got {len(value)}")
             return tuple(self._scalar(kind[:-1], v, label) for v in value)
         return self._scalar(kind, value, label)
 
@@ -101,9 +108,13 @@ class Param:
                     value = int(value)
                 else:
                     raise GraphError(f"{label} must be an integer, got {value!r}")
+            if abs(value) > MAX_INT:
+                raise GraphError(f"{label} must fit in 64 bits (|x| <= {MAX_INT}), got {value:.3e}")
         elif kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise GraphError(f"{label} must be a finite number, got {value!r}")
+            if abs(value) > MAX_FLOAT:  # torch converts scalars to float32; beyond this it fails only at run time
+                raise GraphError(f"{label} must be at most {MAX_FLOAT:.4g} in magnitude (a float32), got {value!r}")
             value = float(value)
         elif kind == "bool":
             if not isinstance(value, bool):
@@ -111,6 +122,7 @@ class Param:
         elif kind == "str":
             if not isinstance(value, str):
                 raise GraphError(f"{label} must be a string, got {value!r}")
+            strict_json.check_text(value, self.name, label)
         elif kind == "enum":
             if value not in self.choices:
                 raise GraphError(f"{label} must be one of {list(self.choices)}, got {value!r}")
@@ -250,13 +262,20 @@ class OpDef:
         return {p.name: p.default for p in self.params if p.default is not None or p.optional}
 
     def validate_params(self, params: dict[str, Any], where: str = "") -> dict[str, Any]:
-        """Fill defaults, check every value, and return canonical params in declaration order."""
+        """Fill defaults, check every value, and return canonical params in declaration order. A `GraphError`
+        has `.path` set to the parameter's name."""
         for key in params:
-            self.param(key)  # raises on unknown names
+            try:
+                self.param(key)  # raises on unknown names
+            except GraphError as e:
+                raise GraphError(e.message, path=str(key)) from None
         out: dict[str, Any] = {}
         for p in self.params:
             value = params.get(p.name, p.default)
-            out[p.name] = p.validate(value, where)
+            try:
+                out[p.name] = p.validate(value, where)
+            except GraphError as e:
+                raise GraphError(e.message, path=p.name) from None
         return out
 
     def to_json(self) -> dict[str, Any]:

@@ -3,42 +3,56 @@
 The format is documented in docs/format.md and by the JSON Schema shipped beside this module
 (`graph.schema.json`). Files are untrusted data: loading parses JSON and resolves ops only through the
 registry. Nothing is imported, unpickled or evaluated, and every error names its JSON path
-(``nodes[3].params.kernel_size``). Saving is atomic (temp file + rename), so a crash leaves the old file.
+(``nodes[3].params.kernel_size``). The writer and the reader apply the same rules (`strict_json` for
+values, `limits` for sizes), so a graph that saves also loads, and a graph that cannot be saved raises
+`GraphError` before any file is touched.
 
 Weights are tensors, and this layer does not import torch: a torch-side module registers `WEIGHTS_IO`
-handlers that write and read them as safetensors beside the JSON file (``name.graph.json`` +
-``name.safetensors``).
+handlers that encode and read them as safetensors beside the JSON file (``name.graph.json`` +
+``name.safetensors``). The two files are one pair: `save` replaces both or neither (`replace_files`).
 """
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from graphbuilder.ir import registry
+from graphbuilder.ir import registry, strict_json
 from graphbuilder.ir.errors import GraphError, GraphWarning
 from graphbuilder.ir.graph import BLOCK, Graph, Node, Port
+from graphbuilder.ir.limits import MAX_BLOCK_DEPTH, MAX_DOCUMENT_DEPTH, MAX_FILE_BYTES, MAX_NODES
 
 FORMAT = "graphbuilder.graph"
 VERSION = 1
-MAX_FILE_BYTES = 64 * 1024 * 1024
-MAX_NODES = 100_000
-MAX_BLOCK_DEPTH = 32
 _NODE_KEYS = {"name", "op", "params", "inputs", "meta", "block"}
 _GRAPH_KEYS = {"name", "nodes", "meta", "shared"}
 
-# Filled by the torch side (graphbuilder.compile.weights): save(graph, json_path) and load(graph, json_path).
-WEIGHTS_IO: dict[str, Callable[[Graph, str], None]] = {}
+# Filled by the torch side (graphbuilder.compile.weights_io):
+#   encode(graph, json_text) -> bytes of the weights file for the graph saved as `json_text`, or None (no weights);
+#   load(graph, json_path) reads the weights file beside `json_path`, if any, into the graph.
+WEIGHTS_IO: dict[str, Callable[..., Any]] = {}
+
+
+def weights_path(json_path: str) -> str:
+    """``net.graph.json`` -> ``net.safetensors`` (``net.json`` -> ``net.safetensors``)."""
+    for suffix in (".graph.json", ".json"):
+        if json_path.endswith(suffix):
+            return json_path[: -len(suffix)] + ".safetensors"
+    return json_path + ".safetensors"
 
 
 def graph_to_dict(graph: Graph) -> dict[str, Any]:
     """The file document for `graph`: format tag, version, name, meta and nodes in creation order, plus
-    ``ops``, where each op from user code (``@gb.op``) came from, when there are any."""
-    doc = {"format": FORMAT, "version": VERSION, **_body(graph)}
+    ``ops``, where each op from user code (``@gb.op``) came from, when there are any.
+
+    Raises `GraphError` with the JSON path of anything a file cannot hold (see `strict_json`) and for graphs
+    over the loader's limits (`limits.MAX_NODES` in all, `limits.MAX_BLOCK_DEPTH`), so what saves also loads.
+    """
+    doc = {"format": FORMAT, "version": VERSION, **_body(graph, "", 0, [0])}
     origins = user_op_origins(graph)
     if origins:
         doc["ops"] = origins
@@ -60,37 +74,40 @@ def user_op_origins(graph: Graph) -> dict[str, str]:
     return dict(sorted(origins.items()))
 
 
-def _body(graph: Graph) -> dict[str, Any]:
+def _body(graph: Graph, path: str, depth: int, count: list[int]) -> dict[str, Any]:
+    # `depth` counts blocks; a value in a node sits under 3 containers per block level plus 3 (or 4 for params)
+    if depth > MAX_BLOCK_DEPTH:
+        raise GraphError(f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels; a file this deep would not load",
+                         path=path or "$")
+    count[0] += len(graph._nodes)
+    if count[0] > MAX_NODES:
+        raise GraphError(f"the graph has more than {MAX_NODES} nodes (blocks included); a file this big would not "
+                         "load", path=_join(path, "nodes"))
+    room = MAX_DOCUMENT_DEPTH - 3 * depth
     nodes = []
-    for node in graph._nodes.values():
+    for i, node in enumerate(graph._nodes.values()):
+        where = _join(path, f"nodes[{i}]")
         entry: dict[str, Any] = {
-            "name": node.name,
+            "name": strict_json.check_text(node.name, f"{where}.name", "node name"),
             "op": node.op,
-            "params": {k: _jsonable(v) for k, v in node._params.items()},
+            "params": {k: strict_json.to_json(v, f"{where}.params.{k}", room - 4) for k, v in node._params.items()},
             "inputs": [None if p is None else [p.node.name, p.index] for p in node._inputs],
-            "meta": _jsonable(node.meta),
+            "meta": strict_json.to_json(node.meta, f"{where}.meta", room - 3),
         }
         if node.op == BLOCK:
             assert node.block is not None
-            entry["block"] = _body(node.block)
+            entry["block"] = _body(node.block, f"{where}.block", depth + 1, count)
         nodes.append(entry)
-    body = {"name": graph.name, "meta": _jsonable(graph.meta), "nodes": nodes}
+    body = {"name": strict_json.check_text(graph.name, _join(path, "name"), "graph name"),
+            "meta": strict_json.to_json(graph.meta, _join(path, "meta"), room - 1), "nodes": nodes}
     if graph.shared:
-        body["shared"] = dict(graph.shared)
+        body["shared"] = strict_json.to_json(dict(graph.shared), _join(path, "shared"), room - 1)
     return body
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise GraphError(f"value {value!r} of type {type(value).__name__} cannot be saved in a graph file; "
-                     "keep meta and params to JSON types (dict, list, str, number, bool, None)")
+    """`value` as JSON types by the file rules (`strict_json.to_json`); `GraphError` for anything else."""
+    return strict_json.to_json(value)
 
 
 def graph_from_dict(data: Any, strict: bool = True) -> Graph:
@@ -106,6 +123,7 @@ def graph_from_dict(data: Any, strict: bool = True) -> Graph:
                          "upgrade graphbuilder to read newer files", path="version")
     origins = _origins(data.get("ops", {}))
     body = {k: v for k, v in data.items() if k not in ("format", "version", "ops")}
+    _count_nodes(body)
     try:
         graph = _graph(body, "", depth=0)
     except GraphError as e:
@@ -119,6 +137,25 @@ def graph_from_dict(data: Any, strict: bool = True) -> Graph:
                                  "load it anyway with gb.Graph.load(path, strict=False) to fix it (in the editor "
                                  "its broken nodes show red)", e.nodes, f"nodes[{index}]")
     return graph
+
+
+def _count_nodes(body: Mapping[str, Any]) -> None:
+    """Refuse a document with more than `MAX_NODES` node entries, blocks included, before building any node
+    (a file could otherwise spread them over blocks, each under the limit). Malformed parts are left to
+    `_graph`, which reports them with their paths."""
+    total, stack = 0, [(body, "")]
+    while stack:
+        graph, path = stack.pop()
+        nodes = graph.get("nodes")
+        if not isinstance(nodes, list):
+            continue
+        total += len(nodes)
+        if total > MAX_NODES:
+            raise GraphError(f"more than {MAX_NODES} nodes (blocks included), the limit for one file",
+                             path=_join(path, "nodes"))
+        inner = [(entry["block"], _join(path, f"nodes[{i}].block")) for i, entry in enumerate(nodes)
+                 if isinstance(entry, Mapping) and isinstance(entry.get("block"), Mapping)]
+        stack.extend(reversed(inner))  # document order: the error names the first block past the limit
 
 
 def _origins(value: Any) -> dict[str, str]:
@@ -151,8 +188,6 @@ def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
     graph = Graph(name)
     graph.meta = _expect(body.get("meta", {}), dict, _join(path, "meta"))
     nodes = _expect(body["nodes"], list, _join(path, "nodes"))
-    if len(nodes) > MAX_NODES:
-        raise GraphError(f"{len(nodes)} nodes is more than the limit of {MAX_NODES}", path=_join(path, "nodes"))
     wiring: list[tuple[Node, list[Any], str]] = []
     for i, entry in enumerate(nodes):
         where = _join(path, f"nodes[{i}]")
@@ -207,15 +242,10 @@ def _node(graph: Graph, entry: Any, where: str, depth: int) -> tuple[Node, list[
         opdef = registry.get(op)
     except GraphError as e:
         raise GraphError(e.message, [name], path=f"{where}.op") from None
-    for key, value in params.items():
-        try:
-            opdef.param(key).validate(value)
-        except GraphError as e:
-            raise GraphError(e.message, [name], path=f"{where}.params.{key}") from None
     try:
         checked = opdef.validate_params(params)
     except GraphError as e:
-        raise GraphError(e.message, [name], path=f"{where}.params") from None
+        raise GraphError(e.message, [name], path=f"{where}.params.{e.path}") from None
     need = len(opdef.inputs)
     if (len(inputs) < need) if opdef.variadic else (len(inputs) != need):
         raise GraphError(f"op {op!r} takes {'at least ' if opdef.variadic else ''}{need} input(s), "
@@ -256,8 +286,9 @@ def _join(path: str, key: str) -> str:
 
 
 def dumps(graph: Graph) -> str:
-    """The file text: sorted keys, one field per line, trailing newline (diff-friendly)."""
-    return json.dumps(graph_to_dict(graph), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    """The file text: sorted keys, one field per line, trailing newline (diff-friendly). Raises `GraphError`
+    (with the JSON path) for anything a file cannot hold."""
+    return strict_json.dumps(graph_to_dict(graph), indent=1, sort_keys=True) + "\n"
 
 
 def loads(text: str | bytes, strict: bool = True) -> Graph:
@@ -270,35 +301,31 @@ def loads(text: str | bytes, strict: bool = True) -> Graph:
         except UnicodeDecodeError as e:
             raise GraphError(f"not a UTF-8 JSON file (byte {e.start} is invalid); graph files are JSON text",
                              path="$") from None
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as e:
-        raise GraphError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", path="$") from None
-    except RecursionError:
-        raise GraphError("JSON nests too deeply to be a graph file", path="$") from None
-    return graph_from_dict(data, strict=strict)
-
-
-def _reject_constant(name: str) -> Any:
-    raise GraphError(f"{name} is not valid JSON; use a finite number", path="$")
+    elif len(text) > MAX_FILE_BYTES:
+        raise GraphError(f"text is {len(text)} characters, over the {MAX_FILE_BYTES}-byte limit", path="$")
+    return graph_from_dict(strict_json.loads(text, MAX_DOCUMENT_DEPTH), strict=strict)
 
 
 def save(graph: Graph, path: str | os.PathLike[str]) -> None:
-    """Write `graph` to `path` atomically; its weights (if any) go beside it as safetensors.
+    """Write `graph` to `path` and its weights (if any) beside it as safetensors: both files or neither.
 
-    A graph with errors saves too (work in progress is never lost), with a warning that names the broken
-    nodes and how to load the file back (``strict=False``)."""
+    Everything is encoded in memory first, so a graph that cannot be saved raises `GraphError` with no file
+    touched; then both files are replaced together (`replace_files`). A graph without weights removes a
+    weights file left from an earlier save, in the same step. A graph with errors saves too (work in progress
+    is never lost), with a warning that names the broken nodes and how to load the file back (``strict=False``).
+    """
     path = os.fspath(path)
     text = dumps(graph)
     errors = graph.infer()
     if errors:
         warnings.warn(f"graph {graph.name!r} has errors at {sorted(errors)[:5]}; saved anyway. Load it back "
                       f"with gb.Graph.load({path!r}, strict=False)", GraphWarning, stacklevel=3)
-    if "save" in WEIGHTS_IO:  # called without weights too, so a stale weights file is removed
-        WEIGHTS_IO["save"](graph, path)
+    files: dict[str, bytes | None] = {path: text.encode("utf-8")}
+    if "encode" in WEIGHTS_IO:
+        files[weights_path(path)] = WEIGHTS_IO["encode"](graph, text)
     elif _has_weights(graph):
         raise GraphError("this graph has weights; import graphbuilder (not only graphbuilder.ir) to save them")
-    atomic_write(path, text.encode("utf-8"))
+    replace_files(files)
 
 
 def load(path: str | os.PathLike[str], strict: bool = True) -> Graph:
@@ -309,7 +336,7 @@ def load(path: str | os.PathLike[str], strict: bool = True) -> Graph:
         if size > MAX_FILE_BYTES:
             raise GraphError(f"{path} is {size} bytes, over the {MAX_FILE_BYTES}-byte limit", path="$")
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise GraphError(f"cannot read graph file {path!r}: {e.strerror}") from None
     graph = loads(data, strict=strict)
@@ -324,15 +351,83 @@ def _has_weights(graph: Graph) -> bool:
 
 def atomic_write(path: str, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same folder and a rename: all or nothing."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    replace_files({path: data})
+
+
+def replace_files(files: Mapping[str, bytes | None]) -> None:
+    """Give each path in `files` its bytes (None: remove the file), all together or not at all.
+
+    Each new file is written to a temp file beside its target and flushed to disk; each old file is kept as a
+    hard link (a copy where links are not supported). Only then are targets renamed over. If anything fails,
+    the targets already replaced get their old files back, and temp and backup files are removed, so the
+    folder is as before. (A power cut between two renames can still leave a new file beside an old one; the
+    weights file records the hash of the graph file it was saved with, so loading notices such a pair.)
+    """
+    staged: dict[str, str] = {}
+    backups: dict[str, str] = {}
+    done: list[str] = []
+    try:
+        for target, data in files.items():
+            if data is not None:
+                staged[target] = _write_temp(target, data)
+        for target in files:
+            if os.path.exists(target):
+                backups[target] = _keep_old(target)
+        for target, data in files.items():
+            if data is not None:
+                os.replace(staged[target], target)
+                del staged[target]
+            elif target in backups:
+                os.unlink(target)
+            done.append(target)
+    except BaseException:
+        for target in reversed(done):
+            if target in backups:
+                os.replace(backups.pop(target), target)
+            elif os.path.exists(target):
+                os.unlink(target)
+        raise
+    finally:
+        for leftover in [*staged.values(), *backups.values()]:
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    for folder in {os.path.dirname(os.path.abspath(t)) for t in files}:
+        _sync_folder(folder)
+
+
+def _write_temp(target: str, data: bytes) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(target)))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
+    return tmp
+
+
+def _keep_old(target: str) -> str:
+    fd, backup = tempfile.mkstemp(prefix=".old-", dir=os.path.dirname(os.path.abspath(target)))
+    os.close(fd)
+    try:
+        os.unlink(backup)
+        os.link(target, backup)
+    except OSError:
+        shutil.copyfile(target, backup)
+    return backup
+
+
+def _sync_folder(folder: str) -> None:
+    """Make the renames durable (where the platform lets a folder be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -148,9 +148,9 @@ def call(opdef: OpDef, module: nn.Module | None, tensors: Sequence[Any], params:
 
 def _run_meta(opdef: OpDef, params: dict[str, Any], specs: Specs, flop_mode: FlopCounterMode | None = None
               ) -> tuple[Any, nn.Module | None]:
-    if opdef.check is not None:
-        opdef.check(params, specs)
     try:
+        if opdef.check is not None:  # inside the try: a check that trips on an odd input (rank 0) is a refusal
+            opdef.check(params, specs)
         tensors = meta_tensors(specs)
         module = None
         if opdef.build is not None:

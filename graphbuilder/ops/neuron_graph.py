@@ -32,14 +32,13 @@ import torch
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import Graph, Node
+from graphbuilder.ir.limits import MAX_CONNECTIONS, MAX_NEURONS
 from graphbuilder.ir.schema import OpDef, Param
 from graphbuilder.ops.declare import Specs, choice, declare, example, named
 from graphbuilder.ops.modules.neuron_graph import ACTIVATIONS, Neuron, NeuronGraphModule, activate
 
 __all__ = ["ACTIVATIONS", "NeuronGraph"]
 
-MAX_NEURONS = 1_000_000
-MAX_CONNECTIONS = 10_000_000
 Edge = tuple[int, int]
 
 
@@ -404,6 +403,12 @@ class NeuronGraph:
         outputs = _units(data["outputs"], "topology.outputs")
         if len(inputs) + len(hidden) + len(outputs) > MAX_NEURONS:
             raise GraphError(f"topology has more than {MAX_NEURONS} neurons")
+        conns = data["connections"]
+        if not isinstance(conns, (list, tuple)):
+            raise GraphError(f"topology.connections must be a list of [src, dst] pairs, got {type(conns).__name__}")
+        if len(conns) > MAX_CONNECTIONS:  # checked before any neuron is made
+            raise GraphError(f"topology.connections must hold at most {MAX_CONNECTIONS} connections, got "
+                             f"{len(conns)}")
         ng = cls.__new__(cls)
         ng._inputs, ng._outputs, ng._act, ng._bias, ng._w, ng._succ, ng._pred = [], [], {}, {}, {}, {}, {}
         if not inputs or not outputs:
@@ -416,10 +421,6 @@ class NeuronGraph:
         for o, act in outputs:
             ng._new(o, act)
             ng._outputs.append(o)
-        conns = data["connections"]
-        if not isinstance(conns, (list, tuple)) or len(conns) > MAX_CONNECTIONS:
-            raise GraphError(f"topology.connections must be a list of [src, dst] pairs (at most "
-                             f"{MAX_CONNECTIONS}), got {type(conns).__name__}")
         input_set = set(inputs)
         for k, pair in enumerate(conns):
             if (not isinstance(pair, (list, tuple)) or len(pair) != 2

@@ -26,6 +26,7 @@ from torch import nn
 
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.limits import MAX_CANDIDATES
 from graphbuilder.ir.schema import Param, TensorSpec
 from graphbuilder.ops.declare import Specs, channels, choice, declare, example, integer, named
 from graphbuilder.ops.modules.search_space import (
@@ -99,6 +100,8 @@ def candidate_list(value: Any) -> list[tuple[str, dict[str, Any]]]:
     if not isinstance(value, (list, tuple)) or not value:
         raise GraphError(f"candidates must be a non-empty list of search-op names, got {value!r}; e.g. "
                          "['ir_k3_e6', 'sd_k3_d2', 'skip']")
+    if len(value) > MAX_CANDIDATES:  # each candidate builds a module
+        raise GraphError(f"candidates must hold at most {MAX_CANDIDATES} ops, got {len(value)}")
     out = []
     for i, entry in enumerate(value):
         if isinstance(entry, str):

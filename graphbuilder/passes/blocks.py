@@ -169,6 +169,12 @@ def ungroup(graph: Graph, block: str | Node) -> Graph:
     for i, port in enumerate(node.inputs):
         if port is None:
             raise GraphError(f"ungroup: input {i} of block {name!r} is not connected; connect it first", [name])
+    count = len(node.block.outputs)
+    for user in node.users:
+        for port in user.inputs:
+            if port is not None and port.node is node and port.index >= count:
+                raise GraphError(f"ungroup: {user.name!r} reads output {port.index} of block {name!r}, which has "
+                                 f"{count} output(s); connect it to an existing output first", [user.name, name])
     new = graph.copy()
     outer = new[name]
     inner = outer.block

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from graphbuilder.ir import registry
+from graphbuilder.ir import registry, strict_json
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
 from graphbuilder.ir.render import node_flops
@@ -215,6 +215,9 @@ def build_nodes(graph: Graph, flops: FlopCache, cache: DocCache | None = None,
     """
     graph.infer()
     entries = list(walk(graph))
+    for _, _, node in entries:  # a block whose input is invalid was not re-inferred: bring its inside up to
+        if node.block is not None:  # date now, or FLOPs would re-infer it halfway through and leave stale entries
+            node.block.infer()
     ids = {id(node): node_id for node_id, _, node in entries}
     out: dict[str, NodeDoc] = {}
     fresh: dict[str, tuple[Signature, NodeDoc]] = {}
@@ -256,20 +259,10 @@ def graph_header(graph: Graph) -> dict[str, Any]:
 
 
 def safe_json(value: Any) -> Any:
-    """`value` as JSON types; meta that a file could not hold (numpy scalars, objects) shows as text."""
-    try:
-        return _jsonable(value)
-    except GraphError:
-        if isinstance(value, dict):
-            return {str(k): safe_json(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [safe_json(v) for v in value]
-        if hasattr(value, "item"):  # numpy / torch scalars
-            try:
-                return _jsonable(value.item())
-            except (GraphError, ValueError, TypeError):
-                pass
-        return repr(value)
+    """`value` as JSON types for display; meta that a file could not hold shows as text (objects, NaN, lone
+    surrogates), and nesting beyond `limits.MAX_VALUE_DEPTH` as "…" (`strict_json.displayable`; never raises,
+    never recurses)."""
+    return strict_json.displayable(value)
 
 
 def document(graph: Graph, version: int, flops: FlopCache, cache: DocCache | None = None,

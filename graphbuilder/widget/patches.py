@@ -15,9 +15,12 @@ Ops (snake_case here; docs/widget-protocol.md lists them with their wire form):
     {"op": "ungroup", "node": id}                                       passes.blocks.ungroup
     {"op": "paste", "fragment": {...}, "offset"?: [dx, dy], "parent"?}  nodes from `fragment_of`
 
-`apply_ops` applies ops one by one; an op that fails (unknown node, bad value, cycle) is skipped and
-reported, the others still apply. Renames made along the way (a requested name that was taken, or a
-rename op) are reported so the browser can re-point its pending edits.
+`apply_ops` applies ops one by one. Each op is first checked against its schema (`requests.op`), then
+applied whole or not at all: an op that fails (a malformed field, an unknown node among good ones, a bad
+value, a cycle) is skipped and reported, leaving the graph as it was, and the others still apply. Ops that
+make several edits check everything before the first (``remove``, ``move``, ``meta``) or undo what they did
+(``paste``). Renames made along the way (a requested name that was taken, or a rename op) are reported so
+the browser can re-point its pending edits.
 
 Boundary: the IR's public editing API only (`Graph.add(..., allow_unconnected=True)` for nodes drawn before
 they are wired, `Node.add_input_port` / `remove_input_port` for variadic ops, `Graph.replace_contents` to
@@ -37,10 +40,10 @@ from graphbuilder.ir.graph import BLOCK, Graph, Node, Port
 from graphbuilder.ir.serialize import graph_from_dict, graph_to_dict
 from graphbuilder.models import NETWORKS
 from graphbuilder.passes.blocks import group, ungroup
+from graphbuilder.widget import requests
 from graphbuilder.widget.document import escape, join_id, resolve, resolve_graph, split_id
 
 Op = dict[str, Any]
-MAX_OPS = 10_000
 
 
 class OpResult:
@@ -78,46 +81,35 @@ def _parent_of(node_id: str) -> str | None:
     return None if len(names) == 1 else "/".join(escape(n) for n in names[:-1])
 
 
-def _port(value: Any, what: str) -> tuple[str, int]:
-    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not isinstance(value[0], str)
-            or not isinstance(value[1], int) or isinstance(value[1], bool) or value[1] < 0):
-        raise GraphError(f"{what} must be [node_id, index], got {value!r}")
-    return value[0], value[1]
-
-
 def _op_add(graph: Graph, op: Op, result: OpResult) -> None:
-    parent = op.get("parent")
+    parent = op["parent"]
     where = resolve_graph(graph, parent)
-    op_name = op.get("op_name")
-    if not isinstance(op_name, str):
-        raise GraphError(f"add: 'op_name' must be an op name, got {op_name!r}")
-    wanted = op.get("name")
-    name = where.unique_name(wanted) if isinstance(wanted, str) and wanted else None
-    meta = {}
-    if op.get("position") is not None:
-        x, y = op["position"]
-        meta["position"] = {"x": float(x), "y": float(y)}
+    op_name, wanted = op["op_name"], op["name"]
+    name = where.unique_name(wanted) if wanted else None
+    meta = {} if op["position"] is None else {"position": {"x": op["position"][0], "y": op["position"][1]}}
     network = None if op_name in registry.names() else NETWORKS.get(op_name)  # a palette network: a block
-    node = add_unconnected(where, op_name, name, dict(op.get("params") or {}), meta=meta,
+    node = add_unconnected(where, op_name, name, op["params"], meta=meta,
                            block=network.build() if network is not None else None)
     node_id = join_id(parent, node.name)
-    if isinstance(wanted, str) and wanted and join_id(parent, wanted) != node_id:
+    if wanted and join_id(parent, wanted) != node_id:
         result.renamed[join_id(parent, wanted)] = node_id
     result.created.append(node_id)
 
 
 def _op_remove(graph: Graph, op: Op, result: OpResult) -> None:
-    ids = op.get("nodes")
-    if not isinstance(ids, list):
-        raise GraphError(f"remove: 'nodes' must be a list of node ids, got {ids!r}")
-    for node_id in ids:
-        node = resolve(graph, node_id)
+    # Every id must name a removable node before any is removed; ids inside a removed block go with it.
+    paths = {tuple(split_id(i)) for i in op["nodes"]}
+    chosen = [(node_id, resolve(graph, node_id)) for node_id in op["nodes"]]
+    doomed = [node for node_id, node in chosen
+              if not any(tuple(split_id(node_id))[:k] in paths for k in range(1, len(split_id(node_id))))]
+    for node in doomed:
+        node.graph.check_remove(node)
+    for node in dict.fromkeys(doomed):
         node.graph.remove(node, disconnect=True)
 
 
 def _op_connect(graph: Graph, op: Op, result: OpResult) -> None:
-    src_id, out = _port(op.get("source"), "connect: 'source'")
-    dst_id, index = _port(op.get("target"), "connect: 'target'")
+    (src_id, out), (dst_id, index) = op["source"], op["target"]
     if _parent_of(src_id) != _parent_of(dst_id):
         raise GraphError(f"cannot connect {src_id!r} to {dst_id!r}: they are in different blocks; connect to the "
                          "block's ports instead", [src_id, dst_id])
@@ -130,7 +122,7 @@ def _op_connect(graph: Graph, op: Op, result: OpResult) -> None:
 
 
 def _op_disconnect(graph: Graph, op: Op, result: OpResult) -> None:
-    dst_id, index = _port(op.get("target"), "disconnect: 'target'")
+    dst_id, index = op["target"]
     target = resolve(graph, dst_id)
     opdef = None if target.op == BLOCK else registry.get(target.op)
     if opdef is not None and opdef.variadic and len(opdef.inputs) <= index < len(target.inputs):
@@ -140,47 +132,36 @@ def _op_disconnect(graph: Graph, op: Op, result: OpResult) -> None:
 
 
 def _op_params(graph: Graph, op: Op, result: OpResult) -> None:
-    node = resolve(graph, op.get("node", ""))
-    params = op.get("params")
-    if not isinstance(params, dict):
-        raise GraphError(f"params: 'params' must be an object, got {params!r}", [node.name])
-    node.update(**params)
+    resolve(graph, op["node"]).update(**op["params"])
 
 
 def _op_rename(graph: Graph, op: Op, result: OpResult) -> None:
-    node_id = op.get("node", "")
+    node_id = op["node"]
     node = resolve(graph, node_id)
-    node.rename(op.get("name"))
+    node.rename(op["name"])
     new_id = join_id(_parent_of(node_id), node.name)
     if new_id != node_id:
         result.renamed[node_id] = new_id
 
 
 def _op_move(graph: Graph, op: Op, result: OpResult) -> None:
-    positions = op.get("positions")
-    if not isinstance(positions, dict):
-        raise GraphError(f"move: 'positions' must map node ids to [x, y], got {positions!r}")
-    for node_id, xy in positions.items():
-        if not (isinstance(xy, (list, tuple)) and len(xy) == 2 and all(isinstance(v, (int, float)) for v in xy)):
-            raise GraphError(f"move: position of {node_id!r} must be [x, y], got {xy!r}", [node_id])
-        resolve(graph, node_id).meta["position"] = {"x": float(xy[0]), "y": float(xy[1])}
+    moves = [(resolve(graph, node_id), xy) for node_id, xy in op["positions"].items()]  # all ids first
+    for node, (x, y) in moves:
+        node.meta["position"] = {"x": x, "y": y}
 
 
 def _op_meta(graph: Graph, op: Op, result: OpResult) -> None:
-    node = resolve(graph, op.get("node", ""))
-    meta = op.get("meta")
-    if not isinstance(meta, dict):
-        raise GraphError(f"meta: 'meta' must be an object, got {meta!r}", [node.name])
-    for key, value in meta.items():
+    node = resolve(graph, op["node"])
+    for key, value in op["meta"].items():  # a checked JSON copy: nothing to fail on, nothing shared
         if value is None:
             node.meta.pop(key, None)
         else:
-            node.meta[key] = copy.deepcopy(value)
+            node.meta[key] = value
 
 
 def _op_group(graph: Graph, op: Op, result: OpResult) -> None:
-    ids = op.get("nodes")
-    if not isinstance(ids, list) or not ids:
+    ids = op["nodes"]
+    if not ids:
         raise GraphError("group: select the nodes to put into a block")
     parents = {_parent_of(i) for i in ids}
     if len(parents) != 1:
@@ -189,13 +170,13 @@ def _op_group(graph: Graph, op: Op, result: OpResult) -> None:
     where = resolve_graph(graph, parent)
     names = [split_id(i)[-1] for i in ids]
     before = {n.name for n in where}
-    where.replace_contents(group(where, names, name=op.get("name") or None))
+    where.replace_contents(group(where, names, name=op["name"] or None))
     result.created += [join_id(parent, n.name) for n in where
                        if n.name not in before or (n.op == BLOCK and n.name in names)]
 
 
 def _op_ungroup(graph: Graph, op: Op, result: OpResult) -> None:
-    node_id = op.get("node", "")
+    node_id = op["node"]
     node = resolve(graph, node_id)
     parent = _parent_of(node_id)
     where = node.graph
@@ -225,26 +206,31 @@ def fragment_of(graph: Graph, ids: list[str]) -> dict[str, Any]:
 
 
 def _op_paste(graph: Graph, op: Op, result: OpResult) -> None:
-    fragment = op.get("fragment")
-    if not isinstance(fragment, dict) or fragment.get("format") != "graphbuilder.fragment":
+    fragment = op["fragment"]
+    if fragment.get("format") != "graphbuilder.fragment":
         raise GraphError("paste: the clipboard holds no GraphBuilder nodes")
-    parent = op.get("parent")
+    parent = op["parent"]
     where = resolve_graph(graph, parent)
-    dx, dy = op.get("offset") or (40.0, 40.0)
+    dx, dy = op["offset"] or (40.0, 40.0)
     # Validate the fragment as a graph file (no execution, every field checked), unconnected inputs allowed.
     piece = graph_from_dict({"format": "graphbuilder.graph", "version": 1, "name": "clipboard",
                              "nodes": fragment.get("nodes", [])}, strict=False)
     mapping: dict[str, Node] = {}
-    for node in piece.topological_order():
-        ports = [None if p is None else Port(mapping[p.node.name], p.index) for p in node.inputs]
-        meta = copy.deepcopy(node.meta)
-        pos = meta.get("position")
-        if isinstance(pos, dict) and isinstance(pos.get("x"), (int, float)) and isinstance(pos.get("y"), (int, float)):
-            meta["position"] = {"x": pos["x"] + dx, "y": pos["y"] + dy}
-        twin = add_unconnected(where, node.op, where.unique_name(node.name), dict(node.params),
-                               block=node.block, ports=ports, meta=meta)
-        mapping[node.name] = twin
-        result.created.append(join_id(parent, twin.name))
+    try:
+        for node in piece.topological_order():
+            ports = [None if p is None else Port(mapping[p.node.name], p.index) for p in node.inputs]
+            meta = copy.deepcopy(node.meta)
+            pos = meta.get("position")
+            if isinstance(pos, dict) and isinstance(pos.get("x"), (int, float)) and isinstance(pos.get("y"),
+                                                                                             (int, float)):
+                meta["position"] = {"x": pos["x"] + dx, "y": pos["y"] + dy}
+            mapping[node.name] = add_unconnected(where, node.op, where.unique_name(node.name), dict(node.params),
+                                                 block=node.block, ports=ports, meta=meta)
+    except GraphError:  # e.g. an input node pasted into a block: take back what was pasted
+        for twin in reversed(mapping.values()):
+            where.remove(twin, disconnect=True)
+        raise
+    result.created += [join_id(parent, twin.name) for twin in mapping.values()]
 
 
 OPS: dict[str, Callable[[Graph, Op, OpResult], None]] = {
@@ -283,34 +269,24 @@ def remap(op: Op, renamed: dict[str, str]) -> Op:
     return out
 
 
-def apply_ops(graph: Graph, ops: list[Op], renamed: dict[str, str] | None = None) -> OpResult:
-    """Apply browser ops to `graph` in order. Failing ops are skipped and reported with their message.
+def apply_ops(graph: Graph, ops: list[Any], renamed: dict[str, str] | None = None) -> OpResult:
+    """Apply browser ops to `graph` in order, each whole or not at all. Failing ops are skipped and reported
+    with their message (a malformed op: with the path of its bad field).
 
     `renamed` maps ids the browser may still use to current ids (renames it has not seen yet): the rebase.
     """
     result = OpResult()
-    if not isinstance(ops, list) or len(ops) > MAX_OPS:
-        result.errors.append({"index": -1, "message": f"a patch holds a list of at most {MAX_OPS} ops",
-                              "nodes": []})
-        return result
     seen = dict(renamed or {})
     for index, raw in enumerate(ops):
+        name = raw.get("op") if isinstance(raw, dict) and isinstance(raw.get("op"), str) else None
         try:
-            if not isinstance(raw, dict) or raw.get("op") not in OPS:
-                kinds = ", ".join(sorted(OPS))
-                raise GraphError(f"unknown patch op {raw.get('op') if isinstance(raw, dict) else raw!r}; "
-                                 f"ops are: {kinds}")
-            op = remap(raw, seen)
+            op = remap(requests.op(raw, index), seen)
             before = dict(result.renamed)
             OPS[op["op"]](graph, op, result)
             for old, new in result.renamed.items():
                 if before.get(old) != new:
                     seen[old] = new
         except GraphError as e:
-            result.errors.append({"index": index, "op": raw.get("op") if isinstance(raw, dict) else None,
-                                  "message": e.message, "nodes": list(e.nodes)})
-        except (TypeError, ValueError, KeyError) as e:  # malformed fields: say which op
-            result.errors.append({"index": index, "op": raw.get("op") if isinstance(raw, dict) else None,
-                                  "message": f"malformed {raw.get('op') if isinstance(raw, dict) else ''} op: {e}",
-                                  "nodes": []})
+            message = str(e) if isinstance(e, requests.RequestError) else e.message
+            result.errors.append({"index": index, "op": name, "message": message, "nodes": list(e.nodes)})
     return result

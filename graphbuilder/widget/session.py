@@ -31,6 +31,7 @@ from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
 from graphbuilder.ir.snapshot import GraphSnapshot, restore, snapshot
+from graphbuilder.widget import requests
 from graphbuilder.widget.actions import ActionFn
 from graphbuilder.widget.document import DocCache, FlopCache, apply_changes, diff, document, join_id, resolve, walk
 from graphbuilder.widget.patches import _parent_of, apply_ops, fragment_of
@@ -201,15 +202,27 @@ class Session:
         return changes
 
     # -- messages from the browser -------------------------------------------------------------------------------
-    def handle(self, message: Message) -> None:
-        """The one dispatcher for browser messages (``kind`` picks the handler; unknown kinds are answered)."""
-        kind = message.get("kind")
-        handler = _HANDLERS.get(kind or "")
-        if handler is None:
-            self._send({"kind": "error", "reply_to": message.get("id"),
-                        "message": f"unknown message kind {kind!r}; kinds are {sorted(_HANDLERS)}"})
+    def handle(self, message: Any) -> None:
+        """The one dispatcher for browser messages: each is checked against its kind's schema
+        (`requests.message`) before anything else, and answered exactly once; a malformed one gets an
+        error in the reply form of its kind (an ``error`` message when the kind is unknown)."""
+        try:
+            checked = requests.message(message)
+        except requests.RequestError as e:
+            self._refuse(requests.kind_of(message), requests.reply_id(message), str(e))
             return
-        handler(self, message)
+        _HANDLERS[checked["kind"]](self, checked)
+
+    def _refuse(self, kind: str | None, reply_to: Any, text: str) -> None:
+        """The one reply to a malformed request, in the form its kind's answer takes."""
+        if kind in ("patch", "undo", "redo", "action"):
+            self.flush(reply={"id": reply_to, "ok": False, "ids": {}, "created": [],
+                              "errors": [{"index": -1, "op": None, "message": text, "nodes": []}]})
+        elif kind in _FAILED_ANSWER:
+            self._send({"kind": _FAILED_ANSWER[kind], "reply_to": reply_to, "ok": False, "message": text,
+                        **({"targets": {}} if kind == "probe" else {})})
+        else:  # unknown kinds, and sync (whose answer, a snapshot, has no failed form)
+            self._send({"kind": "error", "reply_to": reply_to, "message": text})
 
     def _renamed_since(self, base: int) -> dict[str, str]:
         mapping: dict[str, str] = {}
@@ -224,17 +237,16 @@ class Session:
     def _on_patch(self, message: Message) -> None:
         if self._dirty:
             self.flush()  # Python's edits came first; the browser learns of them before its reply
-        base = message.get("base_version")
-        base = base if isinstance(base, int) and not isinstance(base, bool) else self.version
+        base = self.version if message["base_version"] is None else message["base_version"]
         self._applying = True
         try:
-            result = apply_ops(self.graph, message.get("ops", []), self._renamed_since(base))
+            result = apply_ops(self.graph, message["ops"], self._renamed_since(base))
         finally:
             self._applying = False
         for old, new in result.renamed.items():
             self._renames.append((self.version + 1, old, new))
-        reply = {"id": message.get("id"), "ok": not result.errors, **result.to_json()}
-        self.flush(reply=reply, record="push" if message.get("record", True) else "replace", full=False)
+        reply = {"id": message["id"], "ok": not result.errors, **result.to_json()}
+        self.flush(reply=reply, record="push" if message["record"] else "replace", full=False)
 
     def _on_history(self, message: Message) -> None:
         if self._dirty:
@@ -267,15 +279,15 @@ class Session:
 
     def _on_copy(self, message: Message) -> None:
         try:
-            fragment = fragment_of(self.graph, list(message.get("nodes") or []))
+            fragment = fragment_of(self.graph, message["nodes"])
             self._send({"kind": "copied", "reply_to": message.get("id"), "ok": True, "fragment": fragment})
         except GraphError as e:
             self._send({"kind": "copied", "reply_to": message.get("id"), "ok": False, "message": e.message})
 
     def _on_probe(self, message: Message) -> None:
         try:
-            source = message.get("source") or ["", 0]
-            targets = self.probe(source[0], int(source[1]))
+            source = message["source"]
+            targets = self.probe(source[0], source[1])
             self._send({"kind": "probed", "reply_to": message.get("id"), "ok": True, "targets": targets})
         except GraphError as e:
             self._send({"kind": "probed", "reply_to": message.get("id"), "ok": False, "message": e.message,
@@ -333,8 +345,7 @@ class Session:
         return refused
 
     def _on_action(self, message: Message) -> None:
-        name = message.get("name")
-        selection = list(message.get("selection") or [])
+        name, selection = message["name"], message["selection"]
         if name not in self.actions:
             self.flush(reply={"id": message.get("id"), "ok": False, "ids": {}, "created": [], "errors": [
                 {"index": -1, "message": f"unknown action {name!r}; actions are {sorted(self.actions)}",
@@ -408,6 +419,9 @@ class Session:
                 reply.update(ok=False, message=e.message)
         self._send(reply)
 
+
+# The answer kind of each request that has a failed form ({"ok": false, "message"}).
+_FAILED_ANSWER = {"probe": "probed", "copy": "copied", "export_python": "exported", "elk_source": "elk_source"}
 
 _HANDLERS: dict[str, Callable[[Session, Message], None]] = {
     "patch": Session._on_patch,

@@ -303,8 +303,7 @@ class GraphWidget(anywidget.AnyWidget):
         self.send(to_wire(message))
 
     def _on_message(self, widget: Any, content: Any, buffers: list[Any]) -> None:
-        if isinstance(content, dict):
-            self._session.handle(from_wire(content))
+        self._session.handle(from_wire(content))  # anything: the session answers malformed messages too
 
     def close(self) -> None:
         """Close the widget and stop following the graph."""

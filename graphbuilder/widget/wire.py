@@ -68,10 +68,18 @@ def to_wire(value: Any) -> Any:
     return value
 
 
-def from_wire(value: Any) -> Any:
+# Protocol keys sit at most a few levels down (message.ops[i].source); deeper values are passed on as they are,
+# for the request schema to refuse, so a message nested 900 deep costs no Python stack here.
+_PROTOCOL_DEPTH = 8
+
+
+def from_wire(value: Any, depth: int = 0) -> Any:
     """A message from the browser with protocol keys in snake_case (user data untouched)."""
+    if depth >= _PROTOCOL_DEPTH:
+        return value
     if isinstance(value, dict):
-        return {snake(k): (v if k in _OPAQUE_WIRE else from_wire(v)) for k, v in value.items()}
+        return {snake(k) if isinstance(k, str) else k: (v if k in _OPAQUE_WIRE else from_wire(v, depth + 1))
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [from_wire(v) for v in value]
+        return [from_wire(v, depth + 1) for v in value]
     return value
