@@ -170,10 +170,11 @@ _register(_softmax("softmax"), F.softmax, torch.softmax, "softmax")
 _register(_softmax("log_softmax"), F.log_softmax, torch.log_softmax, "log_softmax")
 
 
-def _number(value: Any, op: str) -> float:
+def _number(value: Any, op: str) -> int | float:
+    """A scalar operand as written: an int stays an int (an integer tensor plus 1 stays integer, as in torch)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise Unsupported(f"{op} with {type(value).__name__} {value!r}: only tensors and numbers are supported")
-    return float(value)
+    return value
 
 
 def _binary(op: str, scalar: str | None = None, reverse: str | None = None, scalar_param: str = "other") -> Handler:
