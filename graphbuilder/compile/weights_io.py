@@ -7,8 +7,10 @@ File layout. One tensor per (node, state_dict key), nested blocks included. A te
 node names from the top graph down, then the state_dict key, joined with ``/``; each part is escaped
 (``%`` -> ``%25``, ``/`` -> ``%2F``) so any node name round-trips unambiguously:
 ``layer1/0/conv1/weight`` is the ``weight`` of node ``conv1`` in block ``0`` of block ``layer1``.
-The safetensors metadata holds ``format = graphbuilder.weights``, ``version = 1`` and ``graph_sha256``, the
-hash of the graph JSON the weights were saved with.
+A tied weight (``graph.tied``, see `graphbuilder.ir.ties`) is stored once, under its owner's key, and
+loading gives the tied node the owner's tensor. The safetensors metadata holds ``format =
+graphbuilder.weights``, ``version = 1`` and ``graph_sha256``, the hash of the graph JSON the weights were saved
+with.
 
 On load, weights whose graph file is unchanged load as they are. If the JSON was edited since (the hash
 differs) a warning says so and a node's weights load only when the node still exists with the same op and
@@ -33,6 +35,9 @@ from safetensors.torch import save as st_save
 from graphbuilder.ir import registry, serialize
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
+from graphbuilder.ir.ties import escape as _escape
+from graphbuilder.ir.ties import split_path
+from graphbuilder.ir.ties import unescape as _unescape
 
 FORMAT = "graphbuilder.weights"
 VERSION = "1"
@@ -44,14 +49,6 @@ def weights_path(json_path: str) -> str:
         if json_path.endswith(suffix):
             return json_path[: -len(suffix)] + ".safetensors"
     return json_path + ".safetensors"
-
-
-def _escape(part: str) -> str:
-    return part.replace("%", "%25").replace("/", "%2F")
-
-
-def _unescape(part: str) -> str:
-    return part.replace("%2F", "/").replace("%25", "%")
 
 
 def tensor_key(path: list[str], node: str, key: str) -> str:
@@ -72,7 +69,22 @@ def flatten_weights(graph: Graph, path: list[str] | None = None) -> dict[str, to
     for node in graph._nodes.values():
         if node.op == BLOCK and node.block is not None:
             out.update(flatten_weights(node.block, [*path, node.name]))
+    for weight in graph.tied:  # stored once, under the owner's key
+        out.pop("/".join([*(_escape(p) for p in path), weight]), None)
     return out
+
+
+def _tie_loaded(graph: Graph, grouped: dict[tuple[str, ...], dict[str, torch.Tensor]],
+                path: tuple[str, ...] = ()) -> None:
+    """Give each tied weight its owner's tensor from the file (`flatten_weights` stored it once)."""
+    for weight, owner in graph.tied.items():
+        (w_nodes, w_key), (o_nodes, o_key) = split_path(weight), split_path(owner)
+        tensor = grouped.get((*path, *o_nodes), {}).get(o_key)
+        if tensor is not None:
+            grouped.setdefault((*path, *w_nodes), {})[w_key] = tensor
+    for node in graph._nodes.values():
+        if node.op == BLOCK and node.block is not None:
+            _tie_loaded(node.block, grouped, (*path, node.name))
 
 
 def _graph_hash(graph: Graph) -> str:
@@ -128,6 +140,7 @@ def load_weights(graph: Graph, json_path: str) -> None:
         if len(parts) < 2:
             raise GraphError(f"weights file {source!r}: key {key!r} does not name a node and a weight")
         grouped.setdefault(tuple(parts[:-1]), {})[parts[-1]] = tensor
+    _tie_loaded(graph, grouped)
     skipped = []
     saved_hashes = json.loads(metadata.get("nodes", "{}")) if edited else {}
     current_hashes = _node_hashes_all(graph) if edited else {}

@@ -40,6 +40,7 @@ from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
 from graphbuilder.ir.naming import Namespace
+from graphbuilder.ir.ties import split_path
 
 _MODULES_PACKAGE = "graphbuilder.ops.modules."
 
@@ -151,6 +152,8 @@ class _Writer:
                 forward.append(line if len(line) + len(shapes) + 4 > 116 else f"{line}  # {shapes}")
         outs = [values[p.node][p.index] for n in graph.outputs for p in n.inputs if p is not None]
         params = ", ".join(["self", *(values[n][0] for n in graph.inputs)])
+        for weight, owner in graph.tied.items():  # one tensor under two names, as compiled
+            init.append(f"{_attribute(graph, weight)} = {_attribute(graph, owner)}  # tied")
         lines = [f'    """{_docstring(graph)}"""', "", "    def __init__(self) -> None:", "        super().__init__()"]
         lines += [f"        {line}" for line in init]
         if eval_mode:
@@ -297,6 +300,31 @@ def _called_names() -> set[str]:
     """Names of the functions from graphbuilder/ops/modules that compiled code calls (inlined when used)."""
     return {op.function.__name__ for op in registry.all_ops()
             if op.function is not None and getattr(op.function, "__module__", "").startswith(_MODULES_PACKAGE)}
+
+
+def _idents(graph: Graph) -> dict[str, str]:
+    """Node name -> the attribute `_Writer._body` gives it (the same `Namespace` calls, in the same order)."""
+    names, out = Namespace(), {}
+    for node in graph:
+        out[node.name] = names.create(node.name)
+        _local_name(out[node.name], names)
+    return out
+
+
+def _attribute(graph: Graph, path: str) -> str:
+    """``self.a.b.weight`` for weight path `path` of `graph` (see `graphbuilder.ir.ties`): generated identifiers,
+    then the state key's parts, each checked to be an identifier."""
+    nodes, key = split_path(path)
+    parts, current = ["self"], graph
+    for name in nodes:
+        parts.append(_idents(current)[current.shared.get(name, name)])
+        block = current[name].block
+        current = block if block is not None else current
+    for part in key.split("."):
+        if not part.isidentifier() or keyword.iskeyword(part):
+            raise GraphError(f"tied weight {path!r}: {part!r} is not an attribute name", [nodes[-1]])
+        parts.append(part)
+    return ".".join(parts)
 
 
 def _local_name(ident: str, names: Namespace) -> str:

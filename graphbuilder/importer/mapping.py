@@ -51,7 +51,10 @@ class Attr:
 
 @dataclass(eq=False)
 class Emit:
-    """One IR node to create: `op` with `params` applied to `inputs`, loading `weights` (a state_dict)."""
+    """One IR node to create: `op` with `params` applied to `inputs`, loading `weights` (a state_dict).
+
+    The weights are the module's own tensors, not copies: `assemble` copies each tensor once and ties the
+    nodes that read the same one (a module called twice, tied embeddings)."""
 
     op: str
     params: dict[str, Any]
@@ -61,7 +64,6 @@ class Emit:
     scope: tuple[tuple[str, str, str], ...] = ()  # (module key, qualified path, class name), outermost first
     source: str = ""  # module path (or path/function) the call came from, for messages and node.meta
     expected: list[tuple[tuple[int, ...], str]] = field(default_factory=list)  # example (shape, dtype) per output
-    shares: Emit | None = None  # an earlier call of the same module: this node uses that node's weights
 
 
 class Unsupported(Exception):
@@ -550,5 +552,5 @@ def module_emit(m: nn.Module, a: Args) -> Emit:
             emit = Emit(opdef.name, params, [a.tensor(i) for i in range(len(fixed))] + list(listed))
         else:
             emit = Emit(opdef.name, params, [a.tensor(i) for i in range(len(opdef.inputs))])
-    emit.weights = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    emit.weights = {k: v.detach() for k, v in m.state_dict().items()}
     return emit

@@ -29,7 +29,7 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_NODES = 100_000
 MAX_BLOCK_DEPTH = 32
 _NODE_KEYS = {"name", "op", "params", "inputs", "meta", "block"}
-_GRAPH_KEYS = {"name", "nodes", "meta", "shared"}
+_GRAPH_KEYS = {"name", "nodes", "meta", "shared", "tied"}
 
 # Filled by the torch side (graphbuilder.compile.weights): save(graph, json_path) and load(graph, json_path).
 WEIGHTS_IO: dict[str, Callable[[Graph, str], None]] = {}
@@ -77,6 +77,8 @@ def _body(graph: Graph) -> dict[str, Any]:
     body = {"name": graph.name, "meta": _jsonable(graph.meta), "nodes": nodes}
     if graph.shared:
         body["shared"] = dict(graph.shared)
+    if graph.tied:
+        body["tied"] = dict(graph.tied)
     return body
 
 
@@ -173,6 +175,12 @@ def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
             raise GraphError(f"shared entry {name!r}: {owner!r} names no node of this graph",
                              path=_join(path, f"shared.{name}"))
         graph.shared[name] = owner
+    tied = _expect(body.get("tied", {}), dict, _join(path, "tied"))
+    for weight, owner in tied.items():  # checked by Graph.check (shapes need inference): strings here
+        if not isinstance(owner, str):
+            raise GraphError(f"tied entry {weight!r}: {owner!r} is not a weight path",
+                             path=_join(path, f"tied.{weight}"))
+        graph.tied[weight] = owner
     graph._dirty = set(graph._nodes.values())
     return graph
 
