@@ -37,15 +37,17 @@ def _value(draw: st.DrawFn, p: Param) -> Any:
         kind = draw(st.sampled_from([kind.split("_or_")[0], kind.split("_or_")[0] + "s"]))
     if kind == "int":
         return draw(ints)
-    if kind == "float":
+    if kind == "float" or (kind == "number" and draw(st.booleans())):
         return draw(st.floats(float(max(lo, -2.0)), float(max(min(hi, 2.0), max(lo, -2.0))), allow_nan=False))
+    if kind == "number":
+        return draw(ints)
     if kind == "bool":
         return draw(st.booleans())
     if kind == "enum":
         return draw(st.sampled_from(p.choices))
     if kind == "str":
         return draw(st.text(max_size=5))
-    n = p.length or draw(st.integers(1, 4))
+    n = p.length or draw(st.integers(p.min_length, 4))
     if kind == "ints":
         return tuple(draw(st.lists(ints, min_size=n, max_size=n)))
     return tuple(draw(st.lists(st.floats(0.5, 2.0), min_size=n, max_size=n)))

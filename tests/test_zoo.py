@@ -145,3 +145,54 @@ def test_a_module_called_twice_shares_one_set_of_weights(tmp_path: Any) -> None:
     loaded["fc"].update(out_features=5)
     with pytest.raises(gb.GraphError, match="shares the weights"):
         loaded.check()
+
+
+def test_a_tensor_read_from_two_blocks_is_tied(tmp_path: Any) -> None:
+    """An output projection that is the input embedding (Hugging Face's tie_weights), in another block: one
+    tensor in the graph, the file, the compiled module and to_python; edits that break the tie are errors."""
+    class Head(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(8, 10, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.proj(torch.relu(x))
+
+    class Tied(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(10, 8)
+            self.head = Head()
+            self.head.proj.weight = self.emb.weight
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.head(self.emb(ids) * 2)
+
+    net, ids = Tied(), torch.randint(0, 10, (2, 5))
+    g = gb.from_module(net, (ids,))
+    assert g.tied == {"head/proj/weight": "emb/weight"} and not g["head"].block.tied
+    assert g["head"].block.weights["proj"]["weight"] is g.weights["emb"]["weight"]
+    compiled = gb.compile(g)
+    assert compiled.head.proj.weight is compiled.emb.weight
+    assert sorted(compiled.state_dict()) == ["emb.weight", "head.proj.weight"]
+    assert torch.equal(compiled(ids), net(ids))
+    path = str(tmp_path / "t.graph.json")
+    g.save(path)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "t.safetensors"), "pt") as f:
+        assert sorted(f.keys()) == ["emb/weight"]
+    loaded = gb.Graph.load(path)
+    assert loaded.tied == g.tied
+    again = gb.compile(loaded)
+    assert again.head.proj.weight is again.emb.weight and torch.equal(again(ids), net(ids))
+    source = gb.export.to_python(loaded)
+    assert "self.head.proj.weight = self.emb.weight  # tied" in source
+    assert torch.equal(zoo.run_without_graphbuilder({"net": (source, compiled.state_dict(), [ids])})["net"][0],
+                       net(ids))
+    loaded["emb"].rename("embed")
+    assert loaded.tied == {"head/proj/weight": "embed/weight"}
+    loaded.check()
+    loaded["head"].block["proj"].update(out_features=11)
+    with pytest.raises(gb.GraphError, match="is tied to"):
+        loaded.check()

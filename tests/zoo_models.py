@@ -75,8 +75,9 @@ def transformers_cases() -> list[Case]:
     return sorted(cases, key=lambda c: (c.name not in first, first.index(c.name) if c.name in first else 0))
 
 
-# The default run keeps a few (their cost is about half a minute together); the rest are `slow`.
-DEFAULT_TRANSFORMERS = ("bert", "gpt2", "llama")
+# The default run keeps a few (under a minute together; roberta for integer scalar arithmetic, gpt_neo for 0-d
+# constants); the rest are `slow`.
+DEFAULT_TRANSFORMERS = ("bert", "gpt2", "llama", "roberta", "gpt_neo")
 
 # timm architectures by family: (name, input size, extra create_model arguments)
 TIMM: dict[str, list[tuple[str, int, dict[str, Any]]]] = {

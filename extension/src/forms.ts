@@ -14,6 +14,7 @@ export function controlFor(p: ParamSchema): Control {
   switch (p.kind) {
     case "int":
     case "float":
+    case "number":
       return "number";
     case "bool":
       return "checkbox";
@@ -67,6 +68,8 @@ export function parseValue(p: ParamSchema, input: string | boolean): Parsed {
     case "int":
     case "float":
       return scalar(p, text, p.kind);
+    case "number": // an int or a float, as typed ("1" keeps an integer tensor integer)
+      return scalar(p, text, "float");
     case "bool":
       if (text === "true" || text === "false") return { ok: true, value: text === "true" };
       return { ok: false, error: `${p.name} must be true or false` };
@@ -86,6 +89,7 @@ export function parseValue(p: ParamSchema, input: string | boolean): Parsed {
       const kind = p.kind.startsWith("int") ? "int" : "float";
       const single = p.kind.endsWith("_or_ints") || p.kind.endsWith("_or_floats");
       const parts = text.replace(/^[([]|[)\]]$/g, "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+      if (!parts.length && p.min_length === 0 && !single) return { ok: true, value: [] }; // "()": a scalar's shape
       if (!parts.length) return { ok: false, error: `${p.name} needs ${single ? "a number or " : ""}a list like 3, 5` };
       const values: number[] = [];
       for (const part of parts) {
@@ -124,6 +128,7 @@ export function suggest(p: ParamSchema): unknown {
       if (p.name.includes("heads")) return clamp(1);
       return clamp(SIZE_WORDS.test(p.name) ? 16 : 1);
     case "float":
+    case "number":
       return clamp(1.0);
     case "bool":
       return false;

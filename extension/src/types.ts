@@ -76,12 +76,14 @@ export type UpdateMsg = {
 
 export type ParamSchema = {
   name: string;
-  kind: "int" | "float" | "bool" | "str" | "enum" | "ints" | "floats" | "int_or_ints" | "float_or_floats" | "json";
+  kind: "int" | "float" | "number" | "bool" | "str" | "enum" | "ints" | "floats" | "int_or_ints" | "float_or_floats" | "json";
   default: unknown;
   min: number | null;
   max: number | null;
   choices: unknown[];
   length: number | null;
+  /** Fewest elements of a tuple kind (0: the empty shape of a scalar is allowed). */
+  min_length?: number;
   optional: boolean;
   required: boolean;
   doc: string;

@@ -36,6 +36,9 @@ describe("parseValue: what Python would accept", () => {
     expect(parseValue(param("bool"), true)).toEqual({ ok: true, value: true });
     expect(parseValue(param("json"), '{"a": 1}')).toEqual({ ok: true, value: { a: 1 } });
     expect(parseValue(param("json"), "{a")).toMatchObject({ ok: false });
+    expect(controlFor(param("number"))).toBe("number");
+    expect(parseValue(param("number"), "3")).toEqual({ ok: true, value: 3 });
+    expect(parseValue(param("number"), "1.5")).toEqual({ ok: true, value: 1.5 });
   });
 
   it("parses tuples with lengths; int_or_ints takes one int too", () => {
@@ -47,6 +50,8 @@ describe("parseValue: what Python would accept", () => {
     expect(parseValue(k, "3, 0")).toMatchObject({ ok: false, error: expect.stringContaining(">= 1") });
     expect(parseValue(param("ints", { name: "shape", min: 0 }), "1, 3, 32, 32")).toEqual({ ok: true, value: [1, 3, 32, 32] });
     expect(formatValue(k, [3, 5])).toBe("3, 5");
+    expect(parseValue(param("ints", { name: "shape", min: 0, min_length: 0 }), "()")).toEqual({ ok: true, value: [] });
+    expect(parseValue(param("ints", { name: "shape", min: 0 }), "()")).toMatchObject({ ok: false });
   });
 });
 

@@ -19,6 +19,7 @@ from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
 from graphbuilder.ir.naming import Namespace
+from graphbuilder.ir.ties import split_path
 
 # A graph whose weights would not fit in memory is refused before anything is allocated.
 MAX_PARAMS = 2**31
@@ -64,7 +65,30 @@ def compile(graph: Graph, *, class_name: str | None = None) -> fx.GraphModule:  
     module = fx.GraphModule(root, fx_graph, class_name=_class_name(class_name or graph.name))
     module.meta["graphbuilder_names"] = {n.name: values[n][0].name for n in graph if values[n]}
     module.meta["graphbuilder_modules"] = submodules
+    for weight, owner in graph.tied.items():
+        _tie(module, weight, owner)
     return module.train(training)
+
+
+def _attribute(module: fx.GraphModule, path: str) -> tuple[nn.Module, str]:
+    """The module holding the tensor at weight path `path` (see `graphbuilder.ir.ties`) and its attribute."""
+    nodes, key = split_path(path)
+    current: nn.Module = module
+    for name in nodes:
+        current = getattr(current, current.meta["graphbuilder_modules"][name])  # type: ignore[union-attr]
+    prefix, _, leaf = key.rpartition(".")
+    return (current.get_submodule(prefix) if prefix else current), leaf
+
+
+def _tie(module: fx.GraphModule, weight: str, owner: str) -> None:
+    """Make the tensor at `weight` the very tensor at `owner`: one `nn.Parameter` (or buffer), two names."""
+    holder, name = _attribute(module, weight)
+    source, source_name = _attribute(module, owner)
+    table = "_parameters" if name in holder._parameters else "_buffers"
+    tensor = getattr(source, table).get(source_name)
+    if tensor is None:
+        raise GraphError(f"tied weight {weight!r}: {owner!r} is not a {table[1:-1]} of its module")
+    getattr(holder, table)[name] = tensor
 
 
 def _emit(node: Node, ident: str, root: nn.Module, fx_graph: fx.Graph, values: dict[Node, list[fx.Node]],

@@ -7,8 +7,10 @@ File layout. One tensor per (node, state_dict key), nested blocks included. A te
 node names from the top graph down, then the state_dict key, joined with ``/``; each part is escaped
 (``%`` -> ``%25``, ``/`` -> ``%2F``) so any node name round-trips unambiguously:
 ``layer1/0/conv1/weight`` is the ``weight`` of node ``conv1`` in block ``0`` of block ``layer1``.
-The safetensors metadata holds ``format = graphbuilder.weights``, ``version = 1`` and ``graph_sha256``, the
-hash of the graph JSON the weights were saved with.
+A tied weight (``graph.tied``, see `graphbuilder.ir.ties`) is stored once, under its owner's key, and
+loading gives the tied node the owner's tensor. The safetensors metadata holds ``format =
+graphbuilder.weights``, ``version = 1`` and ``graph_sha256``, the hash of the graph JSON the weights were saved
+with.
 
 On load, weights whose graph file is unchanged load as they are. If the JSON was edited since (the hash
 differs) a warning says so and a node's weights load only when the node still exists with the same op and
@@ -38,17 +40,12 @@ from graphbuilder.ir import registry, serialize, strict_json
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
 from graphbuilder.ir.serialize import weights_path
+from graphbuilder.ir.ties import escape as _escape
+from graphbuilder.ir.ties import split_path
+from graphbuilder.ir.ties import unescape as _unescape
 
 FORMAT = "graphbuilder.weights"
 VERSION = "1"
-
-
-def _escape(part: str) -> str:
-    return part.replace("%", "%25").replace("/", "%2F")
-
-
-def _unescape(part: str) -> str:
-    return part.replace("%2F", "/").replace("%25", "%")
 
 
 def tensor_key(path: list[str], node: str, key: str) -> str:
@@ -70,11 +67,26 @@ def flatten_weights(graph: Graph, path: list[str] | None = None) -> dict[str, to
     for node in graph._nodes.values():
         if node.op == BLOCK and node.block is not None:
             out.update(flatten_weights(node.block, [*path, node.name]))
+    for weight in graph.tied:  # stored once, under the owner's key
+        out.pop("/".join([*(_escape(p) for p in path), weight]), None)
     return out
 
 
 def _text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _tie_loaded(graph: Graph, grouped: dict[tuple[str, ...], dict[str, torch.Tensor]],
+                path: tuple[str, ...] = ()) -> None:
+    """Give each tied weight its owner's tensor from the file (`flatten_weights` stored it once)."""
+    for weight, owner in graph.tied.items():
+        (w_nodes, w_key), (o_nodes, o_key) = split_path(weight), split_path(owner)
+        tensor = grouped.get((*path, *o_nodes), {}).get(o_key)
+        if tensor is not None:
+            grouped.setdefault((*path, *w_nodes), {})[w_key] = tensor
+    for node in graph._nodes.values():
+        if node.op == BLOCK and node.block is not None:
+            _tie_loaded(node.block, grouped, (*path, node.name))
 
 
 def _node_hashes(graph: Graph, path: list[str] | None = None, every: bool = False) -> dict[str, str]:
@@ -130,6 +142,7 @@ def load_weights(graph: Graph, json_path: str) -> None:
             raise GraphError(f"weights file {source!r}: key {key!r} does not name a node and a weight")
         check_file_dtype("/".join(parts[:-1]), parts[-1], tensor, f"weights file {source!r}")
         grouped.setdefault(tuple(parts[:-1]), {})[parts[-1]] = tensor
+    _tie_loaded(graph, grouped)
     skipped = []
     saved_hashes = _saved_hashes(metadata, source) if edited else {}
     current_hashes = _node_hashes(graph, every=True) if edited else {}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import keyword
 import math
 import operator
 import re
@@ -41,6 +42,7 @@ from graphbuilder.compile.names import class_name_taken, module_namespace
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
+from graphbuilder.ir.ties import split_path
 
 _MODULES_PACKAGE = "graphbuilder.ops.modules."
 
@@ -153,6 +155,8 @@ class _Writer:
                 forward.append(line if len(line) + len(shapes) + 4 > 116 else f"{line}  # {shapes}")
         outs = [values[p.node][p.index] for n in graph.outputs for p in n.inputs if p is not None]
         params = ", ".join(["self", *(values[n][0] for n in graph.inputs)])
+        for weight, owner in graph.tied.items():  # one tensor under two names, as compiled
+            init.append(f"{_attribute(graph, weight)} = {_attribute(graph, owner)}  # tied")
         lines = [f'    """{_docstring(graph)}"""', "", "    def __init__(self) -> None:", "        super().__init__()"]
         lines += [f"        {line}" for line in init]
         if eval_mode:
@@ -306,6 +310,28 @@ def _user_class_names(graph: Graph) -> set[str]:
             elif registry.get(node.op).from_user_code:
                 names.add(registry.get(node.op).source.rpartition(".")[2])
     return names
+
+
+def _idents(graph: Graph) -> dict[str, str]:
+    """Node name -> the attribute `_Writer._body` gives it (the same namespace calls, in the same order)."""
+    names = module_namespace()
+    return {node.name: names.create(node.name) for node in graph}
+
+
+def _attribute(graph: Graph, path: str) -> str:
+    """``self.a.b.weight`` for weight path `path` of `graph` (see `graphbuilder.ir.ties`): generated identifiers,
+    then the state key's parts, each checked to be an identifier."""
+    nodes, key = split_path(path)
+    parts, current = ["self"], graph
+    for name in nodes:
+        parts.append(_idents(current)[current.shared.get(name, name)])
+        block = current[name].block
+        current = block if block is not None else current
+    for part in key.split("."):
+        if not part.isidentifier() or keyword.iskeyword(part):
+            raise GraphError(f"tied weight {path!r}: {part!r} is not an attribute name", [nodes[-1]])
+        parts.append(part)
+    return ".".join(parts)
 
 
 def _live(graph: Graph) -> set[Node]:

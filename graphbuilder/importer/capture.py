@@ -214,7 +214,6 @@ class _Translator:
         self.env: dict[fx.Node, Any] = {}
         self.calls: list[Emit] = []
         self.tensor_nodes: dict[int, Ref] = {}  # id of an Attr's tensor -> its parameter/constant node
-        self.module_calls: dict[int, Emit] = {}  # id of a module -> its first call (later calls share weights)
 
     def run(self, output_names: list[str] | None) -> list[Emit]:
         for node in self.gm.graph.nodes:
@@ -255,7 +254,7 @@ class _Translator:
                 e = Emit("parameter", {"shape": tuple(value.shape), "init": "zeros"}, [])
             else:
                 e = Emit("constant", {"shape": tuple(value.shape), "dtype": DTYPE_NAMES[value.dtype]}, [])
-            e.weights = {"value": value.clone()}
+            e.weights = {"value": value}
             e.label = attr.name.rsplit(".", 1)[-1]
             e.scope, e.source = scope, attr.name
             e.expected = [(tuple(value.shape), DTYPE_NAMES[value.dtype])]
@@ -309,9 +308,6 @@ class _Translator:
         except Unsupported as err:
             full = (*scope, ("", path, type(module).__name__))
             raise _fail(f"this call of {type(module).__name__} ({err})", full, self.root, node.name) from None
-        first = self.module_calls.setdefault(id(module), e)
-        if first is not e and e.weights:
-            e.shares = first
         e.label = path.rsplit(".", 1)[-1]
         self.emit(e, node, scope, path)
 

@@ -51,7 +51,10 @@ class Attr:
 
 @dataclass(eq=False)
 class Emit:
-    """One IR node to create: `op` with `params` applied to `inputs`, loading `weights` (a state_dict)."""
+    """One IR node to create: `op` with `params` applied to `inputs`, loading `weights` (a state_dict).
+
+    The weights are the module's own tensors, not copies: `assemble` copies each tensor once and ties the
+    nodes that read the same one (a module called twice, tied embeddings)."""
 
     op: str
     params: dict[str, Any]
@@ -61,7 +64,6 @@ class Emit:
     scope: tuple[tuple[str, str, str], ...] = ()  # (module key, qualified path, class name), outermost first
     source: str = ""  # module path (or path/function) the call came from, for messages and node.meta
     expected: list[tuple[tuple[int, ...], str]] = field(default_factory=list)  # example (shape, dtype) per output
-    shares: Emit | None = None  # an earlier call of the same module: this node uses that node's weights
 
 
 class Unsupported(Exception):
@@ -170,10 +172,11 @@ _register(_softmax("softmax"), F.softmax, torch.softmax, "softmax")
 _register(_softmax("log_softmax"), F.log_softmax, torch.log_softmax, "log_softmax")
 
 
-def _number(value: Any, op: str) -> float:
+def _number(value: Any, op: str) -> int | float:
+    """A scalar operand as written: an int stays an int (an integer tensor plus 1 stays integer, as in torch)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise Unsupported(f"{op} with {type(value).__name__} {value!r}: only tensors and numbers are supported")
-    return float(value)
+    return value
 
 
 def _binary(op: str, scalar: str | None = None, reverse: str | None = None, scalar_param: str = "other") -> Handler:
@@ -549,5 +552,5 @@ def module_emit(m: nn.Module, a: Args) -> Emit:
             emit = Emit(opdef.name, params, [a.tensor(i) for i in range(len(fixed))] + list(listed))
         else:
             emit = Emit(opdef.name, params, [a.tensor(i) for i in range(len(opdef.inputs))])
-    emit.weights = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    emit.weights = {k: v.detach() for k, v in m.state_dict().items()}
     return emit

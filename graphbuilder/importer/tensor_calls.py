@@ -356,7 +356,7 @@ def _weight(value: Any, what: str) -> torch.Tensor | None:
     if value is None:
         return None
     if isinstance(value, Attr):
-        return value.value.detach().clone()
+        return value.value.detach()
     raise Unsupported(f"{what} is computed from the inputs; only a module's own tensors can be an op's weights")
 
 

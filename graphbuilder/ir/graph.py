@@ -35,7 +35,7 @@ import heapq
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-from graphbuilder.ir import registry
+from graphbuilder.ir import registry, ties
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.limits import MAX_BLOCK_DEPTH
 from graphbuilder.ir.schema import DTYPES, TensorSpec
@@ -332,6 +332,9 @@ class Graph:
             Editing a node's params drops its entry; a node whose weights no longer fit after an upstream
             edit (their shapes change) drops its entry too. A new batch size keeps every weight.
         meta: free JSON-like dict for the graph (editor view state, provenance).
+        shared: node name -> the earlier node whose weights it uses (`share_weights`: one module called twice).
+        tied: weight path -> the weight path it is (`tie_weights`: one tensor read by two layers, possibly in
+            different blocks; paths are relative to this graph, see `graphbuilder.ir.ties`).
     """
 
     def __init__(self, name: str = "graph") -> None:
@@ -340,6 +343,7 @@ class Graph:
         self.name = check_text(name, "name", "graph name")
         self.weights: dict[str, dict[str, Any]] = {}
         self.shared: dict[str, str] = {}  # node name -> the earlier node whose weights it uses (share_weights)
+        self.tied: dict[str, str] = {}  # weight path -> the weight path it is (tie_weights)
         self.meta: dict[str, Any] = {}
         self._nodes: dict[str, Node] = {}
         self._dirty: set[Node] = set()
@@ -543,6 +547,7 @@ class Graph:
         self._detach(node)
         self.weights.pop(node.name, None)
         self.shared = {k: v for k, v in self.shared.items() if node.name not in (k, v)}
+        self.tied = ties.without(self.tied, node.name)
         self._emit({"kind": "remove", "node": node.name})
 
     def check_remove(self, node: Node | str) -> Node:
@@ -592,6 +597,7 @@ class Graph:
         if old in self.weights:
             self.weights[new] = self.weights.pop(old)
         self.shared = {(new if k == old else k): (new if v == old else v) for k, v in self.shared.items()}
+        self.tied = ties.renamed(self.tied, old, new)
         self._emit({"kind": "rename", "node": new, "old": old})
 
     def _set_params(self, node: Node, params: dict[str, Any]) -> None:
@@ -784,6 +790,15 @@ class Graph:
         self.weights.pop(node.name, None)
         return node
 
+    def tie_weights(self, weight: str, owner: str) -> None:
+        """Make weight path `weight` be the tensor at `owner` (tied input and output embeddings, a module called
+        from two blocks). Paths are node names from this graph down through blocks, then the state key:
+        ``g.tie_weights("lm_head/weight", "transformer/wte/weight")``. Both must exist with one shape; the tie
+        holds in the file, in the compiled module (one `nn.Parameter` under both names) and in every export."""
+        owner = self.tied.get(owner, owner)  # tie to the tensor's owner, never to another tie
+        ties.check(self, weight, owner)
+        self.tied[weight] = owner
+
     def _check_shared(self) -> None:
         order = {n: i for i, n in enumerate(self.topological_order())}
         for name, owner_name in self.shared.items():
@@ -806,6 +821,8 @@ class Graph:
             if node.name in errors:
                 raise errors[node.name]
         self._check_shared()
+        for weight, owner in self.tied.items():
+            ties.check(self, weight, owner)
         if not self.outputs:
             raise GraphError(f"graph {self.name!r} has no outputs: call g.output(node) on the result node")
         if not self.inputs:
@@ -819,6 +836,7 @@ class Graph:
         new.meta = _copy_meta(self.meta)
         new.weights = {k: dict(v) for k, v in self.weights.items()}
         new.shared = dict(self.shared)
+        new.tied = dict(self.tied)
         mapping: dict[Node, Node] = {}
         for node in self.topological_order():
             twin = Node(new, node.name, node.op, dict(node._params),
@@ -849,11 +867,12 @@ class Graph:
             self._refuse_port_change(f"block {{block}} has {len(self.inputs)} input(s), its ports: its inside cannot "
                                      f"be replaced by graph {other.name!r} with {len(other.inputs)} input(s)")
         self.name, self.meta, self.weights, self.shared = other.name, other.meta, other.weights, other.shared
+        self.tied = other.tied
         for node in other._nodes.values():
             node.graph = self
         self._nodes, self._dirty, self._order = other._nodes, other._dirty, None
         other._nodes, other._dirty, other._order, other.weights, other.meta = {}, set(), None, {}, {}
-        other.shared = {}
+        other.shared, other.tied = {}, {}
         self._emit({"kind": "replace", "node": None})
         return self
 

@@ -19,8 +19,11 @@ from graphbuilder.ir.limits import MAX_FLOAT, MAX_INT, MAX_TUPLE
 
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool")
 
-# Parameter kinds. "ints" is a tuple of ints, "int_or_ints" accepts either (kernel_size=3 or (3, 5)).
-KINDS = ("int", "float", "bool", "str", "enum", "ints", "floats", "int_or_ints", "float_or_floats", "json")
+# Parameter kinds. "ints" is a tuple of ints, "int_or_ints" accepts either (kernel_size=3 or (3, 5)). "number" is
+# an int or a float kept as given: torch's scalar arithmetic keeps an integer tensor integer only for an int
+# (``ids + 1`` stays int64, ``ids + 1.0`` is float32), so the scalar ops need to know which was written.
+KINDS = ("int", "float", "number", "bool", "str", "enum", "ints", "floats", "int_or_ints", "float_or_floats",
+         "json")
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,8 @@ class Param:
             `optional` is true, else required.
         min, max: inclusive bounds for numbers (applied to every element of tuple kinds).
         choices: allowed values for ``kind="enum"``.
-        length: required tuple length for tuple kinds (None: any length from 1 to `limits.MAX_TUPLE`).
+        length: required tuple length for tuple kinds (None: any length from `min_length` to `limits.MAX_TUPLE`).
+        min_length: fewest elements for tuple kinds (0 allows ``()``, the shape of a 0-d tensor).
         optional: whether `None` is an allowed value.
         doc: one line shown in the editor's parameter form.
         name: filled in by the op declaration.
@@ -61,6 +65,7 @@ class Param:
     max: float | None = None
     choices: tuple[Any, ...] = ()
     length: int | None = None
+    min_length: int = 1
     optional: bool = False
     doc: str = ""
     name: str = ""
@@ -92,8 +97,9 @@ class Param:
             except GraphError as e:
                 raise GraphError(f"{label} must be JSON: at {e.path}: {e.message}") from None
         if kind in ("ints", "floats"):
-            if not isinstance(value, (list, tuple)) or not value:
-                raise GraphError(f"{label} must be a non-empty list of {kind[:-1]}s, got {value!r}")
+            if not isinstance(value, (list, tuple)) or len(value) < self.min_length:
+                what = {0: "a list", 1: "a non-empty list"}.get(self.min_length, f"a list of {self.min_length}+")
+                raise GraphError(f"{label} must be {what} of {kind[:-1]}s, got {value!r}")
             if self.length is not None and len(value) != self.length:
                 raise GraphError(f"{label} must have {self.length} elements, got {len(value)}: {value!r}")
             if len(value) > MAX_TUPLE:  # e.g. an input's rank: every op downstream works in proportion to it
@@ -116,6 +122,9 @@ class Param:
             if abs(value) > MAX_FLOAT:  # torch converts scalars to float32; beyond this it fails only at run time
                 raise GraphError(f"{label} must be at most {MAX_FLOAT:.4g} in magnitude (a float32), got {value!r}")
             value = float(value)
+        elif kind == "number":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise GraphError(f"{label} must be a finite number, got {value!r}")
         elif kind == "bool":
             if not isinstance(value, bool):
                 raise GraphError(f"{label} must be true or false, got {value!r}")
@@ -126,7 +135,7 @@ class Param:
         elif kind == "enum":
             if value not in self.choices:
                 raise GraphError(f"{label} must be one of {list(self.choices)}, got {value!r}")
-        if kind in ("int", "float"):
+        if kind in ("int", "float", "number"):
             if self.min is not None and value < self.min:
                 raise GraphError(f"{label} must be >= {self.min}, got {value!r}")
             if self.max is not None and value > self.max:
@@ -151,7 +160,8 @@ class Param:
         default = list(self.default) if isinstance(self.default, tuple) else self.default
         return {
             "name": self.name, "kind": self.kind, "default": default, "min": self.min, "max": self.max,
-            "choices": list(self.choices), "length": self.length, "optional": self.optional,
+            "choices": list(self.choices), "length": self.length, "min_length": self.min_length,
+            "optional": self.optional,
             "required": self.required, "doc": self.doc,
         }
 

@@ -29,7 +29,7 @@ from graphbuilder.ir.limits import MAX_BLOCK_DEPTH, MAX_DOCUMENT_DEPTH, MAX_FILE
 FORMAT = "graphbuilder.graph"
 VERSION = 1
 _NODE_KEYS = {"name", "op", "params", "inputs", "meta", "block"}
-_GRAPH_KEYS = {"name", "nodes", "meta", "shared"}
+_GRAPH_KEYS = {"name", "nodes", "meta", "shared", "tied"}
 
 # Filled by the torch side (graphbuilder.compile.weights_io):
 #   encode(graph, json_text) -> bytes of the weights file for the graph saved as `json_text`, or None (no weights);
@@ -102,6 +102,8 @@ def _body(graph: Graph, path: str, depth: int, count: list[int]) -> dict[str, An
             "meta": strict_json.to_json(graph.meta, _join(path, "meta"), room - 1), "nodes": nodes}
     if graph.shared:
         body["shared"] = strict_json.to_json(dict(graph.shared), _join(path, "shared"), room - 1)
+    if graph.tied:
+        body["tied"] = strict_json.to_json(dict(graph.tied), _join(path, "tied"), room - 1)
     return body
 
 
@@ -208,6 +210,12 @@ def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
             raise GraphError(f"shared entry {name!r}: {owner!r} names no node of this graph",
                              path=_join(path, f"shared.{name}"))
         graph.shared[name] = owner
+    tied = _expect(body.get("tied", {}), dict, _join(path, "tied"))
+    for weight, owner in tied.items():  # checked by Graph.check (shapes need inference): strings here
+        if not isinstance(owner, str):
+            raise GraphError(f"tied entry {weight!r}: {owner!r} is not a weight path",
+                             path=_join(path, f"tied.{weight}"))
+        graph.tied[weight] = owner
     graph._dirty = set(graph._nodes.values())
     return graph
 

@@ -55,6 +55,12 @@ def number(doc: str, default: float | None = None, lo: float | None = None, hi: 
     return Param("float", default, min=lo, max=hi, optional=optional, doc=doc)
 
 
+def scalar(doc: str, default: float | None = None, lo: float | None = None) -> Param:
+    """A finite int or float, kept as given: the number in scalar arithmetic, where torch keeps an integer
+    tensor integer for an int (``ids + 1``) and not for a float (``ids + 1.0``)."""
+    return Param("number", default, min=lo, doc=doc)
+
+
 def flag(doc: str, default: bool) -> Param:
     """A boolean."""
     return Param("bool", default, doc=doc)
@@ -178,7 +184,8 @@ class _InferenceCache:
         self._entries: OrderedDict[Any, tuple[OpDef, Inference]] = OrderedDict()
 
     def key(self, opdef: OpDef, params: dict[str, Any], specs: Specs) -> Any:
-        key = (id(opdef), tuple(params.items()), tuple(specs))
+        # the type too: an int and a float are equal but give different dtypes (int64 + 1 vs int64 + 1.0)
+        key = (id(opdef), tuple((k, type(v), v) for k, v in params.items()), tuple(specs))
         try:
             hash(key)
         except TypeError:  # list/dict-valued params (json kind): not cached

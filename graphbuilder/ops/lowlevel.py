@@ -29,6 +29,7 @@ from graphbuilder.ops.declare import (
     integer,
     named,
     number,
+    scalar,
     size,
     spatial,
 )
@@ -218,22 +219,27 @@ for _name, _fn, _doc in (("div", torch.div, "input / other, broadcasting."),
     low(_name, _doc, _fn, inputs=("input", "other"), check=broadcastable,
         examples=[example((2, 3, 4), (3, 1), ref=_fn, **(dict(low=0.5, high=2.0) if _name == "pow" else {}))])
 
-_SCALAR = number("the scalar", 1.0)
-for _name, _fn, _doc, _ref in (
-    ("add_scalar", torch.add, "input + other (a number).", lambda x: x + 1.5),
-    ("sub_scalar", torch.sub, "input - other (a number).", lambda x: x - 1.5),
-    ("mul_scalar", torch.mul, "input * other (a number).", lambda x: x * 1.5),
-    ("div_scalar", torch.div, "input / other (a number).", lambda x: x / 1.5),
-    ("rsub_scalar", T.rsub, "other - input (a number minus the tensor).", lambda x: 1.5 - x),
-    ("rdiv_scalar", T.rdiv, "other / input (a number over the tensor).", lambda x: 1.5 / x),
+# The number keeps its type (an int or a float), as in torch: an integer tensor plus an int stays integer.
+_SCALAR = scalar("the number (an int keeps an integer tensor integer, as in torch)", 1.0)
+_INT64 = TensorSpec((2, 5), "int64")
+for _name, _fn, _doc, _ref, _int_ref in (
+    ("add_scalar", torch.add, "input + other (a number).", lambda x: x + 1.5, lambda x: x + 3),
+    ("sub_scalar", torch.sub, "input - other (a number).", lambda x: x - 1.5, lambda x: x - 3),
+    ("mul_scalar", torch.mul, "input * other (a number).", lambda x: x * 1.5, lambda x: x * 3),
+    ("div_scalar", torch.div, "input / other (a number).", lambda x: x / 1.5, lambda x: x / 3),
+    ("rsub_scalar", T.rsub, "other - input (a number minus the tensor).", lambda x: 1.5 - x, lambda x: 3 - x),
+    ("rdiv_scalar", T.rdiv, "other / input (a number over the tensor).", lambda x: 1.5 / x, lambda x: 3 / x),
 ):
-    low(_name, _doc, _fn, named(other=_SCALAR), examples=[example((2, 5), other=1.5, ref=_ref, low=0.5, high=2.0)])
-low("pow_scalar", "input ** exponent (a number).", torch.pow, named(exponent=number("the exponent", 2.0)),
+    low(_name, _doc, _fn, named(other=_SCALAR), examples=[example((2, 5), other=1.5, ref=_ref, low=0.5, high=2.0),
+                                                          example(_INT64, other=3, ref=_int_ref, low=1, high=9)])
+low("pow_scalar", "input ** exponent (a number).", torch.pow, named(exponent=scalar("the exponent", 2.0)),
     examples=[example((2, 5), exponent=2.0, ref=lambda x: x.pow(2)),
-              example((2, 5), exponent=0.5, ref=lambda x: x ** 0.5, low=0.1, high=2.0)])
+              example((2, 5), exponent=0.5, ref=lambda x: x ** 0.5, low=0.1, high=2.0),
+              example(_INT64, exponent=2, ref=lambda x: x ** 2, low=0, high=9)])
 low("rpow_scalar", "base ** input (a number to the tensor's power).", T.rpow,
-    named(base=number("the base", 2.0, lo=0.0)),
-    examples=[example((2, 5), base=10000.0, ref=lambda x: torch.pow(10000.0, x))])
+    named(base=scalar("the base", 2.0, lo=0.0)),
+    examples=[example((2, 5), base=10000.0, ref=lambda x: torch.pow(10000.0, x)),
+              example(_INT64, base=2, ref=lambda x: torch.pow(2, x), low=0, high=9)])
 low("compare_scalar", "input compared with a number: eq, ne, lt, le, gt, ge (bool result).", T.compare,
     named(other=number("the number", 0.0), mode=choice("comparison", ("eq", "ne", "lt", "le", "gt", "ge"), "eq")),
     examples=[example((2, 5), other=0.0, mode="gt", ref=lambda x: x > 0)])

@@ -37,12 +37,14 @@ def _parameter_build(p: dict[str, Any], specs: Specs) -> nn.Module:
 declare("parameter", "structure",
         "A learnable tensor of a fixed shape (class token, position embedding, layer scale). Its value is the "
         "node's weight (graph.weights, the safetensors file); init sets how a new one starts.",
-        params=named(shape=Param("ints", min=0, max=MAX_DIM, doc="shape, e.g. (1, 1, 192)"),
+        params=named(shape=Param("ints", min=0, max=MAX_DIM, min_length=0, doc="shape, e.g. (1, 1, 192); () for a "
+                                 "scalar (CLIP's logit scale)"),
                      init=choice("initialiser", ("trunc_normal", "normal", "zeros", "ones"), "trunc_normal"),
                      std=number("standard deviation for normal and trunc_normal", 0.02, lo=0.0)),
         inputs=(), build=_parameter_build, module=Parameter,
         examples=[example(shape=(1, 1, 4), init="ones", ref=lambda value: value),
-                  example(shape=(2, 3), ref=lambda value: value)])
+                  example(shape=(2, 3), ref=lambda value: value),
+                  example(shape=(), init="ones", ref=lambda value: value)])
 
 
 def _constant_build(p: dict[str, Any], specs: Specs) -> nn.Module:
@@ -52,10 +54,11 @@ def _constant_build(p: dict[str, Any], specs: Specs) -> nn.Module:
 declare("constant", "structure",
         "A non-trainable tensor (a buffer: masks, index tables, values computed from shapes at import). Its value "
         "is the node's weight; fill sets how a new one starts (arange: 0, 1, 2, ... in row-major order).",
-        params=named(shape=Param("ints", min=0, max=MAX_DIM, doc="shape, e.g. (4, 4)"),
+        params=named(shape=Param("ints", min=0, max=MAX_DIM, min_length=0, doc="shape, e.g. (4, 4); () for a scalar"),
                      dtype=choice("element type", DTYPES, "float32"),
                      fill=choice("initial values", ("zeros", "ones", "full", "arange"), "zeros"),
                      value=number("the value for fill='full'", 0.0)),
         inputs=(), build=_constant_build, module=Constant,
         examples=[example(shape=(2, 3), fill="arange", dtype="int64", ref=lambda value: value),
-                  example(shape=(3,), fill="full", value=-1.5, ref=lambda value: value)])
+                  example(shape=(3,), fill="full", value=-1.5, ref=lambda value: value),
+                  example(shape=(), fill="full", value=-1e4, ref=lambda value: value)])

@@ -45,7 +45,8 @@ function_op("flatten", "tensor", "Flatten dims start_dim..end_dim into one.", to
                   end_dim=integer("last dim to flatten", -1, lo=None)),
             module=nn.Flatten, examples=[example((2, 3, 4, 5), start_dim=2, ref=lambda x: x.flatten(2))])
 function_op("reshape", "tensor", "Reshape to shape (one entry may be -1); batch included.", torch.reshape,
-            named(shape=Param("ints", min=-1, max=MAX_DIM, doc="new shape, e.g. (-1, 64, 4, 4)")),
+            named(shape=Param("ints", min=-1, max=MAX_DIM, min_length=0, doc="new shape, e.g. (-1, 64, 4, 4); () for "
+                              "a scalar")),
             examples=[example((2, 12), shape=(-1, 3, 4), ref=lambda x: x.reshape(-1, 3, 4))])
 function_op("permute", "tensor", "Reorder dims.", torch.permute, named(dims=dims("new order of dims, e.g. (0, 2, 1)")),
             examples=[example((2, 3, 4), dims=(0, 2, 1), ref=lambda x: x.permute(0, 2, 1))])

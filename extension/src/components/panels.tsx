@@ -55,7 +55,7 @@ function Field({ p, value, onCommit }: { p: ParamSchema; value: unknown; onCommi
     );
   } else {
     input = (
-      <input type={control === "number" ? "number" : "text"} value={text} step={p.kind === "float" ? "any" : 1}
+      <input type={control === "number" ? "number" : "text"} value={text} step={p.kind === "int" ? 1 : "any"}
         min={p.min ?? undefined} max={p.max !== null && p.max < 2 ** 31 - 1 ? p.max : undefined}
         placeholder={p.optional ? "none" : ""}
         onChange={(e) => { setText(e.target.value); const r = parseValue(p, e.target.value); setError(r.ok ? null : r.error); }}
