@@ -122,7 +122,7 @@ class SweepResult(BaseResult):
 
     def table(self) -> Any:
         """One row per trial: key, config index, seed, the config values that differ between configs, the
-        metrics, seconds, host and error. A pandas DataFrame when pandas is installed, else a list of dicts."""
+        metrics, seconds, host and failure (a failed trial's error). A pandas DataFrame when pandas is installed, else a list of dicts."""
         varying = _varying_keys([t.config for t in self.trials])
         names = sorted({m for t in self.trials for m in t.metrics})
         rows = []
@@ -130,7 +130,7 @@ class SweepResult(BaseResult):
             row: dict[str, Any] = {"trial": t.key, "config": t.config_index, "seed": t.seed}
             row.update({k: t.config.get(k) for k in varying})
             row.update({m: t.metrics.get(m, math.nan) for m in names})
-            row.update({"seconds": t.seconds, "host": t.host, "error": t.error})
+            row.update({"seconds": t.seconds, "host": t.host, "failure": t.error})
             rows.append(row)
         try:
             import pandas as pd
