@@ -24,8 +24,9 @@ def tiny_problem() -> dict[str, Any]:
 
 
 def logged_prune_grow(log_dir: str, seed: int, **config: Any) -> gb.search.SearchResult:
-    """`prune_grow`, after writing a file named ``<seed>-<pid>-<ns>`` into `log_dir` (who ran what, when)."""
-    with open(os.path.join(log_dir, f"{seed}-{os.getpid()}-{time.time_ns()}"), "w"):
+    """`prune_grow`, after writing a file named ``<seed>-<pid>-<parent pid>-<ns>`` into `log_dir` (who ran
+    what, under which parent, when)."""
+    with open(os.path.join(log_dir, f"{seed}-{os.getpid()}-{os.getppid()}-{time.time_ns()}"), "w"):
         pass
     return gb.search.prune_grow(seed=seed, **config)
 
