@@ -21,7 +21,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 import torch
-from sweep_helpers import TINY, fails_for_seed, logged_prune_grow, linear_unit, tiny_problem
+from sweep_helpers import fails_for_seed, linear_unit, logged_prune_grow, tiny_problem
 
 import graphbuilder as gb
 from graphbuilder.ir import serialize
@@ -92,7 +92,8 @@ def test_table_plot_and_round_trip(local: SweepResult, tmp_path) -> None:
     local.save(tmp_path / "sweep.json")
     back = SweepResult.load(tmp_path / "sweep.json")
     assert [t.key for t in back.trials] == [t.key for t in local.trials]
-    assert all(same_graph(b.graph, t.graph) and b.metrics == t.metrics for b, t in zip(back.trials, local.trials))
+    assert all(same_graph(b.graph, t.graph) and b.metrics == t.metrics
+               for b, t in zip(back.trials, local.trials, strict=True))
 
 
 def test_graph_metrics_units_and_graph_configs_travel_as_files(problem) -> None:
@@ -142,6 +143,18 @@ def test_ray_reports_a_failing_trial_and_keeps_the_others(problem, ray_local) ->
     kept = err.value.sweep.trials[0]
     assert kept.error is None and kept.result is not None and [t.key for t in err.value.failed] == ["c0-s1"]
     assert "1 / 0" in err.value.failed[0].details  # the worker's traceback
+
+
+def test_optuna_chooses_configs_through_tune(problem, ray_local) -> None:
+    from ray import tune
+
+    got = gb.search.sweep(gb.search.prune_grow, {**problem, "lr": tune.loguniform(0.005, 0.05)}, seeds=[0],
+                          executor="ray", search_alg="optuna", num_samples=3, progress=False)
+    rates = [t.config["lr"] for t in got.trials]
+    assert len(got.trials) == 3 and len(set(rates)) == 3 and all(0.005 <= r <= 0.05 for r in rates)
+    for t in got.trials:  # each chosen config's result is the search's own with that learning rate
+        want = gb.search.prune_grow(seed=0, progress=False, **{**problem, "lr": t.config["lr"]})
+        assert t.result.network == want.network
 
 
 # -- bad input ----------------------------------------------------------------------------------------------------
@@ -268,16 +281,16 @@ def test_widget_shows_the_best_graph_throttled(problem) -> None:
         assert widget.version == displays
 
 
-# -- Ray is optional ----------------------------------------------------------------------------------------------------
+# -- Ray is optional ------------------------------------------------------------------------------------------------
 def test_without_ray_everything_else_works_and_ray_says_what_to_install() -> None:
     """A subprocess where `import ray` fails (a meta path finder hides it, as if it were not installed)."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import importlib.abc, sys
 
         class HideRay(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path, target=None):
                 if name == "ray" or name.startswith("ray."):
-                    raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
         sys.meta_path.insert(0, HideRay())
         import graphbuilder as gb

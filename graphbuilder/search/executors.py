@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import random
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -129,7 +130,7 @@ class Executor(ABC):
         """Whether `error` (a failed future's) means the worker died rather than the unit failing."""
         return False
 
-    def recover(self, future: Future[bytes]) -> None:
+    def recover(self, future: Future[bytes]) -> None:  # noqa: B027 (a hook: most executors need nothing)
         """Called after a worker of `future` was lost, before its units are submitted again."""
 
     def run(self, works: Sequence[Work], on_done: Callable[[Work, bytes], None], *,
@@ -172,7 +173,7 @@ class Executor(ABC):
         self.run(works, lambda work, packet: packets.__setitem__(work.key, packet))
         return [transport.read(packets[w.key]) for w in works]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a hook: the local executor holds no workers)
         """Release the executor's workers."""
 
     def __enter__(self) -> Executor:
@@ -225,7 +226,7 @@ class ProcessExecutor(Executor):
         if self._workers < 1:
             raise GraphError(f"workers must be >= 1, got {workers!r}")
         self._pool: ProcessPoolExecutor | None = None
-        self._pool_of: dict[Future[bytes], ProcessPoolExecutor] = {}
+        self._pool_of: weakref.WeakKeyDictionary[Future[bytes], ProcessPoolExecutor] = weakref.WeakKeyDictionary()
 
     @property
     def workers(self) -> int:
@@ -243,7 +244,6 @@ class ProcessExecutor(Executor):
         pool = self._current_pool()
         future = pool.submit(run_work, work.for_transport())
         self._pool_of[future] = pool
-        future.add_done_callback(lambda f: self._pool_of.pop(f, None))
         return future
 
     def worker_lost(self, error: BaseException) -> bool:
@@ -252,7 +252,7 @@ class ProcessExecutor(Executor):
 
     def recover(self, future: Future[bytes]) -> None:
         """Replace the pool, unless that was already done for another future of the same broken pool."""
-        if self._pool is not None and self._pool_of.get(future, self._pool) is self._pool:
+        if self._pool is not None and self._pool_of.get(future) is self._pool:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 

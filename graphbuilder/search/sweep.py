@@ -38,7 +38,7 @@ from graphbuilder.ir import serialize
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import Graph
 from graphbuilder.search import transport
-from graphbuilder.search.executors import Executor, RayExecutor, Work, make_executor
+from graphbuilder.search.executors import Executor, Work, make_executor
 from graphbuilder.search.result import BaseResult
 
 SWEEP_FORMAT = "graphbuilder.sweep"
@@ -122,7 +122,8 @@ class SweepResult(BaseResult):
 
     def table(self) -> Any:
         """One row per trial: key, config index, seed, the config values that differ between configs, the
-        metrics, seconds, host and failure (a failed trial's error). A pandas DataFrame when pandas is installed, else a list of dicts."""
+        metrics, seconds, host and failure (a failed trial's error). A pandas DataFrame when pandas is
+        installed, else a list of dicts."""
         varying = _varying_keys([t.config for t in self.trials])
         names = sorted({m for t in self.trials for m in t.metrics})
         rows = []
@@ -292,8 +293,9 @@ def sweep(search_fn: Callable[..., Any], configs: Mapping[str, Any] | Sequence[M
     if any("seed" in c for c in config_list):
         raise GraphError("a config sets 'seed'; give seeds with seeds=[...] instead")
     tune_options = {"scheduler": scheduler} if scheduler is not None else {}
-    if (tune_options or search_alg is not None) and not (executor == "ray" or isinstance(executor, RayExecutor)):
-        raise GraphError("scheduler and search_alg are Ray Tune's: use them with executor='ray'")
+    if (tune_options or search_alg is not None) and executor != "ray":
+        raise GraphError("scheduler and search_alg are Ray Tune's: use them with executor='ray' (for an "
+                         "executor you made, RayExecutor(scheduler=...))")
     config_list = [_quiet(search_fn, c) for c in config_list]
     name = getattr(search_fn, "__qualname__", type(search_fn).__name__)
     identity = f"{getattr(search_fn, '__module__', '')}.{name}"

@@ -1,9 +1,10 @@
 """Ray Tune as the trial runner of sweeps on Ray (`executors.RayExecutor.run`, `sweep(..., search_alg=...)`).
 
-Boundary: turning units of work into Tune trials and Tune's finished trials back into packets; needs the
-optional ``ray[tune]``, so it is imported only after `executors.require_ray` found it. Tune brings what a cluster run needs: placement of trials
-on the cluster's CPUs, restarting a trial whose worker process or node died (``FailureConfig.max_failures``),
-its trial schedulers, and its search algorithms (Optuna's sampler among them).
+Boundary: turning units of work into Tune trials and Tune's finished trials back into packets. It needs the
+optional ``ray[tune]``, so it is imported only after `executors.require_ray` found it. Tune brings what a
+cluster run needs: placement of trials on the cluster's CPUs, restarting a trial whose worker process or node
+died (``FailureConfig.max_failures``), its trial schedulers, and its search algorithms (Optuna's sampler
+among them).
 
 Each trial runs `executors.run_work` and saves the unit's packet (`transport.py`) as its Tune checkpoint, a
 folder holding ``trial.zip``; a callback on the driver reads that checkpoint when the trial completes and hands
@@ -72,7 +73,7 @@ def search_trials(fn: Callable[..., Any], space: Mapping[str, Any], seeds: Seque
     if not chosen_space:
         raise GraphError("search_alg needs a config with values to choose: Tune sampling domains such as "
                          "ray.tune.uniform(0.01, 0.1) or ray.tune.choice([...])")
-    fixed = {k: v for k, v in space.items() if k not in chosen_space}
+    fixed = Work("fixed", fn, {k: v for k, v in space.items() if k not in chosen_space}).for_transport().config
     if search_alg == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
