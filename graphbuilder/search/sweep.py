@@ -40,6 +40,7 @@ from graphbuilder.ir.graph import Graph
 from graphbuilder.search import transport
 from graphbuilder.search.executors import Executor, Work, make_executor
 from graphbuilder.search.result import BaseResult
+from graphbuilder.search.transport import Outcome
 
 SWEEP_FORMAT = "graphbuilder.sweep"
 RESULT_FORMAT = "graphbuilder.sweep_result"
@@ -47,32 +48,19 @@ MODES = ("min", "max")
 
 
 @dataclass
-class Trial:
-    """One (config, seed) run of a sweep.
+class Trial(Outcome):
+    """One (config, seed) run of a sweep: its `Outcome` (key, metrics, result, graph with weights, error and
+    the worker's traceback, seconds, host, pid), and which config and seed it ran.
 
     Attributes:
-        key: ``c<config index>-s<seed>`` (a Tune search: ``<trial id>-s<seed>``).
-        config_index, seed: which config and seed it ran.
+        config_index, seed: which config and seed it ran. Its key is ``c<config index>-s<seed>`` (a Tune
+            search's: ``<trial id>-s<seed>``).
         config: the config's JSON values (arrays and other objects are left out).
-        metrics: the result's `metrics()`.
-        result: the search result (None if the trial failed, or its function returned a (graph, metrics) pair).
-        graph: the result graph with its weights, as read from the trial's graph file (None if it failed).
-        error, details: ``"ExceptionType: message"`` and the worker's traceback of a failed trial.
-        seconds, host, pid: how long it ran and where.
     """
 
-    key: str
-    config_index: int
-    seed: int
+    config_index: int = 0
+    seed: int = 0
     config: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    result: BaseResult | None = None
-    graph: Graph | None = None
-    error: str | None = None
-    details: str = ""
-    seconds: float = 0.0
-    host: str = ""
-    pid: int = 0
 
 
 @dataclass
@@ -219,11 +207,11 @@ class SweepResult(BaseResult):
                 graph = result.graph
             elif entry.get("graph") is not None:
                 graph = serialize.graph_from_dict(entry["graph"])
-            trials.append(Trial(str(entry["key"]), int(entry["config_index"]), int(entry["seed"]),
-                                dict(entry.get("config") or {}), transport._metrics(entry.get("metrics") or {}),
-                                result, graph, entry.get("error"), str(entry.get("details", "")),
-                                float(entry.get("seconds", 0.0)), str(entry.get("host", "")),
-                                int(entry.get("pid", 0))))
+            metrics = transport.check_metrics(entry.get("metrics") or {})
+            trials.append(Trial(str(entry["key"]), metrics, graph, result, entry.get("error"),
+                                str(entry.get("details", "")), float(entry.get("seconds", 0.0)),
+                                str(entry.get("host", "")), int(entry.get("pid", 0)), int(entry["config_index"]),
+                                int(entry["seed"]), dict(entry.get("config") or {})))
         return cls(trials, str(data.get("metric", "error")), str(data.get("mode", "min")),
                    str(data.get("search", "")), data.get("results_dir"))
 
@@ -410,7 +398,7 @@ class _Run:
         return self._finish(trials, folder if keep else None)
 
     # -- shared steps ------------------------------------------------------------------------------------------------
-    def _read(self, packet: bytes, folder: str, key: str) -> transport.Outcome:
+    def _read(self, packet: bytes, folder: str, key: str) -> Outcome:
         """Store the packet in the results folder (all or nothing), then read it back from there. A failed
         trial is not stored, so running the sweep again retries it."""
         stored = os.path.join(folder, "trials", key)
@@ -418,7 +406,7 @@ class _Run:
             transport.store(packet, stored)
             outcome = transport.load(stored)
         except GraphError as e:  # a packet that does not validate fails its trial, not the sweep
-            outcome = transport.Outcome(key, error=f"its result did not load: {e}")
+            outcome = Outcome(key, error=f"its result did not load: {e}")
         if outcome.error is not None:
             shutil.rmtree(stored, ignore_errors=True)
         return outcome
@@ -465,9 +453,8 @@ class _Run:
         return result
 
 
-def _trial(outcome: transport.Outcome, index: int, seed: int, config: Mapping[str, Any]) -> Trial:
-    return Trial(outcome.key, index, seed, _json_values(config), outcome.metrics, outcome.result, outcome.graph,
-                 outcome.error, outcome.details, outcome.seconds, outcome.host, outcome.pid)
+def _trial(outcome: Outcome, index: int, seed: int, config: Mapping[str, Any]) -> Trial:
+    return Trial(**vars(outcome), config_index=index, seed=seed, config=_json_values(config))
 
 
 def _json_values(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -107,7 +107,7 @@ def pack(key: str, produced: Any, seconds: float) -> bytes:
         raise GraphError(f"the search function returned {type(produced).__name__}; return a search result (a "
                          "graphbuilder.search.result.BaseResult subclass) or a (gb.Graph, metrics dict) pair")
     files = GraphDocument.of(graph).files
-    files[TRIAL_FILE] = _trial_json({"key": key, "metrics": _metrics(metrics), "seconds": seconds, **doc})
+    files[TRIAL_FILE] = _trial_json({"key": key, "metrics": check_metrics(metrics), "seconds": seconds, **doc})
     return _zip(files)
 
 
@@ -123,7 +123,8 @@ def _trial_json(fields: dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode("utf-8")
 
 
-def _metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+def check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """`metrics` as names with floats (raises `GraphError` for anything else); non-finite figures are left out."""
     out = {}
     for name, value in metrics.items():
         if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -191,7 +192,7 @@ def load(folder: str) -> Outcome:
     metrics = doc.get("metrics")
     if not isinstance(metrics, dict):
         raise GraphError(f"{folder}: {TRIAL_FILE} needs a 'metrics' object")
-    outcome.metrics = _metrics(metrics)
+    outcome.metrics = check_metrics(metrics)
     outcome.graph = Graph.load(os.path.join(folder, GRAPH_FILE))
     if doc.get("result_type") is not None:
         result = BaseResult.named(str(doc["result_type"])).from_dict(doc.get("result"))
