@@ -26,7 +26,7 @@ from sweep_helpers import fails_for_seed, linear_unit, logged_prune_grow, tiny_p
 import graphbuilder as gb
 from graphbuilder.ir import serialize
 from graphbuilder.search import transport
-from graphbuilder.search.executors import ProcessExecutor, Work, run_work
+from graphbuilder.search.executors import ProcessExecutor, Work, make_executor, run_work
 from graphbuilder.search.sweep import SweepError, SweepResult
 
 matplotlib.use("Agg")
@@ -110,9 +110,15 @@ def test_graph_metrics_units_and_graph_configs_travel_as_files(problem) -> None:
 
 
 # -- the other executors give the same graphs --------------------------------------------------------------------
-def test_processes_equal_local(problem, local: SweepResult) -> None:
-    got = gb.search.sweep(gb.search.prune_grow, [problem], seeds=SEEDS, executor="processes", workers=2,
-                          progress=False)
+@pytest.fixture(scope="module")
+def pool():
+    """Two spawned worker processes, shared by the tests that need a healthy pool (spawning costs seconds)."""
+    with ProcessExecutor(workers=2) as ex:
+        yield ex
+
+
+def test_processes_equal_local(problem, local: SweepResult, pool) -> None:
+    got = gb.search.sweep(gb.search.prune_grow, [problem], seeds=SEEDS, executor=pool, progress=False)
     assert_same_results(got, local)
     assert all(t.pid != os.getpid() for t in got.trials)
 
@@ -161,6 +167,8 @@ def test_optuna_chooses_configs_through_tune(problem, ray_local) -> None:
 def test_unknown_executor_and_bad_arguments(problem) -> None:
     with pytest.raises(gb.GraphError, match=r"executor must be one of \['local', 'processes', 'ray'\]"):
         gb.search.sweep(gb.search.prune_grow, problem, executor="dask")
+    made = make_executor("processes", workers=3)  # by name (its pool starts on the first unit)
+    assert isinstance(made, ProcessExecutor) and made.workers == 3
     with pytest.raises(gb.GraphError, match="seeds must be distinct"):
         gb.search.sweep(gb.search.prune_grow, problem, seeds=[1, 1])
     with pytest.raises(gb.GraphError, match="scheduler and search_alg are Ray Tune's"):
@@ -177,10 +185,10 @@ def test_a_config_the_search_rejects_fails_its_trial_only(problem, tmp_path) -> 
     assert os.listdir(tmp_path / "trials") == ["c0-s0"]  # the failed trial is not stored, so a rerun retries it
 
 
-def test_a_search_that_raises_in_a_worker_process(problem) -> None:
+def test_a_search_that_raises_in_a_worker_process(problem, pool) -> None:
     with pytest.raises(SweepError, match=r"trial c0-s1 \(config 0, seed 1\): ZeroDivisionError: division by zero"):
-        gb.search.sweep(fails_for_seed, {**problem, "bad_seed": 1}, seeds=SEEDS, executor="processes", workers=2,
-                        progress=False)
+        gb.search.sweep(fails_for_seed, {**problem, "bad_seed": 1}, seeds=SEEDS, executor=pool, progress=False)
+
 
 
 def test_packets_are_validated_like_files(problem) -> None:
