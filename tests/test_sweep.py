@@ -126,29 +126,27 @@ def test_processes_equal_local(problem, local: SweepResult, pool) -> None:
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False)
     yield ray
     ray.shutdown()
 
 
-def test_ray_equals_local(problem, local: SweepResult, ray_local, tmp_path) -> None:
-    got = gb.search.sweep(gb.search.prune_grow, [problem], seeds=SEEDS, executor="ray", results_dir=tmp_path,
-                          progress=False)
-    assert_same_results(got, local)
+def test_ray_equals_local_and_reports_a_failing_trial(problem, local: SweepResult, ray_local, tmp_path) -> None:
+    """One Tune run: the good config's trials equal the local ones; the config the search rejects fails its
+    trials with the search's message, and the good trials are kept (in the results folder too)."""
+    with pytest.raises(SweepError, match=r"trial c1-s0 \(config 1, seed 0\): GraphError: target_error must be a "
+                                         r"positive number") as err:
+        gb.search.sweep(gb.search.prune_grow, [problem, {**problem, "target_error": -1.0}], seeds=SEEDS,
+                        executor="ray", results_dir=tmp_path, progress=False)
+    got = err.value.sweep
+    assert [t.key for t in err.value.failed] == ["c1-s0", "c1-s1"]
+    assert_same_results(SweepResult(got.trials[:2]), local)
+    assert all(t.pid != os.getpid() for t in got.trials[:2])
     assert sorted(os.listdir(tmp_path / "trials")) == ["c0-s0", "c0-s1"]
     # finer units run as Ray tasks through the same interface
     with gb.search.RayExecutor() as ex:
         outcomes = ex.map([Work(f"u{s}", gb.search.prune_grow, {**problem, "progress": False}, s) for s in SEEDS])
     assert all(same_graph(o.graph, t.graph) for o, t in zip(outcomes, local.trials, strict=True))
-
-
-def test_ray_reports_a_failing_trial_and_keeps_the_others(problem, ray_local) -> None:
-    with pytest.raises(SweepError, match=r"trial c0-s1 \(config 0, seed 1\): ZeroDivisionError") as err:
-        gb.search.sweep(fails_for_seed, {**problem, "bad_seed": 1}, seeds=SEEDS, executor="ray", progress=False)
-    kept = err.value.sweep.trials[0]
-    assert kept.error is None and kept.result is not None and [t.key for t in err.value.failed] == ["c0-s1"]
-    assert "1 / 0" in err.value.failed[0].details  # the worker's traceback
 
 
 def test_optuna_chooses_configs_through_tune(problem, ray_local) -> None:

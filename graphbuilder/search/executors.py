@@ -281,7 +281,11 @@ class RayExecutor(Executor):
         super().__init__(retries)
         ray = require_ray()
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, configure_logging=False)
+            try:
+                ray.init(address=address, include_dashboard=False, configure_logging=False)
+            except Exception as e:  # Ray raises plain Exception when its processes do not come up
+                where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+                raise GraphError(f"could not start or join {where}: {type(e).__name__}: {e}") from e
         self.address = address
         self.tune_options = tune_options
 
