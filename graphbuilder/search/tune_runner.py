@@ -13,8 +13,8 @@ of running the search twice. The searches report once, when they finish, so a sc
 early (ASHA, HyperBand) has only that one result to act on.
 
 Tune's run state and checkpoints go under `workdir` (``<results folder>/tune``). On a cluster of several
-machines that folder must be shared storage (NFS, or a URI such as ``s3://bucket/sweeps`` that Tune supports),
-because each trial writes its checkpoint from the machine it ran on.
+machines that folder must be on a file system every machine shares (NFS), because each trial writes its
+checkpoint from the machine it ran on.
 """
 
 from __future__ import annotations
