@@ -8,6 +8,7 @@ Slow (two Ray nodes start, then four trials of a few seconds each): run with ``-
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +26,6 @@ from graphbuilder.datasets import image_function, sample_image
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray")
-psutil = pytest.importorskip("psutil")
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = [0, 1, 2, 3]
 
@@ -38,8 +38,9 @@ def free_port() -> int:
 
 @pytest.fixture
 def cluster(tmp_path):
-    """A head node and a second node, one CPU each; yields the head's address. Afterwards every process the
-    two ``ray start --block`` commands started (and the commands) is stopped by PID."""
+    """A head node and a second node, one CPU each; yields the head's address. Each ``ray start --block``
+    runs in a session of its own, and afterwards every process in those sessions (the Ray daemons and
+    workers, even ones orphaned by a failed start) is stopped by PID."""
     ray_cli = str(Path(sys.executable).parent / "ray")
     temp = tempfile.mkdtemp(prefix="gbray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     port = free_port()
@@ -48,47 +49,57 @@ def cluster(tmp_path):
     common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
     started: list[subprocess.Popen] = []
     log = open(tmp_path / "ray.log", "w")  # noqa: SIM115 (closed below)
+
+    def start(*args: str) -> None:
+        started.append(subprocess.Popen([ray_cli, "start", *args, *common], env=env, stdout=log, stderr=log,
+                                        start_new_session=True))
+
     try:
-        started.append(subprocess.Popen([ray_cli, "start", "--head", f"--port={port}", f"--temp-dir={temp}",
-                                         "--include-dashboard=false", *common], env=env, stdout=log, stderr=log))
+        start("--head", f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false")
         address = f"127.0.0.1:{port}"
         deadline = time.monotonic() + 180
         while subprocess.run([ray_cli, "status", f"--address={address}"], env=env, capture_output=True).returncode:
             assert started[0].poll() is None and time.monotonic() < deadline, (tmp_path / "ray.log").read_text()
             time.sleep(1)
-        started.append(subprocess.Popen([ray_cli, "start", f"--address={address}", *common], env=env, stdout=log,
-                                        stderr=log))
+        start(f"--address={address}")
         yield address
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        pids: set[int] = set()
-        for proc in started:
-            pids.add(proc.pid)
-            if proc.poll() is None:
-                pids.update(child.pid for child in psutil.Process(proc.pid).children(recursive=True))
-        for pid in sorted(pids):
-            with_signal(pid, signal.SIGTERM)
-        gone_by = time.monotonic() + 30
-        while any(alive(pid) for pid in pids) and time.monotonic() < gone_by:
-            time.sleep(0.2)
+        sessions = {proc.pid for proc in started}
+        pids = session_members(sessions)
         for pid in pids:
-            with_signal(pid, signal.SIGKILL)
+            send(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while session_members(sessions) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in session_members(sessions):
+            send(pid, signal.SIGKILL)
         for proc in started:
             proc.wait(timeout=30)
         log.close()
-        assert not [pid for pid in pids if alive(pid)], "a Ray process the test started is still running"
+        shutil.rmtree(temp, ignore_errors=True)
+        assert not session_members(sessions), "a Ray process the test started is still running"
         print(f"stopped {len(pids)} Ray processes by PID")
 
 
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+def session_members(sessions: set[int]) -> list[int]:
+    """PIDs of the live (not zombie) processes whose session id is in `sessions` (from /proc/<pid>/stat)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, session
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) in sessions:
+            found.append(int(entry))
+    return found
 
 
-def with_signal(pid: int, sig: int) -> None:
+def send(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
