@@ -135,9 +135,14 @@ class Executor(ABC):
 
     def run(self, works: Sequence[Work], on_done: Callable[[Work, bytes], None], *,
             workdir: str | None = None) -> None:
-        """Run every unit, calling ``on_done(work, packet)`` on this thread as each finishes (in completion
-        order, exactly once per unit). A unit whose worker dies runs again, up to `retries` times; after that
-        its packet is an error saying so. `workdir` is a folder the executor may keep run state in."""
+        """Run whole trials: every unit, calling ``on_done(work, packet)`` on this thread as each finishes (in
+        completion order, exactly once per unit). A unit whose worker dies runs again, up to `retries` times;
+        after that its packet is an error saying so. `workdir` is a folder the executor may keep run state
+        in. By default this is `run_units`; Ray runs trials under Tune instead."""
+        self.run_units(works, on_done)
+
+    def run_units(self, works: Sequence[Work], on_done: Callable[[Work, bytes], None]) -> None:
+        """`run` through `submit`: the units are submitted at once and handed over as they finish."""
         pending: dict[Future[bytes], Work] = {}
         attempts: Counter[str] = Counter()
 
@@ -168,9 +173,10 @@ class Executor(ABC):
                     launch(work)
 
     def map(self, works: Sequence[Work]) -> list[Outcome]:
-        """Run `works` and return their outcomes in the order given (packets read with `transport.read`)."""
+        """Run `works` as units (`run_units`: Ray tasks, not Tune trials) and return their outcomes in the
+        order given (packets read with `transport.read`)."""
         packets: dict[str, bytes] = {}
-        self.run(works, lambda work, packet: packets.__setitem__(work.key, packet))
+        self.run_units(works, lambda work, packet: packets.__setitem__(work.key, packet))
         return [transport.read(packets[w.key]) for w in works]
 
     def close(self) -> None:  # noqa: B027 (a hook: the local executor holds no workers)
@@ -202,8 +208,7 @@ class LocalExecutor(Executor):
         future.set_result(run_work(work.for_transport()))
         return future
 
-    def run(self, works: Sequence[Work], on_done: Callable[[Work, bytes], None], *,
-            workdir: str | None = None) -> None:
+    def run_units(self, works: Sequence[Work], on_done: Callable[[Work, bytes], None]) -> None:
         """Run the units one after another, handing each packet over as soon as it is made."""
         for work in works:
             on_done(work, run_work(work.for_transport()))

@@ -294,7 +294,7 @@ def sweep(search_fn: Callable[..., Any], configs: Mapping[str, Any] | Sequence[M
             if search_alg is not None:
                 if len(config_list) != 1 or not num_samples or num_samples < 1:
                     raise GraphError("search_alg needs one config (with Tune sampling domains) and num_samples >= 1")
-                return run.search(search_fn, config_list[0], seed_list, folder, search_alg=search_alg,
+                return run.chosen(search_fn, config_list[0], seed_list, folder, search_alg=search_alg,
                                   num_samples=num_samples, retries=retries, threads=threads,
                                   scheduler=scheduler, keep=results_dir is not None)
             works = {f"c{i}-s{s}": (i, Work(f"c{i}-s{s}", search_fn, c, s, threads))
@@ -371,7 +371,7 @@ class _Run:
             bar.close()
         return self._finish([self.trials[key] for key in works], folder if keep else None)
 
-    def search(self, fn: Callable[..., Any], space: dict[str, Any], seeds: list[int], folder: str, *,
+    def chosen(self, fn: Callable[..., Any], space: dict[str, Any], seeds: list[int], folder: str, *,
                search_alg: Any, num_samples: int, retries: int, threads: int | None, scheduler: Any,
                keep: bool) -> SweepResult:
         """A Tune search algorithm chooses the configs."""

@@ -130,6 +130,9 @@ def _saved_packet() -> bytes | None:
 
 
 def _report(packet: bytes, trial_json: bytes | None, metrics: dict[str, Any]) -> None:
+    # the worker would otherwise log a line per checkpoint, which Ray forwards to the driver's console
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
     if trial_json is not None:  # the unit's figures, for Tune's own logs and schedulers
         doc = json.loads(trial_json)
         metrics = {**doc.get("metrics", {}), **metrics, "failed": doc.get("error") is not None}
