@@ -8,6 +8,7 @@ Slow (two Ray nodes start, then four trials of a few seconds each): run with ``-
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -44,24 +45,34 @@ def cluster(tmp_path):
     ray_cli = str(Path(sys.executable).parent / "ray")
     temp = tempfile.mkdtemp(prefix="gbray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    # token authentication off: the cluster listens on this machine only, and the driver (this process) would
+    # otherwise need the token that `ray start` generates
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
     started: list[subprocess.Popen] = []
     log = open(tmp_path / "ray.log", "w")  # noqa: SIM115 (closed below)
+
+    address = f"127.0.0.1:{port}"
 
     def start(*args: str) -> None:
         started.append(subprocess.Popen([ray_cli, "start", *args, *common], env=env, stdout=log, stderr=log,
                                         start_new_session=True))
 
+    def status() -> str:
+        out = subprocess.run([ray_cli, "status", f"--address={address}"], env=env, capture_output=True, text=True)
+        return out.stdout if out.returncode == 0 else ""
+
     try:
         start("--head", f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false")
-        address = f"127.0.0.1:{port}"
         deadline = time.monotonic() + 180
-        while subprocess.run([ray_cli, "status", f"--address={address}"], env=env, capture_output=True).returncode:
+        while not status():
             assert started[0].poll() is None and time.monotonic() < deadline, (tmp_path / "ray.log").read_text()
             time.sleep(1)
         start(f"--address={address}")
+        while len(re.findall(r"^\s*1 node_", status(), re.M)) < 2:  # `ray status` lists "1 node_<id>" per node
+            assert started[1].poll() is None and time.monotonic() < deadline + 180, (tmp_path / "ray.log").read_text()
+            time.sleep(1)
         yield address
     finally:
         if ray.is_initialized():
@@ -108,7 +119,8 @@ def send(pid: int, sig: int) -> None:
 
 def test_a_worker_killed_mid_trial_on_a_two_node_cluster(cluster, tmp_path) -> None:
     X, y = image_function(sample_image("china.jpg", 8))
-    config = dict(X=X, y=y, target_error=0.12, train_steps=150, retrain_steps=40, max_steps=16, max_seconds=1e9)
+    config = dict(X=X, y=y, target_error=0.12, train_steps=150, retrain_steps=40, max_steps=16, max_seconds=1e9,
+                  progress=False)
     logs, results = tmp_path / "log", tmp_path / "results"
     logs.mkdir()
     want = gb.search.sweep(gb.search.prune_grow, config, seeds=SEEDS, progress=False)  # uninterrupted

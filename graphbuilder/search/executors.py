@@ -76,12 +76,20 @@ def run_work(work: Work) -> bytes:
     """Run one unit and return its packet (`transport.pack`); an exception becomes an error packet."""
     start = time.perf_counter()
     try:
-        config = {k: v.load() if isinstance(v, GraphDocument) else v for k, v in work.config.items()}
+        config = {k: _writable(v.load() if isinstance(v, GraphDocument) else v) for k, v in work.config.items()}
         with torch_threads(work.threads), seeded(work.seed):
             produced = work.fn(**config, seed=work.seed)
         return transport.pack(work.key, produced, time.perf_counter() - start)
     except Exception as e:  # the driver reports it, naming the unit
         return transport.pack_error(work.key, e, time.perf_counter() - start)
+
+
+def _writable(value: Any) -> Any:
+    """A NumPy array that Ray handed over read-only (zero-copy from its object store) as a writable copy, so
+    a search sees the same kind of array on every executor."""
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        return value.copy()
+    return value
 
 
 @contextlib.contextmanager
@@ -287,7 +295,9 @@ class RayExecutor(Executor):
         ray = require_ray()
         if not ray.is_initialized():
             try:
-                ray.init(address=address, include_dashboard=False, configure_logging=False)
+                # the workers' output stays in Ray's logs: the sweep draws one bar, and failures come back
+                # in the packets with their tracebacks
+                ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
             except Exception as e:  # Ray raises plain Exception when its processes do not come up
                 where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
                 raise GraphError(f"could not start or join {where}: {type(e).__name__}: {e}") from e

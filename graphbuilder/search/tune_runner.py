@@ -196,18 +196,20 @@ def _run_config(workdir: str | None, retries: int, callback: Any) -> Any:
 
 
 class _quiet_tune:
-    """Tune's INFO lines and per-trial tables would interleave with the sweep's own progress bar."""
+    """Tune's tables and INFO lines would interleave with the sweep's own progress bar. With its newer console
+    output (the default) even ``verbose=0`` prints a table per experiment, so the run uses the older output,
+    whose ``verbose=0`` prints nothing."""
 
     def __enter__(self) -> None:
         self.logger = logging.getLogger("ray.tune")
         self.level = self.logger.level
         self.logger.setLevel(logging.WARNING)
-        self.env = os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")
-        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+        self.env = os.environ.get("RAY_AIR_NEW_OUTPUT")
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
 
     def __exit__(self, *exc: object) -> None:
         self.logger.setLevel(self.level)
         if self.env is None:
-            os.environ.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
         else:
-            os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = self.env
+            os.environ["RAY_AIR_NEW_OUTPUT"] = self.env
