@@ -149,6 +149,7 @@ def test_ray_equals_local_and_reports_a_failing_trial(problem, local: SweepResul
     assert all(same_graph(o.graph, t.graph) for o, t in zip(outcomes, local.trials, strict=True))
 
 
+@pytest.mark.slow
 def test_optuna_chooses_configs_through_tune(problem, ray_local) -> None:
     from ray import tune
 
@@ -189,11 +190,32 @@ def test_a_search_that_raises_in_a_worker_process(problem, pool) -> None:
 
 
 
-def test_packets_are_validated_like_files(problem) -> None:
+def test_a_killed_worker_process_is_replaced_and_its_trial_rerun(problem, direct, pool, tmp_path) -> None:
+    """SIGKILL a pool worker mid-trial: the broken pool is replaced and its units run again."""
+    logs = tmp_path / "log"
+    logs.mkdir()
+
+    def kill_the_first_worker() -> None:
+        while not os.listdir(logs):
+            time.sleep(0.02)
+        os.kill(int(os.listdir(logs)[0].split("-")[1]), signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_first_worker)
+    killer.start()
+    outcomes = pool.map([Work(f"w{s}", logged_prune_grow, {**problem, "log_dir": str(logs), "progress": False}, s)
+                         for s in SEEDS])
+    killer.join()
+    started = sorted(int(n.split("-")[0]) for n in os.listdir(logs))
+    assert len(started) > len(SEEDS)  # the killed trial (and any beside it in the broken pool) ran again
+    for outcome, want in zip(outcomes, direct, strict=True):
+        assert outcome.error is None and same_graph(outcome.graph, want.graph)
+
+
+def test_packets_are_validated_like_files(problem, direct) -> None:
     packet = run_work(Work("k", gb.search.prune_grow, {**problem, "progress": False}, 0))
     files = transport.unzip(packet)
     assert sorted(files) == ["graph.graph.json", "graph.safetensors", "trial.json"]
-    assert transport.read(packet).result.network == gb.search.prune_grow(seed=0, progress=False, **problem).network
+    assert transport.read(packet).result.network == direct[0].network
 
     def repack(**changes: bytes) -> bytes:
         buffer = io.BytesIO()
@@ -251,28 +273,6 @@ def test_resume_after_the_driver_is_killed(problem, tmp_path) -> None:
     with pytest.raises(gb.GraphError, match="holds results of a different sweep: trial\\(s\\) c0-s0"):
         gb.search.sweep(logged_prune_grow, {**problem, "log_dir": str(logs), "train_steps": 61}, seeds=[0],
                         results_dir=results, progress=False)
-
-
-def test_a_killed_worker_process_is_replaced_and_its_trial_rerun(problem, tmp_path) -> None:
-    logs = tmp_path / "log"
-    logs.mkdir()
-
-    def kill_the_first_worker() -> None:
-        while not os.listdir(logs):
-            time.sleep(0.02)
-        os.kill(int(os.listdir(logs)[0].split("-")[1]), signal.SIGKILL)
-
-    killer = threading.Thread(target=kill_the_first_worker)
-    killer.start()
-    with ProcessExecutor(workers=2) as ex:
-        outcomes = ex.map([Work(f"w{s}", logged_prune_grow, {**problem, "log_dir": str(logs), "progress": False}, s)
-                           for s in SEEDS])
-    killer.join()
-    started = sorted(int(n.split("-")[0]) for n in os.listdir(logs))
-    assert len(started) > len(SEEDS)  # the killed trial (and any beside it in the broken pool) ran again
-    for seed, outcome in zip(SEEDS, outcomes, strict=True):
-        assert outcome.error is None
-        assert same_graph(outcome.graph, gb.search.prune_grow(seed=seed, progress=False, **problem).graph)
 
 
 # -- the widget -------------------------------------------------------------------------------------------------------
