@@ -12,8 +12,9 @@ into one `bytes` value.
 
 The receiving side stores the files in a folder and reads them back with the loaders every file goes through:
 `Graph.load` validates the graph and its weights, `from_dict` the result document, and the result class is
-looked up among the imported `BaseResult` subclasses by name (`BaseResult.named`). Nothing sent by a worker
-is unpickled or imported, so a result from a remote machine is as safe to read as any graph file.
+looked up among the imported `BaseResult` subclasses by name (`BaseResult.named`). The only value a worker
+returns is the packet's `bytes`: no object of its making is rebuilt and nothing it names is imported, so a
+result from a remote machine is as safe to read as any graph file.
 
 Graphs travel the other way as files too (`GraphDocument`): a `gb.Graph` in a search's config is sent as its
 file bytes and loaded, validated, in the worker, never pickled with whatever objects subscribe to its edits.
