@@ -168,6 +168,8 @@ def test_unknown_executor_and_bad_arguments(problem) -> None:
         gb.search.sweep(gb.search.prune_grow, problem, executor="dask")
     made = make_executor("processes", workers=3)  # by name (its pool starts on the first unit)
     assert isinstance(made, ProcessExecutor) and made.workers == 3
+    with pytest.raises(gb.GraphError, match="define it at the top level of a module"):
+        gb.search.sweep(lambda seed, **kw: None, problem, executor=made)
     with pytest.raises(gb.GraphError, match="seeds must be distinct"):
         gb.search.sweep(gb.search.prune_grow, problem, seeds=[1, 1])
     with pytest.raises(gb.GraphError, match="scheduler and search_alg are Ray Tune's"):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import pickle
 import random
 import time
 import weakref
@@ -253,7 +254,13 @@ class ProcessExecutor(Executor):
         return self._pool
 
     def submit(self, work: Work) -> Future[bytes]:
-        """Queue the unit on the pool."""
+        """Queue the unit on the pool. Raises `GraphError` for a function the workers could not import."""
+        try:
+            pickle.dumps(work.fn)
+        except (pickle.PicklingError, AttributeError, TypeError) as e:
+            raise GraphError(f"executor 'processes' sends the search function by name, and {work.fn!r} has none "
+                             f"that a new process can import ({e}); define it at the top level of a module, or "
+                             "use executor='ray'") from None
         pool = self._current_pool()
         future = pool.submit(run_work, work.for_transport())
         self._pool_of[future] = pool
