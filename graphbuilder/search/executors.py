@@ -112,8 +112,9 @@ def seeded(seed: int) -> Iterator[None]:
 class Executor(ABC):
     """Runs units of work (`Work`) and hands back their packets.
 
-    `submit` is the primitive; `run` drives many units to completion with retries after lost workers; `map`
-    reads the packets into `Outcome`s. Use an executor as a context manager, or call `close`.
+    `submit` is the primitive. `run_units` drives many units to completion through it, with retries after
+    lost workers, and `map` reads their packets into `Outcome`s; `run` does the same for whole trials (Ray
+    hands those to Tune). Use an executor as a context manager, or call `close`.
 
     Args:
         retries: how many more times a unit runs after its worker dies.
@@ -292,7 +293,8 @@ class RayExecutor(Executor):
     Args:
         address: the cluster to join (None: start Ray on this machine, unless it is running already).
         retries: see `Executor`.
-        scheduler, search_alg: Ray Tune's trial scheduler and search algorithm for `run` (see `tune_runner`).
+        tune_options: keyword arguments of `tune_runner.run_trials` for `run`: ``scheduler=``, a Ray Tune trial
+            scheduler.
     """
 
     name = "ray"
