@@ -1,6 +1,6 @@
 # GraphBuilder developer commands. The README's two commands are `make lab` and `make test`.
 #
-#   make setup  .venv with torch (CPU) and `pip install -e .[dev]`; reruns pip only when pyproject.toml
+#   make setup  .venv with torch (CPU) and `pip install -e .[dev,ray]`; reruns pip only when pyproject.toml
 #               changed. The editable install builds the widget bundle (see build_frontend.py).
 #   make lab    setup, then JupyterLab on examples/.
 #   make test   setup + system packages (graphviz, chromium), then pytest on tests/ and the notebooks.
@@ -51,7 +51,7 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	@command -v npm >/dev/null || { echo "npm not found: install Node 20 and npm" >&2; exit 1; }
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,ray]"
 	touch $@
 
 # Rebuild the bundle when extension/ changed after the editable install.

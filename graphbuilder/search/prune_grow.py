@@ -102,6 +102,13 @@ class SearchResult(BaseResult):
         ok = [r for r in rows if r["val_error"] <= self.target_error]
         return min(ok or rows, key=lambda r: r["val_error"]) if (ok or rows) else {}
 
+    def metrics(self) -> dict[str, float]:
+        """The graph's parameters and FLOPs, plus ``error`` (the returned network's validation RMSE),
+        ``connections``, ``neurons`` (hidden) and ``reached`` (1 if it met the target, else 0)."""
+        return {**super().metrics(), "error": float(self.best.get("val_error", math.nan)),
+                "connections": float(self.network.num_connections), "neurons": float(self.network.num_hidden),
+                "reached": float(self.reached)}
+
     def front(self) -> list[tuple[int, float]]:
         """The complexity-error Pareto front of the accepted steps: (complexity, val_error), complexity rising."""
         points = sorted({(r["complexity"], r["val_error"]) for r in self.history if r["accepted"]})

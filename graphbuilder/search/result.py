@@ -3,6 +3,11 @@
 A result knows the graph it found (`.graph`: an ordinary `gb.Graph`, ready to open in the editor, compile or
 export), draws itself (`.plot()`), and round-trips through JSON (`to_dict` / `from_dict`; `save` / `load`
 write that document atomically). Nothing is pickled, so a result file from elsewhere is data like a graph file.
+
+Sweeps (`search/sweep.py`) compare results by `metrics()`: scalar figures of merit, ``error`` (lower is better)
+first where the search has one. Results travel from worker processes as that JSON document plus the graph file
+(`search/transport.py`), and the receiving side finds the class by `type_name()` among the subclasses it has
+imported (`named`), never by importing a name it was sent.
 """
 
 from __future__ import annotations
@@ -37,6 +42,33 @@ class BaseResult(ABC):
     @abstractmethod
     def from_dict(cls, data: Any) -> Self:
         """Rebuild a result from `to_dict` output, validating it (raises `GraphError`)."""
+
+    def metrics(self) -> dict[str, float]:
+        """Scalar figures of merit, for tables and comparisons across results: by default the graph's
+        parameter count and FLOPs (`Graph.summary`). Subclasses add theirs (``error``: lower is better)."""
+        summary = self.graph.summary()
+        return {"params": float(summary.total_params), "flops": float(summary.total_flops)}
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The class's dotted name (``module.QualName``), as results name their type in transport files."""
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @classmethod
+    def named(cls, name: str) -> type[BaseResult]:
+        """The imported subclass whose `type_name()` is `name` (raises `GraphError` if none is). Only classes
+        already imported are found: a name read from a file never triggers an import."""
+        todo, seen = list(cls.__subclasses__()), set()
+        while todo:
+            sub = todo.pop()
+            if sub in seen:
+                continue
+            seen.add(sub)
+            if sub.type_name() == name:
+                return sub
+            todo.extend(sub.__subclasses__())
+        raise GraphError(f"no search result class named {name!r} is imported here; import the module that "
+                         "defines it before loading its results")
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the result as JSON, atomically (no pickle)."""
