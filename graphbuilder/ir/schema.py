@@ -178,6 +178,8 @@ class OpDef:
         flops: FLOP counter for `Graph.summary`, attached by `graphbuilder.ops` (torch's flop counter).
         input_hint: what the inputs must look like, used in error messages (``"(N, C, H, W)"``).
         source: where the op was declared, for docs (``"builtin"`` or the user's module).
+        advanced: a part of a search space or of a bigger op (GloRe's stages, `mixed_op` candidates): the
+            editor's palette lists it only when "advanced" is on.
     """
 
     name: str
@@ -193,6 +195,7 @@ class OpDef:
     flops: Callable[[OpDef, dict[str, Any], Sequence[TensorSpec]], int] | None = None
     input_hint: str = ""
     source: str = "builtin"
+    advanced: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def param(self, name: str) -> Param:
@@ -223,4 +226,5 @@ class OpDef:
             "name": self.name, "category": self.category, "doc": self.doc,
             "params": [p.to_json() for p in self.params], "inputs": list(self.inputs),
             "variadic": self.variadic, "input_hint": self.input_hint, "source": self.source,
+            "advanced": self.advanced,
         }

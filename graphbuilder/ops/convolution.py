@@ -44,10 +44,10 @@ _transpose["output_padding"] = spatial("extra size added to one side of the outp
 module_op("conv_transpose2d", "convolution", "2-D transposed convolution (learned upsampling) over (N, C, H, W).",
           nn.ConvTranspose2d, named(**_transpose), derive={"in_channels": channels}, hint="(N, C, H, W)",
           check=need_rank(4, hint="(N, C, H, W)"))
-module_op("linear", "convolution", "Fully connected layer on the last dim: y = x W^T + b.", nn.Linear,
+module_op("linear", "linear", "Fully connected layer on the last dim: y = x W^T + b.", nn.Linear,
           named(out_features=size("number of output features"), bias=flag("add a learnable bias", True)),
           derive={"in_features": features}, hint="(..., in_features)")
-module_op("embedding", "convolution", "Lookup table from integer ids (int64 input) to vectors.", nn.Embedding,
+module_op("embedding", "embedding", "Lookup table from integer ids (int64 input) to vectors.", nn.Embedding,
           named(num_embeddings=size("vocabulary size"), embedding_dim=size("vector size"),
                 padding_idx=integer("id whose vector stays zero (optional)", lo=0, optional=True)),
           hint="(...) int64 ids")

@@ -123,9 +123,9 @@ def broadcastable(params: dict[str, Any], specs: Specs) -> None:
         da, db = a[-k], b[-k]
         if da != db and 1 not in (da, db):
             dim = len(a) - k
-            raise GraphError(f"shapes {specs[0]} and {specs[1]} do not match at dim {dim} ({da} vs {db}); make "
-                             f"the second input have {da} there (e.g. out_channels={da} on the node that "
-                             f"produces it) or the first have {db}")
+            raise GraphError(f"shapes {specs[0]} and {specs[1]} do not match at dim {dim} ({da} vs {db}); they "
+                             "must be equal there (or 1, to broadcast). gb.passes.fixits(graph, node) lists edits "
+                             "that make them fit")
 
 
 # -- the generic torch side ----------------------------------------------------------------------------------
@@ -253,12 +253,16 @@ def declare(name: str, category: str, doc: str, *, params: tuple[Param, ...] = (
             build: Builder | None = None, function: Callable[..., Any] | None = None,
             kwargs: Callable[[dict[str, Any]], dict[str, Any]] | None = None, variadic: bool = False,
             check: Callable[[dict[str, Any], Specs], None] | None = None, hint: str = "",
-            infer: Any = None, source: str = "builtin", replace: bool = False, **extra: Any) -> OpDef:
-    """Register one op. Give `build` (returns an nn.Module) or `function` (a torch function)."""
+            infer: Any = None, source: str = "builtin", replace: bool = False, advanced: bool = False,
+            **extra: Any) -> OpDef:
+    """Register one op. Give `build` (returns an nn.Module) or `function` (a torch function).
+
+    `advanced` marks search-space parts and an op's internal stages, which the palette hides by default.
+    """
     opdef = OpDef(name=name, category=category, doc=doc, params=params, inputs=inputs, variadic=variadic,
                   build=build, function=function, kwargs=kwargs, infer=infer or meta_infer,
                   flops=meta_flops if (build or function) else None,
-                  input_hint=hint, source=source, extra={"check": check, **extra})
+                  input_hint=hint, source=source, advanced=advanced, extra={"check": check, **extra})
     return registry.register(opdef, replace=replace)
 
 

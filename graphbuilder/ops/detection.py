@@ -32,4 +32,4 @@ declare("det_predict", "detection",
                                   lo=1e-6, hi=0.5)),
         inputs=("levels",), variadic=True,
         build=lambda p, specs: DetectionPredictor(channels(specs), p["num_classes"], p["prior"]),
-        check=_check, hint="one (N, C, H, W) feature map per level")
+        check=_check, hint="one (N, C, H, W) feature map per level", advanced=True)

@@ -698,7 +698,7 @@ _op = declare(
     params=named(topology=Param("json", doc="the neuron DAG: NeuronGraph(...).to_json()"),
                  mode=choice("evaluation per topological level: dense blocks, sparse gathers, or by density",
                              ("auto", "dense", "sparse"), "auto")),
-    build=_graph_build, check=_graph_check, hint="(N, inputs): one column per input neuron")
+    build=_graph_build, check=_graph_check, hint="(N, inputs): one column per input neuron", advanced=True)
 registry.register(dataclasses.replace(_op, flops=_graph_flops), replace=True)
 
 
@@ -715,4 +715,4 @@ declare("neuron", "search",
         params=named(activation=choice("activation function", ACTIVATIONS, "identity")),
         inputs=("inputs",), variadic=True, check=_neuron_check,
         build=lambda p, specs: Neuron(sum(s.shape[1] for s in specs), p["activation"]),
-        hint="one or more (N, k) tensors")
+        hint="one or more (N, k) tensors", advanced=True)

@@ -80,7 +80,7 @@ def _declare_block(name: str) -> None:
         return build_candidate(name, channels(specs), _out(p, specs), p["stride"], **extra)
 
     declare(name, CATEGORY, doc + " Several inputs share the weights (one output each).", params=named(**params),
-            inputs=("inputs",), variadic=True, build=build, check=_check_inputs, hint=_HINT)
+            inputs=("inputs",), variadic=True, build=build, check=_check_inputs, hint=_HINT, advanced=True)
 
 
 for _name in SEARCH_OPS:
@@ -155,7 +155,7 @@ declare("mixed_op", CATEGORY,
                      weighting=choice("softmax(alpha) (DARTS search) or alpha as is (screening)",
                                       ("softmax", "linear"), "softmax"),
                      out_channels=_out_channels(), stride=_stride()),
-        inputs=("inputs",), variadic=True, build=_mixed_build, check=_mixed_check, hint=_HINT)
+        inputs=("inputs",), variadic=True, build=_mixed_build, check=_mixed_check, hint=_HINT, advanced=True)
 
 
 def _sum_check(params: dict[str, Any], specs: Specs) -> None:
@@ -175,4 +175,4 @@ declare("weighted_sum", CATEGORY,
         "returns L sums. The merge node of a mixed op drawn with its candidates.",
         params=named(weights=Param("floats", None, doc="one weight per candidate, e.g. softmax(alpha)")),
         inputs=("inputs",), variadic=True, build=lambda p, specs: WeightedSum(list(p["weights"])),
-        check=_sum_check, hint="k * L tensors, candidate-major")
+        check=_sum_check, hint="k * L tensors, candidate-major", advanced=True)

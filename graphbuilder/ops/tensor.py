@@ -15,7 +15,7 @@ _DIM = integer("dimension index (negative counts from the end)", 1, lo=None)
 for _name, _fn, _doc in (("add", torch.add, "input + other, broadcasting."),
                          ("sub", torch.sub, "input - other, broadcasting."),
                          ("mul", torch.mul, "input * other (elementwise), broadcasting.")):
-    function_op(_name, "tensor", _doc, _fn, inputs=("input", "other"), check=broadcastable,
+    function_op(_name, "elementwise", _doc, _fn, inputs=("input", "other"), check=broadcastable,
                 hint="two tensors of the same (or broadcastable) shape")
 
 

@@ -1,0 +1,53 @@
+"""The editor's first view of a graph: a layout direction and a canvas height chosen from the graph's shape.
+
+A network is mostly a long chain of layers (depth) with a few parallel branches (breadth). Drawn left to
+right, depth runs along the canvas's width; drawn top down, along its height. `first_view` lays the top
+level out in layers the way the editor's layered layout does, measures the drawing both ways with the
+editor's node sizes and spacings (extension/src/flow.ts, layout.ts), and picks the direction whose drawing
+fits a typical notebook canvas at the higher zoom; the height is what that drawing needs at the editor's
+readable zoom, within `HEIGHT_RANGE`. So a ResNet (a 13-node chain of stages) opens top down in a tall
+canvas, and a wide search-space graph opens left to right.
+
+Boundary: reads the IR's wiring only (no shapes, no inference).
+"""
+
+from __future__ import annotations
+
+from graphbuilder.ir.graph import Graph
+
+CANVAS_WIDTH = 960  # px: the canvas in a 1400 px JupyterLab window, between the palette and the inspector
+HEIGHT_RANGE = (360, 760)  # px: the canvas height chosen, at least and at most
+READABLE_ZOOM = 0.75  # the editor's default zoom floor: 13 px node names are ~10 px tall on screen
+# The editor's node box and spacing (extension/src/flow.ts NODE_W and nodeHeight; layout.ts elkOptions).
+NODE_W, NODE_H, GAP_IN_LAYER, GAP_BETWEEN_LAYERS = 184, 58, 28, 56
+CHROME = 80  # px of the canvas that are not the drawing: margins around it
+
+
+def layers(graph: Graph) -> list[int]:
+    """Number of top-level nodes in each layer, by longest path from the inputs (the layered layout's layers)."""
+    depth: dict[str, int] = {}
+    for node in graph.topological_order():
+        depth[node.name] = max((depth[p.node.name] + 1 for p in node.inputs if p is not None), default=0)
+    counts = [0] * (max(depth.values(), default=-1) + 1)
+    for d in depth.values():
+        counts[d] += 1
+    return counts
+
+
+def first_view(graph: Graph) -> tuple[str, int]:
+    """(direction, height): "LR" or "TB" and the canvas height in px for `graph`'s first view."""
+    per_layer = layers(graph) or [1]
+    depth, breadth = len(per_layer), max(per_layer)
+    along = {"LR": NODE_W + GAP_BETWEEN_LAYERS, "TB": NODE_H + GAP_BETWEEN_LAYERS}
+    across = {"LR": NODE_H + GAP_IN_LAYER, "TB": NODE_W + GAP_IN_LAYER}
+    size = {"LR": (depth * along["LR"], breadth * across["LR"]), "TB": (breadth * across["TB"], depth * along["TB"])}
+    tallest = HEIGHT_RANGE[1] - CHROME
+
+    def fit(direction: str) -> float:
+        w, h = size[direction]
+        return min(CANVAS_WIDTH / w, tallest / h)
+
+    direction = "TB" if fit("TB") > fit("LR") else "LR"
+    zoom = min(1.0, max(READABLE_ZOOM, fit(direction)))
+    height = int(size[direction][1] * zoom + CHROME)
+    return direction, max(HEIGHT_RANGE[0], min(HEIGHT_RANGE[1], height))
