@@ -9,6 +9,7 @@
  * every widget on the page. Without ELK (no loader, or it fails), `layout` falls back to `quickLayout`.
  */
 import ELK from "elkjs/lib/elk-api.js";
+import { LAYER_GAP, NODE_GAP } from "./geometry";
 
 export type Direction = "LR" | "TB";
 export type Box = { id: string; width: number; height: number; inPorts: number; outPorts: number };
@@ -54,8 +55,8 @@ export function elkOptions(direction: Direction, size: number): Record<string, s
   return {
     "elk.algorithm": "layered", // layers follow the data flow
     "elk.direction": direction === "LR" ? "RIGHT" : "DOWN", // inputs left (or top), outputs right (or bottom)
-    "elk.spacing.nodeNode": "28", // gap between nodes in one layer
-    "elk.layered.spacing.nodeNodeBetweenLayers": "56", // gap between layers (room for shape labels)
+    "elk.spacing.nodeNode": String(NODE_GAP), // gap between nodes in one layer
+    "elk.layered.spacing.nodeNodeBetweenLayers": String(LAYER_GAP[direction]), // gap between layers: room for shape labels
     "elk.layered.spacing.edgeNodeBetweenLayers": "20",
     "elk.edgeRouting": "POLYLINE", // React Flow draws its own curves; only positions are used
     // Fewer crossing-minimisation sweeps on big graphs (quality vs. time; 7 is ELK's default).
@@ -103,12 +104,6 @@ export async function layout(boxes: Box[], wires: Wire[], direction: Direction, 
   return pos;
 }
 
-/** Where to put a node that appeared without a position: right of (or below) its first input. */
-export function placeNear(source: { x: number; y: number } | undefined, direction: Direction, index: number): { x: number; y: number } {
-  if (!source) return { x: 40 + 30 * index, y: 40 + 30 * index };
-  return direction === "LR" ? { x: source.x + 240, y: source.y + 24 * index } : { x: source.x + 24 * index, y: source.y + 110 };
-}
-
 /**
  * A linear-time layered layout for big graphs, where ELK takes seconds: longest-path layers, then one
  * barycentre sweep to order each layer. Used for the first drawing of graphs over `QUICK_ABOVE` nodes;
@@ -152,8 +147,8 @@ export function quickLayout(boxes: Box[], wires: Wire[], direction: Direction): 
     let offset = 0;
     for (const id of ids2 ?? []) {
       const b = size.get(id)!;
-      pos[id] = direction === "LR" ? { x: li * 232, y: offset } : { x: offset, y: li * 110 };
-      offset += direction === "LR" ? b.height + 28 : b.width + 28;
+      pos[id] = direction === "LR" ? { x: li * (184 + LAYER_GAP.LR), y: offset } : { x: offset, y: li * (58 + LAYER_GAP.TB) };
+      offset += direction === "LR" ? b.height + NODE_GAP : b.width + NODE_GAP;
     }
   });
   return pos;

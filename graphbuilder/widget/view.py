@@ -3,7 +3,7 @@
 A network is mostly a long chain of layers (depth) with a few parallel branches (breadth). Drawn left to
 right, depth runs along the canvas's width; drawn top down, along its height. `first_view` lays the top
 level out in layers the way the editor's layered layout does, measures the drawing both ways with the
-editor's node sizes and spacings (extension/src/flow.ts, layout.ts), and picks the direction whose drawing
+editor's node sizes and spacings (extension/src/geometry.ts), and picks the direction whose drawing
 fits a typical notebook canvas at the higher zoom; the height is what that drawing needs at the editor's
 readable zoom, within `HEIGHT_RANGE`. So a ResNet (a 13-node chain of stages) opens top down in a tall
 canvas, and a wide search-space graph opens left to right.
@@ -18,8 +18,9 @@ from graphbuilder.ir.graph import Graph
 CANVAS_WIDTH = 960  # px: the canvas in a 1400 px JupyterLab window, between the palette and the inspector
 HEIGHT_RANGE = (360, 760)  # px: the canvas height chosen, at least and at most
 READABLE_ZOOM = 0.75  # the editor's default zoom floor: 13 px node names are ~10 px tall on screen
-# The editor's node box and spacing (extension/src/flow.ts NODE_W and nodeHeight; layout.ts elkOptions).
-NODE_W, NODE_H, GAP_IN_LAYER, GAP_BETWEEN_LAYERS = 184, 58, 28, 56
+# The editor's node box and spacing (extension/src/geometry.ts: NODE_W, NODE_H, NODE_GAP, LAYER_GAP).
+NODE_W, NODE_H, GAP_IN_LAYER = 184, 58, 28
+GAP_BETWEEN_LAYERS = {"LR": 100, "TB": 56}
 CHROME = 80  # px of the canvas that are not the drawing: margins around it
 
 
@@ -38,7 +39,7 @@ def first_view(graph: Graph) -> tuple[str, int]:
     """(direction, height): "LR" or "TB" and the canvas height in px for `graph`'s first view."""
     per_layer = layers(graph) or [1]
     depth, breadth = len(per_layer), max(per_layer)
-    along = {"LR": NODE_W + GAP_BETWEEN_LAYERS, "TB": NODE_H + GAP_BETWEEN_LAYERS}
+    along = {"LR": NODE_W + GAP_BETWEEN_LAYERS["LR"], "TB": NODE_H + GAP_BETWEEN_LAYERS["TB"]}
     across = {"LR": NODE_H + GAP_IN_LAYER, "TB": NODE_W + GAP_IN_LAYER}
     size = {"LR": (depth * along["LR"], breadth * across["LR"]), "TB": (breadth * across["TB"], depth * along["TB"])}
     tallest = HEIGHT_RANGE[1] - CHROME
