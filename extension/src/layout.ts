@@ -143,13 +143,18 @@ export function quickLayout(boxes: Box[], wires: Wire[], direction: Direction): 
   }
   const size = new Map(boxes.map((b) => [b.id, b]));
   const pos: Positions = {};
-  layers.forEach((ids2, li) => {
-    let offset = 0;
+  const lr = direction === "LR";
+  let along = 0; // each layer starts after the longest box of the one before (expanded blocks are long)
+  for (const ids2 of layers) {
+    let across = 0;
+    let longest = 0;
     for (const id of ids2 ?? []) {
       const b = size.get(id)!;
-      pos[id] = direction === "LR" ? { x: li * (184 + LAYER_GAP.LR), y: offset } : { x: offset, y: li * (58 + LAYER_GAP.TB) };
-      offset += direction === "LR" ? b.height + NODE_GAP : b.width + NODE_GAP;
+      pos[id] = lr ? { x: along, y: across } : { x: across, y: along };
+      across += (lr ? b.height : b.width) + NODE_GAP;
+      longest = Math.max(longest, lr ? b.width : b.height);
     }
-  });
+    along += longest + LAYER_GAP[direction];
+  }
   return pos;
 }

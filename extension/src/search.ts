@@ -1,20 +1,22 @@
 /**
  * Finding things by typing (pure; test/search.test.ts): ops for the adder and the palette, nodes for the
  * search box. Matches rank exact, then prefix, then word prefix (after `_` or `/`), then anywhere in the name,
- * then in the doc or path; ties keep their order. So "ad" gives `add` before `adaptive_avg_pool2d` before
- * `multihead_attention`'s doc mention.
+ * then in the doc or path; among equal kinds of match, shorter names first (the nearest completion), then
+ * their order. So "ad" gives `add` before `adaptive_avg_pool2d` before `multihead_attention`.
  */
 import type { Doc, NodeDoc, OpSchema } from "./types";
 
-/** How well `name` matches `query` (lower is better), or null for no match. `extra` is searched last. */
+/** How well `name` matches `query` (lower is better; the integer part is the kind of match), or null for
+ * no match. `extra` is searched last. */
 export function matchRank(name: string, query: string, extra = ""): number | null {
   const q = query.trim().toLowerCase();
   if (!q) return 5;
   const n = name.toLowerCase();
+  const shorter = Math.min(n.length, 999) / 1000;
   if (n === q) return 0;
-  if (n.startsWith(q)) return 1;
-  if (n.split(/[_/\s.-]/).some((w) => w.startsWith(q))) return 2;
-  if (n.includes(q)) return 3;
+  if (n.startsWith(q)) return 1 + shorter;
+  if (n.split(/[_/\s.-]/).some((w) => w.startsWith(q))) return 2 + shorter;
+  if (n.includes(q)) return 3 + shorter;
   if (extra.toLowerCase().includes(q)) return 4;
   return null;
 }
