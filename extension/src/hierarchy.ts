@@ -86,12 +86,7 @@ export function blockBox(rects: Rect[]): Size {
  * (children without a position count at the level's start). */
 export function sizesOf(doc: Doc, root: string | null, pos: PositionOf, index = levels(doc)): Map<string, Size> {
   const sizes = new Map<string, Size>();
-  const shown = settledLevels(doc, root, index);
-  for (let i = shown.length - 1; i >= 0; i--) {
-    const level = shown[i];
-    for (const n of index.get(level) ?? []) if (!isExpanded(n)) sizes.set(n.id, boxOf(n));
-    if (level !== null) sizes.set(level, blockBox(rectsOf(index.get(level) ?? [], pos, sizes, level)));
-  }
+  for (const _ of inward(settledLevels(doc, root, index), index, sizes, pos)) { /* the walk sizes the blocks */ }
   return sizes;
 }
 
@@ -102,6 +97,17 @@ function rectsOf(nodes: NodeDoc[], pos: PositionOf, sizes: Map<string, Size>, pa
     const s = sizes.get(n.id) ?? boxOf(n);
     return { id: n.id, x: p.x, y: p.y, w: s.w, h: s.h };
   });
+}
+
+/** Levels innermost first, each with its children, their collapsed boxes already in `sizes`; the caller
+ * calls `done(level)` after placing them, which sizes the level's block around them at `at`. */
+function* inward(order: (string | null)[], index: Map<string | null, NodeDoc[]>, sizes: Map<string, Size>, at: PositionOf) {
+  for (const level of [...order].reverse()) {
+    const children = index.get(level) ?? [];
+    for (const n of children) if (!isExpanded(n)) sizes.set(n.id, boxOf(n));
+    yield { level, children };
+    if (level !== null) sizes.set(level, blockBox(rectsOf(children, at, sizes, level)));
+  }
 }
 
 /** Boxes (sized by `sizes`) and wires of one level, for a `LevelLayout`. */
@@ -125,18 +131,12 @@ export async function layoutLevels(doc: Doc, root: string | null, direction: Dir
   const found: Positions = {};
   const at: PositionOf = (id) => found[id] ?? pos(id);
   const sizes = new Map<string, Size>();
-  const shown = shownLevels(doc, root, index);
-  for (let i = shown.length - 1; i >= 0; i--) {
-    const level = shown[i];
-    const children = index.get(level) ?? [];
-    for (const n of children) if (!isExpanded(n)) sizes.set(n.id, boxOf(n));
-    if (children.length && redo(level, children)) {
-      const { boxes, wires } = levelGraph(children, sizes);
-      const laid = await engine(boxes, wires, direction);
-      const start = offsetOf(level);
-      for (const [id, p] of Object.entries(laid)) found[id] = { x: Math.round(p.x + start.x), y: Math.round(p.y + start.y) };
-    }
-    if (level !== null) sizes.set(level, blockBox(rectsOf(children, at, sizes, level)));
+  for (const { level, children } of inward(shownLevels(doc, root, index), index, sizes, at)) {
+    if (!children.length || !redo(level, children)) continue;
+    const { boxes, wires } = levelGraph(children, sizes);
+    const laid = await engine(boxes, wires, direction);
+    const start = offsetOf(level);
+    for (const [id, p] of Object.entries(laid)) found[id] = { x: Math.round(p.x + start.x), y: Math.round(p.y + start.y) };
   }
   return found;
 }
@@ -207,24 +207,18 @@ export function rearrange(doc: Doc, root: string | null, pos: PositionOf, before
   const moved: Positions = {};
   const at: PositionOf = (id) => moved[id] ?? pos(id);
   const sizes = new Map<string, Size>();
-  const shown = settledLevels(doc, root, index);
-  for (let i = shown.length - 1; i >= 0; i--) {
-    const level = shown[i];
-    const children = index.get(level) ?? [];
-    for (const n of children) if (!isExpanded(n)) sizes.set(n.id, boxOf(n));
+  for (const { level, children } of inward(settledLevels(doc, root, index), index, sizes, at)) {
     const rects = rectsOf(children, at, sizes, level);
     // Levels just laid out (`fresh`) already fit their blocks' new sizes.
     const changed = fresh.has(level) ? [] : rects.filter((r) => before.has(r.id) && !sameSize(before.get(r.id), { w: r.w, h: r.h }));
-    if (changed.length) {
-      const start = new Map(rects.map((r) => [r.id, { x: r.x, y: r.y }]));
-      for (const r of changed) shiftFor(rects, r.id, before.get(r.id)!, direction);
-      separate(rects, direction);
-      for (const r of rects) {
-        const s = start.get(r.id)!;
-        if (r.x !== s.x || r.y !== s.y) moved[r.id] = { x: Math.round(r.x), y: Math.round(r.y) };
-      }
+    if (!changed.length) continue;
+    const start = new Map(rects.map((r) => [r.id, { x: r.x, y: r.y }]));
+    for (const r of changed) shiftFor(rects, r.id, before.get(r.id)!, direction);
+    separate(rects, direction);
+    for (const r of rects) {
+      const s = start.get(r.id)!;
+      if (r.x !== s.x || r.y !== s.y) moved[r.id] = { x: Math.round(r.x), y: Math.round(r.y) };
     }
-    if (level !== null) sizes.set(level, blockBox(rectsOf(children, at, sizes, level)));
   }
   return moved;
 }

@@ -328,10 +328,24 @@ def _broadcasts(specs: Sequence[TensorSpec]) -> set[tuple[int, tuple[int, ...]]]
     return out
 
 
+def _fits_inside(graph: Graph, fix: Fix, root: Path, allowed: set[Path]) -> bool:
+    """The cheap first check for a root inside a block: the fix on a copy of that block's graph alone (a
+    dozen nodes, not the whole network); most candidates already fail here."""
+    where = root[:-1]
+    work = _level(graph, where).copy()
+    try:
+        Fix(fix.title, fix.path[len(where):], fix.params, fix.insert, fix.port).apply(work)
+    except GraphError:
+        return False
+    return {(*where, name) for name in work.infer()} <= allowed
+
+
 def _fits(graph: Graph, fix: Fix, root: Path, before: Sequence[TensorSpec], allowed: set[Path]) -> bool:
     """Whether `fix` makes the root and its waiting nodes fit, breaks nothing else, and does not get there by
     broadcasting a size that was not broadcast before (a residual add of a 1x1 map onto a 4x4 one fits the
     shapes, not the intent)."""
+    if len(root) > 1 and not _fits_inside(graph, fix, root, allowed):
+        return False
     work = graph.copy()
     try:
         fix.apply(work)

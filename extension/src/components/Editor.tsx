@@ -108,9 +108,12 @@ export function Editor(props: EditorProps) {
     setJump(id);
   }, [sync, sel, nodes, vp, ui]);
 
-  useEffect(() => { // a jump waits until its node is drawn (after opening its block)
-    if (jump && nodes.some((n) => n.id === jump) && vp.centreOn(jump)) setJump(null);
-  }, [jump, nodes, vp]);
+  const placed = lay.ready && !visibleNodes(doc, ui.root).some((n) => !positionOf(n, lay.auto));
+  useEffect(() => { // a jump waits until its node is drawn where it will stay (after opening its block)
+    if (!jump || !placed || !nodes.some((n) => n.id === jump)) return;
+    const frame = requestAnimationFrame(() => { if (vp.centreOn(jump)) setJump(null); });
+    return () => cancelAnimationFrame(frame);
+  }, [jump, placed, nodes, vp]);
 
   const openView = useCallback((id: string | null) => {
     ui.setRoot(id);
@@ -119,15 +122,16 @@ export function Editor(props: EditorProps) {
   }, [ui, sel]);
 
   useEffect(() => { // the default view of a newly opened block (or after Layout), once everything has a place
-    if (!wantDefault || jump || !lay.ready) return;
-    if (visibleNodes(doc, ui.root).some((n) => !positionOf(n, lay.auto))) return;
+    if (!wantDefault || jump || !placed) return;
     const frame = requestAnimationFrame(() => { if (vp.showDefault()) setWantDefault(false); });
     return () => cancelAnimationFrame(frame);
-  }, [wantDefault, jump, lay.ready, lay.auto, doc, ui.root, vp]);
+  }, [wantDefault, jump, placed, vp]);
 
+  const [layouts, setLayouts] = useState(0); // Layouts done (data-gb-layouts: tests wait on it)
   const relayout = useCallback(async (d: Direction = dir) => {
     await lay.runLayout(d);
     setWantDefault(true);
+    setLayouts((k) => k + 1);
   }, [lay, dir]);
 
   const changeDirection = useCallback((d: Direction) => {
@@ -269,7 +273,7 @@ export function Editor(props: EditorProps) {
       <div ref={rootEl} className={"gb-root" + (dark ? " gb-dark" : "")} style={{ height }} tabIndex={0} onKeyDown={onKeyDown}
         data-lm-suppress-shortcuts="true" data-gb-ready={lay.ready && vp.shown ? "1" : "0"} data-gb-version={doc.version}
         data-gb-pending={sync.pending.length} data-gb-nodes={nodes.length} data-gb-session={sync.session}
-        data-gb-view={ui.root ?? ""} data-gb-direction={dir}>
+        data-gb-view={ui.root ?? ""} data-gb-direction={dir} data-gb-layouts={layouts}>
         <Header doc={doc} sync={sync} root={ui.root} dir={dir} rootErrors={roots} panels={ui.panels} selected={sel.selected}
           actions={props.actions} onRoot={openView} onDir={changeDirection} onLayout={() => relayout()} onFit={vp.fitAll}
           onFitSelection={() => vp.fitNodes([...sel.selected])} onExpand={lay.expandTo} onGroup={group} onUngroup={() => ungroup()}

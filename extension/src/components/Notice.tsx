@@ -1,9 +1,10 @@
 /**
- * The notice at the bottom of the canvas. For a selected failing node: its root error with one-click fix-its
+ * The notices at the bottom of the canvas. The last message (a refused wire, a failed edit, "copied"), which
+ * the next edit, undo or redo clears; and, for a selected failing node, its root error with one-click fix-its
  * (Python tried each on a copy of the graph: only fixes that make it fit are offered), or, for a node that
- * only waits on another's error, a link to that root. Otherwise the last message (a refused wire, a failed
- * edit, "copied"), which the next edit, undo or redo clears.
+ * only waits on another's error, a link to that root.
  */
+import { useState } from "react";
 import type { ErrorRole } from "../errors";
 import type { Fixits } from "../hooks/useFixits";
 import type { FixJson } from "../protocol";
@@ -21,13 +22,31 @@ export type NoticeProps = {
   onDismiss: () => void;
 };
 
-export function NoticeBar({ node, role, fixits, notice, nameOf, onFix, onGo, onDismiss }: NoticeProps) {
-  if (node?.error && role) {
+export function NoticeBar(p: NoticeProps) {
+  const { notice, onDismiss } = p;
+  return (
+    <div className="gb-notices">
+      {notice && (
+        <div className={`gb-notice gb-notice-${notice.kind}`} role={notice.kind === "error" ? "alert" : "status"} onClick={onDismiss}>
+          {notice.text}
+        </div>
+      )}
+      <NodeNotice {...p} />
+    </div>
+  );
+}
+
+function NodeNotice({ node, role, fixits, nameOf, onFix, onGo }: NoticeProps) {
+  const [closed, setClosed] = useState<string | null>(null); // the node + error the user closed the notice of
+  const key = node ? `${node.id}\u0000${node.error}` : null;
+  if (node?.error && role && closed !== key) {
+    const close = <button className="gb-close" title="hide (select the node again to show)" onClick={() => setClosed(key)}>×</button>;
     if (role.kind === "waiting") {
       return (
         <div className="gb-notice gb-notice-wait" role="status" data-node={node.id}>
           <span>{node.name} is waiting on <b>{nameOf(role.root)}</b>: fix that first.</span>
           <button onClick={() => onGo(role.root)} data-action="go-root">Go to {nameOf(role.root)}</button>
+          {close}
         </div>
       );
     }
@@ -35,7 +54,10 @@ export function NoticeBar({ node, role, fixits, notice, nameOf, onFix, onGo, onD
     const message = role.kind === "inside" ? `inside ${node.name}: ${nameOf(root)}` : null;
     return (
       <div className="gb-notice gb-notice-error gb-fixits" role="alert" data-node={node.id}>
-        <div className="gb-notice-text">{message && <b>{message}: </b>}{node.error}</div>
+        <div className="gb-row gb-notice-head">
+          <div className="gb-notice-text" title={node.error}>{message && <b>{message}: </b>}{node.error}</div>
+          {close}
+        </div>
         <div className="gb-row gb-fix-row">
           {fixits?.loading && <span className="gb-muted">finding fixes…</span>}
           {fixits && !fixits.loading && !fixits.fixes.length && <span className="gb-muted">no automatic fix found</span>}
@@ -49,10 +71,5 @@ export function NoticeBar({ node, role, fixits, notice, nameOf, onFix, onGo, onD
       </div>
     );
   }
-  if (!notice) return null;
-  return (
-    <div className={`gb-notice gb-notice-${notice.kind}`} role={notice.kind === "error" ? "alert" : "status"} onClick={onDismiss}>
-      {notice.text}
-    </div>
-  );
+  return null;
 }

@@ -16,6 +16,18 @@ export type SelectionApi = {
   onEdgesChange: (changes: EdgeChange[]) => void;
 };
 
+/** `current` with React Flow's select changes applied (a new set), or null when there are none. */
+function selectChanges(current: Set<string>, changes: (NodeChange | EdgeChange)[]): Set<string> | null {
+  let next: Set<string> | null = null;
+  for (const c of changes) {
+    if (c.type !== "select") continue;
+    next = next ?? new Set(current);
+    if (c.selected) next.add(c.id);
+    else next.delete(c.id);
+  }
+  return next;
+}
+
 export function useSelection(doc: Doc): SelectionApi {
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [selectedEdges, setSelectedEdges] = useState<Set<string>>(new Set());
@@ -31,24 +43,12 @@ export function useSelection(doc: Doc): SelectionApi {
   }, []);
 
   const onSelectChanges = useCallback((changes: NodeChange[]) => {
-    let next: Set<string> | null = null;
-    for (const c of changes) {
-      if (c.type !== "select") continue;
-      next = next ?? new Set(selected);
-      if (c.selected) next.add(c.id);
-      else next.delete(c.id);
-    }
+    const next = selectChanges(selected, changes);
     if (next) setSelected(next);
   }, [selected]);
 
   const onEdgesChange = useCallback((changes: EdgeChange[]) => {
-    let next: Set<string> | null = null;
-    for (const c of changes) {
-      if (c.type !== "select") continue;
-      next = next ?? new Set(selectedEdges);
-      if (c.selected) next.add(c.id);
-      else next.delete(c.id);
-    }
+    const next = selectChanges(selectedEdges, changes);
     if (next) setSelectedEdges(next);
   }, [selectedEdges]);
 

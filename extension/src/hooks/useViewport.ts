@@ -55,13 +55,16 @@ export function useViewport(flow: ReactFlowInstance<FlowNode, FlowEdge>, canvas:
     return () => watch.disconnect();
   }, [ready, shown, flow, canvas, showDefault]); // eslint-disable-line react-hooks/exhaustive-deps
 
+  /** Centre node `id` in the upper part of the canvas (the notice about it shows below), at a readable zoom. */
   const centreOn = useCallback((id: string) => {
     const n = flow.getInternalNode(id);
-    if (!n) return false;
+    const box = size();
+    if (!n || !box) return false;
     const p = n.internals.positionAbsolute;
-    flow.setCenter(p.x + (n.width ?? 0) / 2, p.y + (n.height ?? 0) / 2, { zoom: Math.max(flow.getZoom(), READABLE_ZOOM), duration: 200 });
+    const zoom = Math.max(flow.getZoom(), READABLE_ZOOM);
+    flow.setCenter(p.x + (n.width ?? 0) / 2, p.y + (n.height ?? 0) / 2 + (box.height * 0.15) / zoom, { zoom, duration: 0 });
     return true;
-  }, [flow]);
+  }, [flow]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const fitNodes = useCallback((ids: string[]) => {
     if (ids.length) flow.fitView({ nodes: ids.map((id) => ({ id })), padding: 0.25, maxZoom: 1.5, duration: 200 });
