@@ -96,7 +96,8 @@ fc.params["out_features"] = 12 if fc.params["out_features"] == 10 else 10"""
 
 # Cells 10 to 14: real networks from tests/models.py, imported with their hierarchy (blocks in blocks).
 RESNET = f"""\
-import sys
+import json, sys
+import graphbuilder as gb
 sys.path.insert(0, {str(REPO / "tests")!r})
 from models import MODELS
 module, example = MODELS["resnet50"]()
@@ -401,7 +402,11 @@ def test_collapse_and_expand_block(nb: Notebook) -> None:
     node(root, "res/sum").locator(".gb-node-error").wait_for()
     outputs = root.locator(".gb-inspector .gb-outputs")  # edge labels may be hidden if clicking zoomed out
     assert "(2, 8, 14, 14)" in outputs.inner_text()
-    assert "gb-node-error" in node(root, "res").locator(".gb-block-open").get_attribute("class")
+    block = node(root, "res").locator(".gb-block-open")
+    assert "gb-block-bad" in block.get_attribute("class")  # an open block outlines the error inside it
+    assert block.get_attribute("data-error-role") == "inside"
+    assert node(root, "res/sum").locator(".gb-node").get_attribute("data-error-role") == "root"
+    assert node(root, "res/y").locator(".gb-node").get_attribute("data-error-role") == "waiting"
     press(nb, root, "Control+z")
     node(root, "res/sum").locator(".gb-node-error").wait_for(state="detached")
     assert "(2, 8, 16, 16)" in outputs.inner_text()
@@ -534,8 +539,8 @@ def test_palette_search_categories_and_docs(nb: Notebook) -> None:
     root = editor(nb)
     categories = root.locator(".gb-palette-list summary").evaluate_all(
         "els => els.map(e => e.childNodes[0].textContent.trim())")
-    shown = {name for name, (_, _, advanced) in docs.items() if not advanced}
-    assert set(categories) == {docs[name][1] for name in shown}  # one group per category of everyday ops
+    everyday = {name for name, (_, _, advanced) in docs.items() if not advanced}
+    assert set(categories) == {docs[name][1] for name in everyday}  # one group per category of everyday ops
     assert categories.index("convolution") < categories.index("activation")  # palette order, not alphabetical
     assert docs["dropout"][1] == "regularization" and docs["linear"][1] == "linear"
     assert docs["mixed_op"][2] and docs["glore_project"][2] and not docs["glore_unit"][2]
@@ -550,7 +555,7 @@ def test_palette_search_categories_and_docs(nb: Notebook) -> None:
     assert shown and all("norm" in op for op in shown)
     assert set(shown) >= {"batch_norm2d", "layer_norm"}
     search.fill("")
-    assert root.locator(".gb-palette-item").count() == len(shown)
+    assert root.locator(".gb-palette-item").count() == len(everyday)
     root.locator("[data-action='advanced']").check()  # search-space parts and internals on request
     assert root.locator(".gb-palette-item").count() == len(docs)
     root.locator("[data-action='advanced']").uncheck()
@@ -884,7 +889,8 @@ def test_real_model_expand_each_stage_then_layout_nothing_overlaps(nb: Notebook)
     for stage in ("layer1", "layer2", "layer3", "layer4"):
         toggle_block(nb, root, stage)
         assert overlaps(root) == [], stage  # the siblings made room for the stage's real size
-    assert node(root, "layer4").bounding_box()["height"] > 500  # open, at its real size
+    zoom = root.evaluate("el => el.__gbFlow.getZoom()")
+    assert node(root, "layer4").bounding_box()["height"] > 4 * 58 * zoom  # open, at its real size (3 blocks)
     for direction in ("LR", "TB"):
         choose_direction(nb, root, direction)  # a hierarchical Layout in that direction
         assert overlaps(root) == [], direction
@@ -907,6 +913,7 @@ def test_real_model_reload_keeps_viewport_and_direction(nb: Notebook) -> None:
     state = printed(nb, 11, "WR")
     assert state["direction"] == "LR"  # the kernel's widget holds the choice...
     assert state["view"]["zoom"] == pytest.approx(viewport["zoom"], abs=1e-3)
+    nb.save()  # the reloaded page shows the notebook's saved outputs: the widget, fed by the live kernel
     nb.page.reload()
     nb.page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
     root = editor(nb, 10)
@@ -995,3 +1002,10 @@ def test_transformer_nested_blocks_and_labelled_attention_ports(nb: Notebook) ->
             apart = a[0] + a[2] <= b[0] or b[0] + b[2] <= a[0] or a[1] + a[3] <= b[1] or b[1] + b[3] <= a[1]
             assert apart, (a, b)
     save_view(root, "editor-transformer.png")
+    if os.environ.get("GB_UPDATE_SCREENSHOT"):  # the same view in JupyterLab's dark theme
+        set_theme(nb, "JupyterLab Dark")
+        nb.page.wait_for_function("el => el.classList.contains('gb-dark')", arg=root.element_handle())
+        nb.page.wait_for_timeout(500)
+        save_view(root, "editor-dark.png")
+        set_theme(nb, "JupyterLab Light")
+        nb.page.wait_for_function("el => !el.classList.contains('gb-dark')", arg=root.element_handle())

@@ -487,10 +487,12 @@ def test_fixits_request_and_apply_fix_is_one_undo_step(widget: gb.GraphWidget) -
 def test_probe_checks_only_the_nodes_on_screen(widget: gb.GraphWidget) -> None:
     widget.graph.add("conv2d", widget.graph["x"], out_channels=2, kernel_size=1, name="side")
     b = Browser(widget)
-    msgs = b.send("probe", source=["flat", 0], nodes=["fc"])
+    msgs = b.send("probe", source=["flat", 0], nodes=["fc", "conv"])
     (answer,) = [m for m in msgs if m["kind"] == "probed"]
+    assert set(answer["targets"]) == {"conv"}  # conv feeds flat: a cycle; fc takes (2, 4)
     assert "side" not in answer["targets"]  # off screen: not checked now, checked when connected
-    assert "side" in widget._session.probe("flat", 0)
+    everything = widget._session.probe("flat", 0)
+    assert "side" in everything and {"x", "relu", "pool", "flat"} <= set(everything)
 
 
 def test_first_view_direction_and_height_from_the_graph_shape() -> None:

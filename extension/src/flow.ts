@@ -1,6 +1,7 @@
 /**
  * Document -> React Flow nodes and edges (pure). Collapsed blocks hide their insides; an expanded block is
- * a parent node holding its inner nodes.
+ * a parent node holding its inner nodes, sized around them (hierarchy.ts). A block opened as the view
+ * (`root`) shows its children as the top level.
  *
  * React Flow objects carry structure only (id, type, position, size, port counts, parent, highlight); what a
  * node shows (name, op, params, shapes, errors) and edge labels are read by the node and edge components

@@ -1,10 +1,11 @@
 /**
- * Automatic layout: a pure async function (boxes, edges, direction) -> top-left positions, using elkjs's
- * layered algorithm (Sugiyama-style: layers along the flow, crossings minimised, ports on fixed sides).
+ * Automatic layout of one level: a pure async function (boxes, edges, direction) -> top-left positions,
+ * using elkjs's layered algorithm (Sugiyama-style: layers along the flow, crossings minimised, ports on fixed
+ * sides). Nested blocks are hierarchy.ts's: it runs this level by level, feeding each its blocks' real sizes.
  *
  * ELK is 1.6 MB of compiled Java, so it is not in the widget bundle: the bundle holds only elkjs's small
  * API, and ELK itself runs in a Web Worker made from its script, which Python sends on first use (nothing
- * is fetched from the network; see `configureElk`). Displaying a graph never waits for it above
+ * is fetched from the network; see `workerElk`). Displaying a graph never waits for it above
  * `QUICK_ABOVE` nodes (`quickLayout` draws those), and the main thread never runs it. One ELK worker serves
  * every widget on the page. Without ELK (no loader, or it fails), `layout` falls back to `quickLayout`.
  */

@@ -296,9 +296,9 @@ class Session:
     def probe(self, source_id: str, output: int = 0, nodes: set[str] | None = None) -> dict[str, dict[str, str]]:
         """Which input ports would refuse output `output` of `source_id`, and why: ``{id: {port: reason}}``.
 
-        Cycles are always checked; shapes are checked by running each candidate op's inference with the new
-        input (no graph change), only for the ids in `nodes` when given (the browser sends the nodes on
-        screen), until `PROBE_BUDGET_S` runs out. Ports not listed are allowed.
+        Cycles and shapes (each candidate op's inference run with the new input, no graph change) are checked
+        for the ids in `nodes` when given (the browser sends the nodes on screen), shapes until
+        `PROBE_BUDGET_S` runs out. Ports not listed are allowed.
         """
         self.graph.infer()
         source = resolve(self.graph, source_id)
@@ -307,6 +307,8 @@ class Session:
         refused: dict[str, dict[str, str]] = {}
         behind = owner.ancestors(source) | {source}
         for node in behind:
+            if nodes is not None and join_id(parent, node.name) not in nodes:
+                continue  # the browser refuses cycles itself; this list only speeds its first frames
             ports = max(len(node._inputs), 1)
             reason = (f"connecting {source.name!r} into {node.name!r} would make a cycle: {node.name!r} already "
                       f"feeds {source.name!r}" if node is not source else "a node cannot read its own output")
