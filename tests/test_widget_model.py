@@ -508,6 +508,9 @@ def test_first_view_direction_and_height_from_the_graph_shape() -> None:
     assert layers(wide) == [1, 8, 1, 1] and first_view(wide)[0] == "LR"  # 8 branches side by side
     w = gb.GraphWidget(wide, direction="TB", height=400)  # given values win
     assert (w.direction, w.height) == ("TB", 400)
+    for i, node in enumerate(chain):  # laid out left to right before (a saved file): the toolbar says so
+        node.meta["position"] = {"x": 240.0 * i, "y": 0.0}
+    assert first_view(chain)[0] == "LR"
 
 
 def test_view_and_direction_from_the_browser_are_kept_in_widget_state(widget: gb.GraphWidget) -> None:

@@ -334,8 +334,13 @@ export async function arrange(before: Doc, after: Doc, root: string | null, dire
     const block = level === null ? undefined : before.nodes[level];
     if (block && !(beforeIndex.get(level) ?? []).some((n) => pos(n.id))) sizesBefore.set(block.id, boxOf(block));
   }
-  const laid = await layoutLevels(after, root, direction, engine, pos, (_, children) => children.every((n) => !pos(n.id)), index);
+  const fresh = new Set<string | null>();
+  const laid = await layoutLevels(after, root, direction, engine, pos, (level, children) => {
+    const unplaced = children.every((n) => !pos(n.id));
+    if (unplaced) fresh.add(level);
+    return unplaced;
+  }, index);
   const placed = placeMissing(after, root, direction, (id) => laid[id] ?? pos(id), index);
   const at: PositionOf = (id) => placed[id] ?? laid[id] ?? pos(id);
-  return { ...laid, ...placed, ...rearrange(after, root, at, sizesBefore, direction, index) };
+  return { ...laid, ...placed, ...rearrange(after, root, at, sizesBefore, direction, index, fresh) };
 }

@@ -98,6 +98,14 @@ describe("hierarchical layout", () => {
     expect(levelOverlaps(withPositions(after, moves), {})).toEqual([]);
   });
 
+  it("a first display with blocks saved open lays every level out once, without shifting the fresh layout", async () => {
+    const doc = expand(resnetLike(), ["s1", "s2/1"]);
+    const found = await arrange(doc, doc, null, "TB", quick, () => undefined);
+    const direct = await layoutLevels(doc, null, "TB", quick, () => undefined, () => true);
+    expect(found).toEqual(direct);
+    expect(levelOverlaps(doc, found)).toEqual([]);
+  });
+
   it("separate pushes overlapping boxes along the flow until none overlap", () => {
     const rects: Rect[] = [0, 1, 2, 3].map((i) => ({ id: `r${i}`, x: i * 10, y: 0, w: 100, h: 50 }));
     separate(rects, "LR");

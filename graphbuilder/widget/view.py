@@ -6,7 +6,8 @@ level out in layers the way the editor's layered layout does, measures the drawi
 editor's node sizes and spacings (extension/src/geometry.ts), and picks the direction whose drawing
 fits a typical notebook canvas at the higher zoom; the height is what that drawing needs at the editor's
 readable zoom, within `HEIGHT_RANGE`. So a ResNet (a 13-node chain of stages) opens top down in a tall
-canvas, and a wide search-space graph opens left to right.
+canvas, and a wide search-space graph opens left to right. A graph laid out before (positions in node meta,
+from the editor or a saved file) keeps its direction.
 
 Boundary: reads the IR's wiring only (no shapes, no inference).
 """
@@ -35,8 +36,28 @@ def layers(graph: Graph) -> list[int]:
     return counts
 
 
+def laid_direction(graph: Graph) -> str | None:
+    """The direction the top level is already laid out in (editor positions in node meta): "LR" when most
+    wires run rightwards, "TB" when most run downwards, None without positions to tell."""
+    votes = {"LR": 0, "TB": 0}
+    for node in graph:
+        here = node.meta.get("position")
+        for port in node.inputs:
+            there = port.node.meta.get("position") if port is not None else None
+            if isinstance(here, dict) and isinstance(there, dict):
+                dx, dy = here.get("x", 0) - there.get("x", 0), here.get("y", 0) - there.get("y", 0)
+                if dx > abs(dy):
+                    votes["LR"] += 1
+                elif dy > abs(dx):
+                    votes["TB"] += 1
+    if votes["LR"] == votes["TB"]:
+        return None
+    return "LR" if votes["LR"] > votes["TB"] else "TB"
+
+
 def first_view(graph: Graph) -> tuple[str, int]:
-    """(direction, height): "LR" or "TB" and the canvas height in px for `graph`'s first view."""
+    """(direction, height): "LR" or "TB" and the canvas height in px for `graph`'s first view. A graph whose
+    nodes are placed already keeps the direction they are laid out in (so the toolbar says what is drawn)."""
     per_layer = layers(graph) or [1]
     depth, breadth = len(per_layer), max(per_layer)
     along = {"LR": NODE_W + GAP_BETWEEN_LAYERS["LR"], "TB": NODE_H + GAP_BETWEEN_LAYERS["TB"]}
@@ -48,7 +69,7 @@ def first_view(graph: Graph) -> tuple[str, int]:
         w, h = size[direction]
         return min(CANVAS_WIDTH / w, tallest / h)
 
-    direction = "TB" if fit("TB") > fit("LR") else "LR"
+    direction = laid_direction(graph) or ("TB" if fit("TB") > fit("LR") else "LR")
     zoom = min(1.0, max(READABLE_ZOOM, fit(direction)))
     height = int(size[direction][1] * zoom + CHROME)
     return direction, max(HEIGHT_RANGE[0], min(HEIGHT_RANGE[1], height))

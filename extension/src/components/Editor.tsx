@@ -134,10 +134,17 @@ export function Editor(props: EditorProps) {
     setLayouts((k) => k + 1);
   }, [lay, dir]);
 
+  const laidDirection = useRef(dir); // the direction the nodes are laid out in
   const changeDirection = useCallback((d: Direction) => {
+    laidDirection.current = d;
     props.onDirection(d); // the widget's `direction` trait: reloads keep it
     relayout(d);
   }, [props, relayout]);
+  useEffect(() => { // `widget.direction = ...` set in Python lays the graph out again too
+    if (dir === laidDirection.current || !lay.ready) return;
+    laidDirection.current = dir;
+    relayout(dir);
+  }, [dir, lay.ready, relayout]);
 
   // -- gestures -> patches -------------------------------------------------------------------------------------
   const addOp = useCallback((opName: string, at?: XY) => {
