@@ -9,7 +9,7 @@
  * `QUICK_ABOVE` nodes (`quickLayout` draws those), and the main thread never runs it. One ELK worker serves
  * every widget on the page. Without ELK (no loader, or it fails), `layout` falls back to `quickLayout`.
  */
-import ELK from "elkjs/lib/elk-api.js";
+import ELK, { type ElkNode } from "elkjs/lib/elk-api.js";
 import { LAYER_GAP, NODE_GAP } from "./geometry";
 
 export type Direction = "LR" | "TB";
@@ -17,7 +17,7 @@ export type Box = { id: string; width: number; height: number; inPorts: number; 
 export type Wire = { source: string; sourcePort: number; target: string; targetPort: number };
 export type Positions = Record<string, { x: number; y: number }>;
 /** What `layout` needs of an ELK instance (elkjs's API object, or the bundled ELK in tests). */
-export type ElkLike = { layout(graph: any): Promise<any> };
+export type ElkLike = { layout(graph: ElkNode): Promise<ElkNode> };
 /** Makes the ELK instance once (null when ELK is unavailable). */
 export type ElkFactory = () => Promise<ElkLike | null>;
 
