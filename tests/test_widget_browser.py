@@ -66,10 +66,10 @@ w2"""
 # Cells 3 and 4: the second widget's graph as the kernel sees it, and its Python export.
 STATE2 = 'print("G2=" + json.dumps({n.name: [n.op, [p and p.node.name for p in n.inputs]] for n in w2.graph}))'
 EXPORT2 = 'from graphbuilder.export import to_python\nprint("PY=" + json.dumps(to_python(w2.graph)))'
-# Cells 5 to 8: op docs from the registry; node positions (meta) and the saved file's; an edit and a
-# highlight made from Python.
-DOCS = ('print("DOCS=" + json.dumps({o["name"]: [o["doc"], o["category"], o["advanced"]] '
-        'for o in gb.ops.schema_json()}))')
+# Cells 5 to 8: op docs from the registry and the palette's networks; node positions (meta) and the saved
+# file's; an edit and a highlight made from Python.
+DOCS = ('print("DOCS=" + json.dumps({o["name"]: [o["doc"], o["category"], o.get("advanced", False)] '
+        'for o in gb.ops.schema_json() + gb.models.palette()}))')
 POSITIONS = """\
 w.save("moved.graph.json")
 saved = gb.Graph.load("moved.graph.json")

@@ -111,6 +111,11 @@ export type FlowInput = {
   vertical: boolean;
 };
 
+/** The id of the edge from output `out` of `source` into input `port` of `target`. */
+export function edgeId(source: string, out: number, target: string, port: number): string {
+  return `${source}#${out}\u2192${target}#${port}`;
+}
+
 /** React Flow nodes and edges for the document, reusing cached objects that did not change. */
 export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[]; edges: FlowEdge[] } {
   const { doc, auto, dragging, selected, highlights, vertical } = input;
@@ -166,7 +171,7 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
     const ports = labelledPorts(n) ? inPorts(n) : 1;
     n.inputs.forEach((ref, port) => {
       if (!ref || !shownIds.has(ref[0])) return;
-      const id = `${ref[0]}#${ref[1]}\u2192${n.id}#${port}`;
+      const id = edgeId(ref[0], ref[1], n.id, port);
       const st = styleOf.get(`${ref[0]}\u0000${n.id}`);
       const prev = cache.edges.get(id);
       if (prev && prev.data?.styleRef === st && prev.data?.ports === ports) {

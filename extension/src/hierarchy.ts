@@ -233,7 +233,6 @@ export type NewNode = { id: string; w: number; h: number; inputs: string[]; user
  * the slots from above and left (a block's children start at its padding); null at the top level.
  */
 export function placeNew(placed: Rect[], news: NewNode[], direction: Direction, start: XY | null = null): Positions {
-  const lr = direction === "LR";
   const rects = [...placed];
   const byId = new Map(rects.map((r) => [r.id, r]));
   const out: Positions = {};
