@@ -116,16 +116,27 @@ def dims_in_range(*names: str) -> Callable[[dict[str, Any], Specs], None]:
     return check
 
 
+def _mismatch_hint(rank: int, dim: int, want: int, have: int) -> str:
+    """What usually fixes two inputs that differ at `dim` (the first has `want`, the second `have`)."""
+    if rank >= 3 and dim == 1:  # (N, C, ...): channels
+        return (f"the channels differ: give the layer that makes the second out_channels={want} (or the first's "
+                f"{have}), or insert a 1x1 conv")
+    if rank >= 3 and dim >= 2:  # (N, C, H, W): the spatial size, which padding and stride set
+        return ("the spatial size differs: a layer before one of them shrank or strided it (a k x k conv keeps the "
+                "size with padding=(k-1)//2, stride 1), or resize one")
+    return f"give the layer that makes the second out_features={want} (or the first's {have})"
+
+
 def broadcastable(params: dict[str, Any], specs: Specs) -> None:
-    """Elementwise ops: say which dim of which input does not fit, and what would."""
+    """Elementwise ops: say which dim of which input does not fit, and what usually fixes it."""
     a, b = specs[0].shape, specs[1].shape
     for k in range(1, min(len(a), len(b)) + 1):
         da, db = a[-k], b[-k]
         if da != db and 1 not in (da, db):
             dim = len(a) - k
-            raise GraphError(f"shapes {specs[0]} and {specs[1]} do not match at dim {dim} ({da} vs {db}); they "
-                             "must be equal there (or 1, to broadcast). gb.passes.fixits(graph, node) lists edits "
-                             "that make them fit")
+            raise GraphError(f"shapes {specs[0]} and {specs[1]} do not match at dim {dim} ({da} vs {db}): "
+                             f"{_mismatch_hint(len(a), dim, da, db)}. gb.passes.fixits(graph, node) lists the "
+                             "edits that make them fit")
 
 
 # -- the generic torch side ----------------------------------------------------------------------------------
