@@ -5,6 +5,7 @@
 #   make lab    setup, then JupyterLab on examples/.
 #   make test   setup + system packages (graphviz, chromium), then pytest on tests/ and the notebooks.
 #   make lint   ruff.
+#   make docs   the API reference and op catalogue (Sphinx) in docs/_build/html.
 #
 # Needs python3 (3.11+) with venv, and Node 20 + npm for the widget bundle.
 
@@ -28,7 +29,7 @@ NOTEBOOKS := $(wildcard examples/*.ipynb)
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup lab test lint system widget
+.PHONY: setup lab test lint docs system widget
 
 setup: $(STAMP) widget $(LAB_SETTINGS) $(SERVER_CONFIG)
 
@@ -74,3 +75,6 @@ test: setup system
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+docs: setup
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html

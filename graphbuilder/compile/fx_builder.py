@@ -26,9 +26,16 @@ def compile(graph: Graph, *, class_name: str | None = None) -> fx.GraphModule:  
     """Compile `graph` into a `torch.fx.GraphModule` (an ordinary `nn.Module`; CPU, `.to("cuda")`).
 
     The module's positional inputs are the graph's input nodes in creation order; it returns the single
-    output tensor, or a tuple when the graph has several outputs. Raises `GraphError` if the graph is invalid.
+    output tensor, or a tuple when the graph has several outputs. It is in training mode unless
+    ``graph.meta["training"]`` is False (`gb.from_module` records the imported module's mode there, so a graph
+    imported from a model in eval mode compiles to a model in eval mode). Raises `GraphError` if the graph
+    is invalid.
     """
     graph.check()
+    training = graph.meta.get("training", True)
+    if not isinstance(training, bool):
+        raise GraphError(f"graph {graph.name!r}: meta['training'] must be True or False (the mode of the compiled "
+                         f"module), got {training!r}")
     total = sum(n.num_params for n in graph)
     if total > MAX_PARAMS:
         biggest = max(graph, key=lambda n: n.num_params)
@@ -50,7 +57,7 @@ def compile(graph: Graph, *, class_name: str | None = None) -> fx.GraphModule:  
     module = fx.GraphModule(root, fx_graph, class_name=_class_name(class_name or graph.name))
     module.meta["graphbuilder_names"] = {n.name: values[n][0].name for n in graph if values[n]}
     module.meta["graphbuilder_modules"] = submodules
-    return module
+    return module.train(training)
 
 
 def _emit(node: Node, ident: str, root: nn.Module, fx_graph: fx.Graph, values: dict[Node, list[fx.Node]],

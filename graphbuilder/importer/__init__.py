@@ -29,7 +29,8 @@ def from_module(module: nn.Module, example_inputs: torch.Tensor | Sequence[torch
     `example_inputs` (a tensor or a tuple of tensors) fixes the input shapes; the module is run once on them
     (its buffers are restored afterwards). ``gb.compile(gb.from_module(m, (x,)))(x)`` equals ``m(x)``.
     Anything without an op raises `GraphError` naming the module path and type and how to register it
-    with ``@gb.op``. The graph's ``meta["import"]`` records how it was captured (``"fx"`` or ``"export"``).
+    with ``@gb.op``. The graph's ``meta["import"]`` records how it was captured (``"fx"`` or ``"export"``),
+    and ``meta["training"]`` the module's mode, which `gb.compile` then gives the compiled module.
 
         >>> g = gb.from_module(resnet, (torch.randn(1, 3, 32, 32),))     # doctest: +SKIP
         >>> g["layer1"].block["0"].block          # a bottleneck block    # doctest: +SKIP
@@ -44,4 +45,5 @@ def from_module(module: nn.Module, example_inputs: torch.Tensor | Sequence[torch
     graph = assemble(captured.calls, name or type(module).__name__)
     graph.meta["import"] = {"method": captured.method, "module": f"{type(module).__module__}."
                             f"{type(module).__qualname__}"}
+    graph.meta["training"] = module.training
     return graph

@@ -319,14 +319,14 @@ def op(name: str | None = None, *, category: str = "custom", params: dict[str, P
     The parameter schema is `params`, or is read from the ``__init__`` signature: annotations ``int``,
     ``float``, ``bool``, ``str``, ``tuple[int, ...]`` and ``Literal[...]`` (a dropdown), with the defaults.
     Constructor arguments named ``in_channels``, ``num_features``, ``in_features``, ``embed_dim`` (and any in
-    `from_inputs`) are filled from input shapes and never asked of the user.
+    `from_inputs`) are filled from input shapes and never asked of the user::
 
         @gb.op("scaled_relu")
         class ScaledReLU(nn.Module):
             def __init__(self, scale: float = 1.0): ...
     """
     def register_class(cls: type[nn.Module]) -> type[nn.Module]:
-        op_name = name or _snake(cls.__name__)
+        op_name = name or snake_case(cls.__name__)
         derived = {k: v for k, v in _DERIVED_NAMES.items() if k in inspect.signature(cls).parameters}
         derived.update(from_inputs or {})
         schema = params if params is not None else _params_from_signature(cls, set(derived))
@@ -337,8 +337,18 @@ def op(name: str | None = None, *, category: str = "custom", params: dict[str, P
     return register_class
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+# Words of this field written in mixed case that read as one word in snake_case (``ScaledReLU`` -> scaled_relu).
+_WHOLE_WORDS = ("PReLU", "ReLU", "GELU", "SiLU", "GloRe", "ResNeXt", "ResNet", "ConvNeXt", "MobileNet",
+                "EfficientNet", "RegNet", "DenseNet")
+
+
+def snake_case(name: str) -> str:
+    """The op name for a class name: words split at case changes, acronyms and the field's mixed-case words
+    kept whole (``SEBlock`` -> ``se_block``, ``MLP`` -> ``mlp``, ``ScaledReLU`` -> ``scaled_relu``,
+    ``Conv2dBN`` -> ``conv2d_bn``, ``ResNetStem`` -> ``resnet_stem``)."""
+    for word in _WHOLE_WORDS:
+        name = name.replace(word, word.capitalize())
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def _params_from_signature(cls: type[nn.Module], derived: set[str]) -> dict[str, Param]:
