@@ -5,9 +5,42 @@
  */
 type Listener = () => void;
 
+/** Listeners by key; `onIdle(key)` runs when a key's last listener goes. */
+export class KeyedListeners {
+  private byKey = new Map<string, Set<Listener>>();
+
+  constructor(private onIdle: (key: string) => void = () => {}) {}
+
+  /** Call `fn` on `notify(key)`; returns the unsubscribe function. */
+  subscribe(key: string, fn: Listener): () => void {
+    let set = this.byKey.get(key);
+    if (!set) this.byKey.set(key, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set!.delete(fn);
+      if (!set!.size && this.byKey.get(key) === set) {
+        this.byKey.delete(key);
+        this.onIdle(key);
+      }
+    };
+  }
+
+  notify(key: string): void {
+    for (const fn of this.byKey.get(key) ?? []) fn();
+  }
+
+  keys(): IterableIterator<string> {
+    return this.byKey.keys();
+  }
+
+  clear(): void {
+    this.byKey.clear();
+  }
+}
+
 export class KeyedStore<V> {
   private values = new Map<string, V>();
-  private listeners = new Map<string, Set<Listener>>();
+  private listeners = new KeyedListeners();
 
   /** The value at `key` (the same object until it changes). */
   get(key: string): V | undefined {
@@ -16,13 +49,7 @@ export class KeyedStore<V> {
 
   /** Call `fn` when the value at `key` changes; returns the unsubscribe function. */
   subscribe(key: string, fn: Listener): () => void {
-    let set = this.listeners.get(key);
-    if (!set) this.listeners.set(key, (set = new Set()));
-    set.add(fn);
-    return () => {
-      set!.delete(fn);
-      if (!set!.size) this.listeners.delete(key);
-    };
+    return this.listeners.subscribe(key, fn);
   }
 
   /** Replace every value; `same` says when an old and a new value are equal (no notification). */
@@ -35,6 +62,6 @@ export class KeyedStore<V> {
     }
     for (const k of this.values.keys()) if (!next.has(k)) changed.push(k);
     this.values = next;
-    for (const k of changed) for (const fn of this.listeners.get(k) ?? []) fn();
+    for (const k of changed) this.listeners.notify(k);
   }
 }

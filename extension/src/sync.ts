@@ -13,6 +13,7 @@
  * React Flow draws positions.
  */
 import { applyChanges, applyOps, fromWire, remapOps, toWire } from "./doc";
+import { KeyedListeners } from "./keyed";
 import type { ErrorMsg, ReplyOf, RequestKind, Requests, SnapshotMsg } from "./protocol";
 import type { Doc, NodeDoc, OpSchema, Patch, PatchOp, Reply, UpdateMsg, WireDoc } from "./types";
 
@@ -48,7 +49,7 @@ export class Sync {
   canRedo = false;
   notice: Notice | null = null;
   private listeners = new Set<Listener>();
-  private nodeListeners = new Map<string, Set<Listener>>();
+  private nodeListeners = new KeyedListeners((id) => this.shown.delete(id));
   private shown = new Map<string, { entry: NodeDoc; key: string }>();
   private waiting = new Map<string, Waiter>();
   private counter = 0;
@@ -74,16 +75,7 @@ export class Sync {
 
   /** Call `fn` whenever node `id`'s entry in the view changes (or appears or goes). */
   subscribeNode(id: string, fn: Listener): () => void {
-    let set = this.nodeListeners.get(id);
-    if (!set) this.nodeListeners.set(id, (set = new Set()));
-    set.add(fn);
-    return () => {
-      set!.delete(fn);
-      if (!set!.size && this.nodeListeners.get(id) === set) {
-        this.nodeListeners.delete(id);
-        this.shown.delete(id);
-      }
-    };
+    return this.nodeListeners.subscribe(id, fn);
   }
 
   /** Node `id`'s entry as last shown: the same object until something it draws changes (not its position). */
@@ -108,11 +100,11 @@ export class Sync {
     this.view = this.pending.reduce((doc, p) => applyOps(doc, p.ops, this.schemas()), this.confirmed);
     const after = this.view.nodes;
     if (after !== before) {
-      for (const [id, set] of this.nodeListeners) {
+      for (const id of [...this.nodeListeners.keys()]) {
         if (before[id] === after[id]) continue;
         const seen = this.shown.get(id);
         if (seen && after[id] && this.nodeView(id) === seen.entry) continue; // only its position changed
-        for (const fn of set) fn();
+        this.nodeListeners.notify(id);
       }
     }
     for (const fn of this.listeners) fn();
