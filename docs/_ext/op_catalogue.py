@@ -54,7 +54,7 @@ def catalogue_rst(ops: list[dict[str, Any]]) -> list[str]:
             if papers:
                 links = ", ".join(f"`arXiv:{p} <https://arxiv.org/abs/{p}>`__" for p in papers)
                 lines += [f"**Papers:** {links}", ""]
-            if op["source"] != "builtin":
+            if op["user_code"]:
                 lines += [f"**Defined by:** ``{op['source']}``", ""]
             if op["params"]:
                 lines += [".. list-table::", "   :header-rows: 1", "", "   * - param", "     - kind",

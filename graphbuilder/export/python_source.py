@@ -22,6 +22,7 @@ import ast
 import inspect
 import keyword
 import math
+import operator
 import re
 import sys
 import textwrap
@@ -112,37 +113,44 @@ class _Writer:
         for node in graph:
             ident = names.create(node.name)
             idents[node] = ident
+            var = _local_name(ident, names)
             where = "/".join([*path, node.name])
             label = f"  # {ascii(node.name)}" if ident != node.name else ""
             args = [values[p.node][p.index] for p in node.inputs if p is not None]
             if node.op == "input":
-                values[node] = [ident]
+                values[node] = [var]
                 continue
             if node.op == "output":
                 continue
+            owner = graph.shared.get(node.name)
+            module = idents[graph[owner]] if owner is not None else ident  # a shared node calls its owner's
             if node.op == BLOCK:
                 assert node.block is not None
                 cls = self.class_for(node.block, None, [*path, node.name])
-                init.append(f"self.{ident} = {cls}(){label}")
-                call = f"self.{ident}({', '.join(args)})"
+                if owner is None:
+                    init.append(f"self.{ident} = {cls}(){label}")
+                call = f"self.{module}({', '.join(args)})"
             else:
                 opdef = registry.get(node.op)
                 kwargs = opdef.kwargs(dict(node.params)) if opdef.kwargs else {}
                 call_args = [f"[{', '.join(args)}]"] if opdef.variadic else list(args)
+                if opdef.args is not None:
+                    call_args += [_literal(v, where, "argument") for v in opdef.args(dict(node.params))]
                 call_args += [f"{k}={_literal(v, where, k)}" for k, v in kwargs.items()]
                 if opdef.build is not None:
-                    init.append(f"self.{ident} = {self._constructor(opdef, node, where)}{label}")
-                    call = f"self.{ident}({', '.join(call_args)})"
+                    if owner is None:
+                        init.append(f"self.{ident} = {self._constructor(opdef, node, where)}{label}")
+                    call = f"self.{module}({', '.join(call_args)})"
                 else:
                     call = f"{self._function(opdef.function, where)}({', '.join(call_args)})"
             n_out = len(node.outputs)
-            values[node] = [f"{ident}[{i}]" for i in range(n_out)] if node.packed else [ident]
+            values[node] = [f"{var}[{i}]" for i in range(n_out)] if node.packed else [var]
             if node in live:
                 shapes = " | ".join(_shape(s.shape) for s in node.outputs)
-                line = f"{ident} = {call}"
+                line = f"{var} = {call}"
                 forward.append(line if len(line) + len(shapes) + 4 > 116 else f"{line}  # {shapes}")
         outs = [values[p.node][p.index] for n in graph.outputs for p in n.inputs if p is not None]
-        params = ", ".join(["self", *(idents[n] for n in graph.inputs)])
+        params = ", ".join(["self", *(values[n][0] for n in graph.inputs)])
         lines = [f'    """{_docstring(graph)}"""', "", "    def __init__(self) -> None:", "        super().__init__()"]
         lines += [f"        {line}" for line in init]
         if eval_mode:
@@ -179,6 +187,9 @@ class _Writer:
 
     def _function(self, fn: Any, where: str) -> str:
         name = getattr(fn, "__name__", "")
+        if fn is operator.getitem:
+            self.imports.add("import operator")
+            return "operator.getitem"
         if name and getattr(torch, name, None) is fn:
             return f"torch.{name}"
         if name and getattr(F, name, None) is fn:
@@ -205,7 +216,7 @@ class _Writer:
                     continue
                 roots = {a.name.split(".")[0] for a in stmt.names} if isinstance(stmt, ast.Import) else {
                     (stmt.module or "").split(".")[0]}
-                if not roots <= {"torch", "math", "typing", "collections"}:
+                if not roots <= {"torch", "math", "typing", "collections", "operator"}:
                     raise GraphError(f"node {where!r}: {module_name} imports {sorted(roots)}; op modules may import "
                                      "only torch, math and typing", [where])
                 self.imports.add(segment)
@@ -282,6 +293,20 @@ class _Writer:
         return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 
+def _called_names() -> set[str]:
+    """Names of the functions from graphbuilder/ops/modules that compiled code calls (inlined when used)."""
+    return {op.function.__name__ for op in registry.all_ops()
+            if op.function is not None and getattr(op.function, "__module__", "").startswith(_MODULES_PACKAGE)}
+
+
+def _local_name(ident: str, names: Namespace) -> str:
+    """The forward() variable for a node: its identifier, unless that would shadow an inlined function or
+    ``operator`` (a local assigned anywhere in a function hides the global everywhere in it)."""
+    if ident not in _called_names() and ident != "operator":
+        return ident
+    return names.create(f"{ident}_out")
+
+
 def _live(graph: Graph) -> set[Node]:
     live: set[Node] = set(graph.outputs)
     for output in graph.outputs:
@@ -316,6 +341,15 @@ def _literal(value: Any, where: str, what: str) -> str:
     """`repr` of a plain literal; anything else raises (so nothing but data reaches the source)."""
     if isinstance(value, torch.Size):
         value = tuple(value)
+    if value is Ellipsis:
+        return "..."
+    if isinstance(value, slice):
+        return f"slice({', '.join(_literal(v, where, what) for v in (value.start, value.stop, value.step))})"
+    if isinstance(value, torch.dtype):
+        name = str(value).removeprefix("torch.")
+        if getattr(torch, name, None) is not value:
+            raise GraphError(f"node {where!r}: dtype {value} has no torch.<name> to write", [where])
+        return f"torch.{name}"
     if value is None or isinstance(value, (bool, int, str)):
         return repr(value)
     if isinstance(value, float):

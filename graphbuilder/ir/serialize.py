@@ -29,7 +29,7 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_NODES = 100_000
 MAX_BLOCK_DEPTH = 32
 _NODE_KEYS = {"name", "op", "params", "inputs", "meta", "block"}
-_GRAPH_KEYS = {"name", "nodes", "meta"}
+_GRAPH_KEYS = {"name", "nodes", "meta", "shared"}
 
 # Filled by the torch side (graphbuilder.compile.weights): save(graph, json_path) and load(graph, json_path).
 WEIGHTS_IO: dict[str, Callable[[Graph, str], None]] = {}
@@ -54,9 +54,9 @@ def user_op_origins(graph: Graph) -> dict[str, str]:
             if node.block is not None:
                 stack.append(node.block)
             elif node.op not in origins:
-                source = registry.get(node.op).source
-                if source != "builtin":
-                    origins[node.op] = source
+                opdef = registry.get(node.op)
+                if opdef.from_user_code:
+                    origins[node.op] = opdef.source
     return dict(sorted(origins.items()))
 
 
@@ -74,7 +74,10 @@ def _body(graph: Graph) -> dict[str, Any]:
             assert node.block is not None
             entry["block"] = _body(node.block)
         nodes.append(entry)
-    return {"name": graph.name, "meta": _jsonable(graph.meta), "nodes": nodes}
+    body = {"name": graph.name, "meta": _jsonable(graph.meta), "nodes": nodes}
+    if graph.shared:
+        body["shared"] = dict(graph.shared)
+    return body
 
 
 def _jsonable(value: Any) -> Any:
@@ -164,6 +167,12 @@ def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
         graph.topological_order()
     except GraphError as e:
         raise e.at(_join(path, "nodes")) from None
+    shared = _expect(body.get("shared", {}), dict, _join(path, "shared"))
+    for name, owner in shared.items():
+        if name not in graph._nodes or not isinstance(owner, str) or owner not in graph._nodes:
+            raise GraphError(f"shared entry {name!r}: {owner!r} names no node of this graph",
+                             path=_join(path, f"shared.{name}"))
+        graph.shared[name] = owner
     graph._dirty = set(graph._nodes.values())
     return graph
 
