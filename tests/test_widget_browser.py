@@ -1,8 +1,9 @@
-"""The editor through a real JupyterLab in headless Chromium: every interaction of issue 5, end to end.
+"""The editor through a real JupyterLab in headless Chromium: every interaction, end to end, on a small graph
+and on real networks (an imported ResNet-50 layout and a Transformer encoder, tests/models.py).
 
 One JupyterLab server and one browser page for the module (tests run in order and build on each other:
-the notebook is opened once). Failing tests leave a screenshot in test-artifacts/. The first test's
-canvas is saved as docs/images/widget.png for the README when GB_UPDATE_SCREENSHOT=1.
+the notebook is opened once). Failing tests leave a screenshot in test-artifacts/. With
+GB_UPDATE_SCREENSHOT=1 the real-model views are saved under docs/images/ (widget.png is the README's).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,11 +66,11 @@ w2"""
 # Cells 3 and 4: the second widget's graph as the kernel sees it, and its Python export.
 STATE2 = 'print("G2=" + json.dumps({n.name: [n.op, [p and p.node.name for p in n.inputs]] for n in w2.graph}))'
 EXPORT2 = 'from graphbuilder.export import to_python\nprint("PY=" + json.dumps(to_python(w2.graph)))'
-# Cells 5 to 8: op docs from the registry; node positions (meta) and the saved file's; an edit and a
-# highlight made from Python.
-# Written to a file: printed, ~250 ops' docs would push the editor out of view, and JupyterLab does not draw
-# cells out of view.
-DOCS = 'open("ops.json", "w").write(json.dumps({o["name"]: [o["doc"], o["category"]] for o in w.ops}))'
+# Cells 5 to 8: op docs from the registry and the palette's networks; node positions (meta) and the saved
+# file's; an edit and a highlight made from Python. The docs are written to a file: printed, ~250 ops' docs
+# would push the editor out of view, and JupyterLab does not draw cells out of view.
+DOCS = ('open("ops.json", "w").write(json.dumps({o["name"]: [o["doc"], o["category"], o.get("advanced", False)] '
+        'for o in w.ops}))')
 POSITIONS = """\
 w.save("moved.graph.json")
 saved = gb.Graph.load("moved.graph.json")
@@ -94,12 +96,43 @@ fc = w.graph["fc"]
 fc.params["out_features"] = 12 if fc.params["out_features"] == 10 else 10"""
 
 
+# Cells 10 to 14: real networks from tests/models.py, imported with their hierarchy (blocks in blocks).
+RESNET = f"""\
+import json, sys
+import graphbuilder as gb
+sys.path.insert(0, {str(REPO / "tests")!r})
+from models import MODELS
+module, example = MODELS["resnet50"]()
+wr = gb.GraphWidget(gb.from_module(module, (example,)))  # direction and height from the graph's shape
+wr"""
+RESNET_STATE = """\
+print("WR=" + json.dumps({"direction": wr.direction, "view": wr.view,
+                          "errors": sorted("/".join(p) for p in gb.passes.root_errors(wr.graph)),
+                          "failing": len(wr.graph.errors())}))"""
+# A pass like tutorial 01's `deepen`: a conv and a relu inserted before the max pool.
+DEEPEN = """\
+def deepen(graph):
+    pool = graph["maxpool"]
+    source = pool.inputs[0]
+    act = graph.add("relu", graph.add("conv2d", source, out_channels=8, kernel_size=3, padding=1, name="conv3"),
+                    name="relu3")
+    pool.replace_input(source, act)
+    return graph
+print("INSERTED=" + json.dumps(wr.apply(deepen)))"""
+# The most common residual bug: a 3x3 conv without padding shrinks one side of a residual add (16 vs 14).
+BREAK = 'wr.graph["layer1"].block["0"].block["conv2"].params["padding"] = 0'
+TRANSFORMER = """\
+module, example = MODELS["transformer"]()
+wt = gb.GraphWidget(gb.from_module(module, (example,)))
+wt"""
+
+
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Any]:
     with running_lab() as server:
         write_notebook(server.root / "editor.ipynb",
                        [BUILD, STATE, BLOCK, STATE2, EXPORT2, DOCS, POSITIONS, PY_EDIT, HIGHLIGHT,
-                        SLOW_EDIT])
+                        SLOW_EDIT, RESNET, RESNET_STATE, DEEPEN, BREAK, TRANSFORMER])
         yield server
 
 
@@ -132,8 +165,12 @@ def nb(lab: Any, page: Any) -> Notebook:
 
 
 def editor(nb: Notebook, cell: int = 0) -> Any:
-    """The widget root in `cell`'s output, once laid out and in sync with Python."""
+    """The widget root in `cell`'s output, once laid out and in sync with Python. It is scrolled into view first:
+    a canvas off screen has no size yet (JupyterLab skips laying out cells out of view), and the editor waits for
+    one before choosing its first view."""
     root = nb.cell(cell).locator(".gb-root")
+    root.wait_for(state="attached", timeout=60_000)
+    root.evaluate("el => el.scrollIntoView({block: 'start'})")
     root.wait_for(state="visible", timeout=60_000)
     nb.page.wait_for_function(
         "el => el.dataset.gbReady === '1' && el.dataset.gbPending === '0'", arg=root.element_handle(),
@@ -184,8 +221,8 @@ def node(root: Any, name: str) -> Any:
 
 
 def uncover(root: Any, target: Any) -> tuple[float, float]:
-    """Screen point at the middle of `target` where a click reaches it; if something covers it there (the
-    minimap overlay), zoom out first with the Controls' button, as a user would."""
+    """Screen point at the middle of `target` where a click reaches it; if something covers it there (a
+    notice), zoom out first with the Controls' button, as a user would."""
     target.wait_for()
     for _ in range(5):
         x, y = center(target)
@@ -267,8 +304,6 @@ def test_shows_one_flow_node_per_graph_node(nb: Notebook) -> None:
     totals = root.locator(".gb-totals")
     assert totals.get_attribute("data-params") == str(224 + 90) and "314 params" in totals.inner_text()
     assert totals.get_attribute("data-flops") == str(2 * (2 * 8 * 16 * 16 * 3 * 3 * 3) + 2 * (2 * 8 * 10))
-    if os.environ.get("GB_UPDATE_SCREENSHOT"):
-        root.screenshot(path=str(REPO / "docs/images/widget.png"))
 
 
 def test_drag_conv2d_connect_set_kernel_size(nb: Notebook) -> None:
@@ -336,7 +371,11 @@ def test_undo_and_redo(nb: Notebook) -> None:
     root = editor(nb)
     sum_node = node(root, "sum").locator(".gb-node")
     assert "gb-node-error" in sum_node.get_attribute("class")
+    press(nb, root, "Escape")  # nothing selected: no node notice over the canvas
+    connect(nb.page, root, "flat", "conv")  # refused (a cycle): the notice says why...
+    root.locator(".gb-notice", has_text="not connected").wait_for()
     press(nb, root, "Control+z")
+    root.locator(".gb-notice", has_text="not connected").wait_for(state="detached")  # ...until the undo
     nb.page.wait_for_function("el => !el.classList.contains('gb-node-error')", arg=sum_node.element_handle())
     assert edge_label(root, "conv", "relu") == "(2, 8, 16, 16)"
     press(nb, root, "Control+Shift+z")
@@ -369,29 +408,17 @@ def test_collapse_and_expand_block(nb: Notebook) -> None:
     node(root, "res/sum").locator(".gb-node-error").wait_for()
     outputs = root.locator(".gb-inspector .gb-outputs")  # edge labels may be hidden if clicking zoomed out
     assert "(2, 8, 14, 14)" in outputs.inner_text()
-    assert "gb-node-error" in node(root, "res").locator(".gb-block-open").get_attribute("class")
+    block = node(root, "res").locator(".gb-block-open")
+    assert "gb-block-bad" in block.get_attribute("class")  # an open block outlines the error inside it
+    assert block.get_attribute("data-error-role") == "inside"
+    assert node(root, "res/sum").locator(".gb-node").get_attribute("data-error-role") == "root"
+    assert node(root, "res/y").locator(".gb-node").get_attribute("data-error-role") == "waiting"
     press(nb, root, "Control+z")
     node(root, "res/sum").locator(".gb-node-error").wait_for(state="detached")
     assert "(2, 8, 16, 16)" in outputs.inner_text()
     node(root, "res").locator(".gb-block-head .gb-toggle").click()
     nb.page.wait_for_function("el => el.querySelectorAll('.react-flow__node').length === 5", arg=root.element_handle())
     settle(nb, root)
-
-
-def test_save_reload_shows_same_graph(nb: Notebook, lab: Any) -> None:
-    root = editor(nb)
-    before = sorted(root.locator(".react-flow__node").evaluate_all("els => els.map(e => e.dataset.id)"))
-    nb.save()
-    saved = json.loads((lab.root / "editor.ipynb").read_text())
-    state = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    docs = [m["state"]["document"] for m in state.values() if "document" in m.get("state", {})]
-    assert any(sorted(n["id"] for n in d["nodes"] if n["parent"] is None) == before for d in docs)
-    nb.page.reload()
-    nb.page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
-    root = editor(nb)
-    after = sorted(root.locator(".react-flow__node").evaluate_all("els => els.map(e => e.dataset.id)"))
-    assert after == before
-    assert edge_label(root, "conv2d", "pool") == "(2, 16, 12, 12)"
 
 
 def test_double_click_adds_op_by_name(nb: Notebook) -> None:
@@ -503,7 +530,11 @@ def test_palette_search_categories_and_docs(nb: Notebook, lab: Any) -> None:
     root = editor(nb)
     categories = root.locator(".gb-palette-list summary").evaluate_all(
         "els => els.map(e => e.childNodes[0].textContent.trim())")
-    assert set(categories) == {category for _, category in docs.values()}  # one group per category
+    everyday = {name for name, (_, _, advanced) in docs.items() if not advanced}
+    assert set(categories) == {docs[name][1] for name in everyday}  # one group per category of everyday ops
+    assert categories.index("convolution") < categories.index("activation")  # palette order, not alphabetical
+    assert docs["dropout"][1] == "regularization" and docs["linear"][1] == "linear"
+    assert docs["mixed_op"][2] and docs["glore_project"][2] and not docs["glore_unit"][2]
     item = root.locator(".gb-palette-item[data-op='batch_norm2d']")
     if not item.is_visible():  # its category starts folded: open it
         root.locator(".gb-palette-list summary", has_text=docs["batch_norm2d"][1]).click()
@@ -512,10 +543,13 @@ def test_palette_search_categories_and_docs(nb: Notebook, lab: Any) -> None:
     search = root.locator(".gb-search")
     search.fill("norm")
     shown = root.locator(".gb-palette-item").evaluate_all("els => els.map(e => e.dataset.op)")
-    assert shown and all("norm" in f"{op} {docs[op][1]} {docs[op][0]}".lower() for op in shown)  # name, category, doc
+    assert shown and all("norm" in " ".join([op, docs[op][1], docs[op][0].lower()]) for op in shown)  # name, group, doc
     assert set(shown) >= {"batch_norm2d", "layer_norm"}
     search.fill("")
+    assert root.locator(".gb-palette-item").count() == len(everyday)
+    root.locator("[data-action='advanced']").check()  # search-space parts and internals on request
     assert root.locator(".gb-palette-item").count() == len(docs)
+    root.locator("[data-action='advanced']").uncheck()
 
 
 def test_param_form_enum_bool_and_tuple(nb: Notebook) -> None:
@@ -630,19 +664,22 @@ def viewport_zoom(root: Any) -> float:
     return float(re.search(r"scale\(([\d.]+)\)", transform).group(1))
 
 
+def choose_direction(nb: Notebook, root: Any, direction: str) -> None:
+    """Pick a layout direction in the toolbar and wait until the layout it starts is done."""
+    done = int(root.get_attribute("data-gb-layouts"))
+    root.locator(".gb-header select[title='layout direction']").select_option(direction)
+    nb.page.wait_for_function("([el, n]) => Number(el.dataset.gbLayouts) > n && el.dataset.gbPending === '0'",
+                              arg=[root.element_handle(), done], timeout=30_000)
+
+
 def test_layout_direction_fit_minimap_and_zoom(nb: Notebook) -> None:
     root = editor(nb)
-    direction = root.locator(".gb-header select[title='layout direction']")
-    direction.select_option("LR")
-    settle(nb, root)
-    root.page.wait_for_timeout(300)
+    choose_direction(nb, root, "LR")
     live, _ = positions(nb)
     xs = chain_order(live, "x")
     assert xs == sorted(xs) and len(set(xs)) == len(xs)  # elkjs layered, left to right along the chain
     root = editor(nb)
-    direction.select_option("TB")
-    settle(nb, root)
-    root.page.wait_for_timeout(300)
+    choose_direction(nb, root, "TB")
     live, _ = positions(nb)
     ys = chain_order(live, "y")
     assert ys == sorted(ys) and len(set(ys)) == len(ys)
@@ -777,3 +814,215 @@ def test_follows_jupyterlab_theme(nb: Notebook) -> None:
     nb.page.wait_for_function("el => !el.classList.contains('gb-dark')", arg=root.element_handle())
     nb.page.wait_for_timeout(500)
     assert all(luminance(root, part) > 0.8 for part in parts)
+
+
+# -- real networks ---------------------------------------------------------------------------------------------
+# Sibling boxes (React Flow nodes with the same parent, positions relative to it) that overlap, as pairs of ids.
+OVERLAPS = """el => {
+  const byParent = {};
+  for (const n of el.__gbFlow.getNodes()) (byParent[n.parentId ?? ''] ??= []).push(n);
+  const out = [];
+  for (const list of Object.values(byParent)) {
+    for (let i = 0; i < list.length; i++) for (let j = i + 1; j < list.length; j++) {
+      const [a, b] = [list[i], list[j]];
+      if (a.position.x < b.position.x + b.width && b.position.x < a.position.x + a.width
+          && a.position.y < b.position.y + b.height && b.position.y < a.position.y + a.height) out.push([a.id, b.id]);
+    }
+  }
+  return out;
+}"""
+
+
+def overlaps(root: Any) -> list[list[str]]:
+    return root.evaluate(OVERLAPS)
+
+
+def toggle_block(nb: Notebook, root: Any, block: str) -> None:
+    """Expand or collapse `block` with its own toggle and wait until the move that makes room has landed."""
+    open_before = node(root, block).locator(".gb-block-open").count() > 0
+    root.evaluate("(el, id) => el.querySelector(`.react-flow__node[data-id='${id}'] .gb-toggle`).click()", block)
+    nb.page.wait_for_function("([el, id, was]) => !!el.querySelector(`.react-flow__node[data-id='${id}'] "
+                              ".gb-block-open`) !== was", arg=[root.element_handle(), block, open_before])
+    settle(nb, root)
+
+
+def save_view(root: Any, name: str) -> None:
+    if os.environ.get("GB_UPDATE_SCREENSHOT"):
+        root.screenshot(path=str(REPO / "docs/images" / name))
+
+
+def test_real_model_first_view_is_readable(nb: Notebook) -> None:
+    nb.run(10)
+    root = editor(nb, 10)
+    assert root.get_attribute("data-gb-direction") == "TB"  # a 13-node chain of stages: top down, tall canvas
+    assert root.evaluate("el => el.getBoundingClientRect().height") >= 700
+    # Node names at the default zoom are legible (>= 9 px tall on screen), not fitted down to 3 px.
+    sizes = node(root, "conv1").locator(".gb-node-name").evaluate(
+        "(el, root) => [parseFloat(getComputedStyle(el).fontSize) * root.__gbFlow.getZoom(),"
+        " el.getBoundingClientRect().height]", root.element_handle())
+    assert sizes[0] >= 9 and sizes[1] >= 9, sizes
+    assert node(root, "x").is_visible() and node(root, "conv1").is_visible()  # the start of the graph is in view
+    # The minimap never covers the graph: it sits beside the canvas; panels fold away and give it room.
+    canvas = root.locator(".gb-canvas").bounding_box()
+    mini = root.locator(".gb-minimap").bounding_box()
+    assert mini["x"] >= canvas["x"] + canvas["width"] - 1
+    for panel in ("palette", "inspector", "minimap"):
+        root.locator(f"[data-panel='{panel}']").click()
+    assert root.locator(".gb-palette, .gb-inspector, .gb-minimap").count() == 0
+    assert root.locator(".gb-canvas").bounding_box()["width"] > canvas["width"] + 300
+    for panel in ("palette", "inspector", "minimap"):
+        root.locator(f"[data-panel='{panel}']").click()
+    save_view(root, "widget.png")
+
+
+def test_real_model_expand_each_stage_then_layout_nothing_overlaps(nb: Notebook) -> None:
+    root = editor(nb, 10)
+    for stage in ("layer1", "layer2", "layer3", "layer4"):
+        toggle_block(nb, root, stage)
+        assert overlaps(root) == [], stage  # the siblings made room for the stage's real size
+        if stage == "layer2" and os.environ.get("GB_UPDATE_SCREENSHOT"):
+            root.evaluate("el => el.__gbFlow.fitView({nodes: [{id: 'layer1'}, {id: 'layer2'}], duration: 0})")
+            nb.page.wait_for_timeout(300)
+            save_view(root, "editor-resnet-expanded.png")
+    zoom = root.evaluate("el => el.__gbFlow.getZoom()")
+    assert node(root, "layer4").bounding_box()["height"] > 4 * 58 * zoom  # open, at its real size (3 blocks)
+    for direction in ("LR", "TB"):
+        choose_direction(nb, root, direction)  # a hierarchical Layout in that direction
+        assert overlaps(root) == [], direction
+    done = int(root.get_attribute("data-gb-layouts"))
+    root.locator("button[data-action='layout']").click()
+    nb.page.wait_for_function("([el, n]) => Number(el.dataset.gbLayouts) > n", arg=[root.element_handle(), done])
+    assert overlaps(root) == []
+    for stage in ("layer2", "layer4", "layer1", "layer3"):
+        toggle_block(nb, root, stage)
+        assert overlaps(root) == [], stage
+
+
+def saved_widget_state(path: Path, timeout: float = 30.0) -> dict[str, Any]:
+    """The widget state in the notebook file at `path`, once the server has finished writing it (it rewrites
+    the file in place, so a read during a save can see it empty)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            saved = json.loads(path.read_text())
+            return saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+        except (json.JSONDecodeError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_save_reload_keeps_graphs_viewport_and_direction(nb: Notebook, lab: Any) -> None:
+    demo = editor(nb)
+    before = node_ids(demo)
+    label = edge_label(demo, "conv2d", "pool")
+    root = editor(nb, 10)
+    choose_direction(nb, root, "LR")
+    root.locator(".react-flow__controls-zoomin").click()
+    nb.page.wait_for_timeout(800)  # the zoom animates; the view is saved 300 ms after it ends
+    viewport = root.evaluate("el => el.__gbFlow.getViewport()")
+    state = printed(nb, 11, "WR")
+    assert state["direction"] == "LR"  # the kernel's widget holds the choice...
+    assert state["view"]["zoom"] == pytest.approx(viewport["zoom"], abs=1e-3)
+    nb.save()  # the reloaded page shows the notebook's saved outputs: the widgets, fed by the live kernel
+    widgets = saved_widget_state(lab.root / "editor.ipynb")
+    docs = [m["state"]["document"] for m in widgets.values() if "document" in m.get("state", {})]
+    top = [n for n in before if "/" not in n]
+    assert any(sorted(n["id"] for n in d["nodes"] if n["parent"] is None) == top for d in docs)
+    nb.page.reload()
+    nb.page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+    demo = editor(nb)
+    assert node_ids(demo) == before and edge_label(demo, "conv2d", "pool") == label  # the same graph
+    root = editor(nb, 10)
+    after = root.evaluate("el => el.__gbFlow.getViewport()")  # ...so a reload shows the same view
+    assert after == pytest.approx(viewport, abs=0.5)
+    assert root.locator(".gb-header select[title='layout direction']").input_value() == "LR"
+    assert root.get_attribute("data-gb-direction") == "LR"
+    xs = [node(root, n).bounding_box()["x"] for n in ("conv1", "bn1", "relu")]
+    assert xs == sorted(xs)  # laid out left to right, as the dropdown says
+
+
+def test_pass_applied_from_python_adds_nodes_that_overlap_nothing(nb: Notebook) -> None:
+    root = editor(nb, 10)
+    before = root.evaluate("el => Object.fromEntries(el.__gbFlow.getNodes().map(n => [n.id, n.position]))")
+    inserted = printed(nb, 12, "INSERTED")
+    assert set(inserted) == {"conv3", "relu3"}
+    root = editor(nb, 10)
+    node(root, "relu3").wait_for()
+    settle(nb, root)
+    assert overlaps(root) == []
+    after = root.evaluate("el => Object.fromEntries(el.__gbFlow.getNodes().map(n => [n.id, n.position]))")
+    assert {k: after[k] for k in before} == before  # placed near their neighbours, nothing else moved
+    near = node(root, "relu").bounding_box()
+    new = node(root, "conv3").bounding_box()
+    assert abs(new["x"] - near["x"]) + abs(new["y"] - near["y"]) < 600
+
+
+def test_spatial_mismatch_offers_padding_fix_that_makes_the_graph_valid(nb: Notebook) -> None:
+    root = editor(nb, 10)
+    nb.run(13)
+    root = editor(nb, 10)
+    count = root.locator("button[data-action='next-error']")
+    count.wait_for()
+    state = printed(nb, 11, "WR")
+    assert state["errors"] == ["layer1/0/add"] and state["failing"] > 3  # one mistake, many failing nodes
+    assert count.inner_text() == "1 error"  # the header counts the root only
+    root = editor(nb, 10)
+    waiting = node(root, "layer2")
+    assert waiting.locator("[data-error-role]").get_attribute("data-error-role") == "waiting"
+    assert "waiting on layer1/0/add" in waiting.inner_text()  # grey, pointing at the cause
+    count.click()  # jumps to the root: opens its block as a view, selects it, shows its fix-its
+    nb.page.wait_for_function("el => el.dataset.gbView === 'layer1/0'", arg=root.element_handle())
+    assert root.locator(".gb-crumb").evaluate_all("els => els.map(e => e.textContent)") == ["ResNet", "layer1", "0"]
+    fix = root.locator(".gb-fix").first
+    fix.wait_for()
+    assert fix.inner_text() == "Fix: set padding=1 on 'conv2'"
+    assert "out_channels" not in root.locator(".gb-fixits").inner_text()
+    save_view(root, "editor-fixit.png")
+    fix.click()
+    count.wait_for(state="detached")
+    settle(nb, root)
+    state = printed(nb, 11, "WR")
+    assert state["errors"] == [] and state["failing"] == 0
+    root = editor(nb, 10)
+    root.locator(".gb-crumb[data-crumb='']").click()  # back to the whole graph
+    nb.page.wait_for_function("el => el.dataset.gbView === ''", arg=root.element_handle())
+
+
+def test_transformer_nested_blocks_and_labelled_attention_ports(nb: Notebook) -> None:
+    nb.run(14)
+    root = editor(nb, 14)
+    root.locator("select[data-action='expand']").select_option("99")  # expand all: blocks in blocks
+    node(root, "layers/1/mlp/0").wait_for()
+    settle(nb, root)
+    assert overlaps(root) == []
+    for direction in ("LR", "TB"):
+        choose_direction(nb, root, direction)
+        assert overlaps(root) == [], direction
+    attn = node(root, "layers/0/attn")
+    ports = attn.locator(".gb-port-label").evaluate_all("els => els.map(e => e.textContent)")
+    assert ports == ["query", "key", "value"]
+    root.locator(".gb-find-input").fill("attn")
+    root.locator(".gb-find-item[data-id='layers/0/attn']").click()  # the search box centres the node
+    nb.page.wait_for_function("el => el.__gbFlow.getZoom() >= 0.74", arg=root.element_handle())
+    canvas = root.locator(".gb-canvas").bounding_box()
+    box = attn.bounding_box()
+    assert canvas["x"] < box["x"] and box["x"] + box["width"] < canvas["x"] + canvas["width"]
+    # The three shape labels into query, key and value (all from norm1) are apart.
+    labels = root.evaluate("""el => [...el.querySelectorAll('.react-flow__edge')]
+        .filter(e => (e.getAttribute('data-testid') || '').includes('\u2192layers/0/attn#'))
+        .map(e => { const r = e.querySelector('.react-flow__edge-text').getBoundingClientRect();
+                    return [r.x, r.y, r.width, r.height]; })""")
+    assert len(labels) == 3
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            apart = a[0] + a[2] <= b[0] or b[0] + b[2] <= a[0] or a[1] + a[3] <= b[1] or b[1] + b[3] <= a[1]
+            assert apart, (a, b)
+    save_view(root, "editor-transformer.png")
+    if os.environ.get("GB_UPDATE_SCREENSHOT"):  # the same view in JupyterLab's dark theme
+        set_theme(nb, "JupyterLab Dark")
+        nb.page.wait_for_function("el => el.classList.contains('gb-dark')", arg=root.element_handle())
+        nb.page.wait_for_timeout(500)
+        save_view(root, "editor-dark.png")
+        set_theme(nb, "JupyterLab Light")
+        nb.page.wait_for_function("el => !el.classList.contains('gb-dark')", arg=root.element_handle())

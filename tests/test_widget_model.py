@@ -652,3 +652,61 @@ def test_remove_or_move_naming_one_bad_id_is_skipped_whole(widget: gb.GraphWidge
     assert g.to_dict() == before and b.doc["version"] == version and not widget._session._history.can_undo
     reply = b.patch({"op": "move", "positions": {"conv": [1, 2]}}, {"op": "remove", "nodes": ["ghost"]})
     assert [e["index"] for e in reply["errors"]] == [1] and g["conv"].meta["position"] == {"x": 1.0, "y": 2.0}
+def test_fixits_request_and_apply_fix_is_one_undo_step(widget: gb.GraphWidget) -> None:
+    b = Browser(widget)
+    g = widget.graph
+    skip = g.add("conv2d", g["x"], out_channels=4, kernel_size=1, name="skip")
+    g.add("relu", g.add("add", g["relu"], skip, name="sum"), name="after")
+    g["conv"].params["padding"] = 0  # relu's map 8x8 -> 6x6: sum no longer fits, after waits on it
+    b.receive()
+    msgs = b.send("fixits", node="after")  # asked from a node waiting on the root
+    (answer,) = [m for m in msgs if m["kind"] == "fixits"]
+    assert answer["ok"] and answer["replyTo"] == "r1" and answer["root"] == "sum"
+    titles = [f["title"] for f in answer["fixes"]]
+    assert titles[0] == "set padding=1 on 'conv'"
+    msgs = b.send("apply_fix", fix=answer["fixes"][0])
+    reply = [m["reply"] for m in msgs if m.get("reply")][-1]
+    assert reply["ok"] and g.errors() == {} and g["conv"].params["padding"] == 1
+    assert b.doc["nodes"]["after"]["error"] is None
+    assert widget.undo() and g["conv"].params["padding"] == 0  # the fix was one step
+    msgs = b.send("apply_fix", fix={"path": ["gone"], "params": {"padding": 1}})
+    reply = [m["reply"] for m in msgs if m.get("reply")][-1]
+    assert not reply["ok"] and "no node 'gone'" in reply["errors"][0]["message"]
+    msgs = b.send("fixits", node="conv")
+    assert [m for m in msgs if m["kind"] == "fixits"][0]["fixes"] == []  # conv fits: nothing to fix
+
+
+def test_probe_checks_only_the_nodes_on_screen(widget: gb.GraphWidget) -> None:
+    widget.graph.add("conv2d", widget.graph["x"], out_channels=2, kernel_size=1, name="side")
+    b = Browser(widget)
+    msgs = b.send("probe", source=["flat", 0], nodes=["fc", "conv"])
+    (answer,) = [m for m in msgs if m["kind"] == "probed"]
+    assert set(answer["targets"]) == {"conv"}  # conv feeds flat: a cycle; fc takes (2, 4)
+    assert "side" not in answer["targets"]  # off screen: not checked now, checked when connected
+    everything = widget._session.probe("flat", 0)
+    assert "side" in everything and {"x", "relu", "pool", "flat"} <= set(everything)
+
+
+def test_first_view_direction_and_height_from_the_graph_shape() -> None:
+    from graphbuilder.widget.view import first_view, layers
+
+    chain = small()  # a 7-node chain: top down in a tall canvas
+    assert layers(chain) == [1] * 7
+    w = gb.GraphWidget(chain)
+    assert (w.direction, w.height) == first_view(chain) and w.direction == "TB" and 360 <= w.height <= 760
+    wide = gb.Graph("wide")
+    x = wide.input("x", shape=(2, 4))
+    wide.output(wide.add("cat", *[wide.add("relu", x) for _ in range(8)], dim=1))
+    assert layers(wide) == [1, 8, 1, 1] and first_view(wide)[0] == "LR"  # 8 branches side by side
+    w = gb.GraphWidget(wide, direction="TB", height=400)  # given values win
+    assert (w.direction, w.height) == ("TB", 400)
+    for i, node in enumerate(chain):  # laid out left to right before (a saved file): the toolbar says so
+        node.meta["position"] = {"x": 240.0 * i, "y": 0.0}
+    assert first_view(chain)[0] == "LR"
+
+
+def test_view_and_direction_from_the_browser_are_kept_in_widget_state(widget: gb.GraphWidget) -> None:
+    view = {"x": -40.5, "y": 12.0, "zoom": 0.8, "root": None, "panels": {"palette": False}}
+    widget.set_state({"view": view, "direction": "LR"})  # what the browser's model.save_changes() does
+    state = widget.get_state()
+    assert state["view"] == view and state["direction"] == "LR"

@@ -163,15 +163,16 @@ export function remapOps(ops: PatchOp[], ids: Record<string, string>): PatchOp[]
     }
     return id;
   };
-  return ops.map((op) => {
-    const o: any = { ...op };
-    if (typeof o.node === "string") o.node = fix(o.node);
-    if (typeof o.parent === "string") o.parent = fix(o.parent);
-    if (Array.isArray(o.source)) o.source = [fix(o.source[0]), o.source[1]];
-    if (Array.isArray(o.target)) o.target = [fix(o.target[0]), o.target[1]];
-    if (Array.isArray(o.nodes)) o.nodes = o.nodes.map(fix);
-    if (o.positions) o.positions = Object.fromEntries(Object.entries(o.positions).map(([k, v]) => [fix(k), v]));
-    return o as PatchOp;
+  const port = (p: [string, number]): [string, number] => [fix(p[0]), p[1]];
+  return ops.map((op): PatchOp => {
+    switch (op.op) {
+      case "add": case "paste": return { ...op, parent: typeof op.parent === "string" ? fix(op.parent) : op.parent };
+      case "remove": case "group": return { ...op, nodes: op.nodes.map(fix) };
+      case "connect": return { ...op, source: port(op.source), target: port(op.target) };
+      case "disconnect": return { ...op, target: port(op.target) };
+      case "params": case "rename": case "meta": case "ungroup": return { ...op, node: fix(op.node) };
+      case "move": return { ...op, positions: Object.fromEntries(Object.entries(op.positions).map(([k, v]) => [fix(k), v])) };
+    }
   });
 }
 

@@ -1,6 +1,7 @@
 /**
  * Document -> React Flow nodes and edges (pure). Collapsed blocks hide their insides; an expanded block is
- * a parent node holding its inner nodes.
+ * a parent node holding its inner nodes, sized around them (hierarchy.ts). A block opened as the view
+ * (`root`) shows its children as the top level.
  *
  * React Flow objects carry structure only (id, type, position, size, port counts, parent, highlight); what a
  * node shows (name, op, params, shapes, errors) and edge labels are read by the node and edge components
@@ -15,32 +16,19 @@
  */
 import type { Edge, Node, NodeHandle, Position } from "@xyflow/react";
 import { formatSpec } from "./doc";
+import { inPorts, labelledPorts, outPorts, portOffset, positionOf, type XY } from "./geometry";
+import { levels, shownLevels, sizesOf } from "./hierarchy";
 import type { Doc, EdgeStyle, HighlightStyle, NodeDoc } from "./types";
 
-export const NODE_W = 184;
-export const BLOCK_PAD = 24;
-export const BLOCK_HEAD = 44;
+export { BLOCK_HEAD, BLOCK_PAD, inPorts, isExpanded, NODE_W, nodeHeight, outPorts, positionOf, type XY } from "./geometry";
 
 export type NodeData = { highlight: HighlightStyle | null; vertical: boolean; outPorts: number; inPorts: number };
 export type FlowNode = Node<NodeData>;
-export type EdgeData = { port: number; styleRef: EdgeStyle | undefined };
+/** `port`: the source output the edge reads; `targetPort` of `ports` labelled inputs (1: unlabelled). */
+export type EdgeData = { port: number; targetPort: number; ports: number; styleRef: EdgeStyle | undefined };
 export type FlowEdge = Edge<EdgeData>;
-export type XY = { x: number; y: number };
 
-export function inPorts(n: NodeDoc): number {
-  return n.inputs.length + (n.variadic ? 1 : 0); // a variadic op shows one free port to grow
-}
-
-export function outPorts(n: NodeDoc): number {
-  if (n.op === "output") return 0;
-  return Math.max(1, n.outputs.length);
-}
-
-export function nodeHeight(n: NodeDoc): number {
-  return Math.max(58, 16 * Math.max(inPorts(n), outPorts(n)) + 22);
-}
-
-/** Port handles: 8 px squares (styles.css) centred on the node's inner border edge, spread evenly along it. */
+/** Port handles: 8 px squares (styles.css) centred on the node's inner border edge. */
 export const HANDLE = 8;
 const SIDE = { left: "left", right: "right", top: "top", bottom: "bottom" } as unknown as Record<string, Position>;
 
@@ -58,21 +46,21 @@ export function borderOf(type: string, hl: HighlightStyle | null): number {
 
 /**
  * Where React Flow finds the ports of a `w` x `h` node (relative to its top-left corner), as `Ports` in
- * components/nodes.tsx draws them: inputs on the left (top when `vertical`) at (i + 1) / (ins + 1) of the
- * inner edge, outputs opposite; each handle is centred on the inner border edge (CSS translate -50%).
+ * components/nodes.tsx draws them (geometry.ts `portOffset`): inputs on the left (top when `vertical`),
+ * outputs opposite; each handle is centred on the inner border edge (CSS translate -50%).
  */
-export function handlesOf(w: number, h: number, ins: number, outs: number, vertical: boolean, border: number): NodeHandle[] {
+export function handlesOf(w: number, h: number, ins: number, outs: number, vertical: boolean, border: number,
+  labelled = false): NodeHandle[] {
   const out: NodeHandle[] = [];
   const half = HANDLE / 2;
-  const along = (k: number, count: number) => border + ((vertical ? w : h) - 2 * border) * (k + 1) / (count + 1);
   for (let i = 0; i < ins; i++) {
-    const c = along(i, ins);
+    const c = portOffset(i, ins, vertical ? w : h, border, labelled && !vertical);
     out.push(vertical
       ? { id: `in-${i}`, type: "target", position: SIDE.top, x: c - half, y: border - half, width: HANDLE, height: HANDLE }
       : { id: `in-${i}`, type: "target", position: SIDE.left, x: border - half, y: c - half, width: HANDLE, height: HANDLE });
   }
   for (let k = 0; k < outs; k++) {
-    const c = along(k, outs);
+    const c = portOffset(k, outs, vertical ? w : h, border, false);
     out.push(vertical
       ? { id: `out-${k}`, type: "source", position: SIDE.bottom, x: c - half, y: h - border - half, width: HANDLE, height: HANDLE }
       : { id: `out-${k}`, type: "source", position: SIDE.right, x: w - border - half, y: c - half, width: HANDLE, height: HANDLE });
@@ -80,42 +68,11 @@ export function handlesOf(w: number, h: number, ins: number, outs: number, verti
   return out;
 }
 
-export function isExpanded(n: NodeDoc | undefined): boolean {
-  return !!n && n.isBlock && n.meta?.expanded === true;
-}
-
-/** Ids of the nodes drawn: the top level and the insides of expanded blocks (whose ancestors are expanded). */
-export function visibleNodes(doc: Doc): NodeDoc[] {
-  const out: NodeDoc[] = [];
-  const visible = (n: NodeDoc): boolean => {
-    if (n.parent === null) return true;
-    const p = doc.nodes[n.parent];
-    return !!p && isExpanded(p) && visible(p);
-  };
-  for (const n of Object.values(doc.nodes)) if (visible(n)) out.push(n);
-  // Parents before children, as React Flow requires.
-  const depth = (n: NodeDoc): number => (n.parent === null ? 0 : 1 + depth(doc.nodes[n.parent]));
-  return out.sort((a, b) => depth(a) - depth(b));
-}
-
-export function positionOf(n: NodeDoc, auto: Record<string, XY>): XY | undefined {
-  const p = n.meta?.position as XY | undefined;
-  if (p && typeof p.x === "number" && typeof p.y === "number") return p;
-  return auto[n.id];
-}
-
-/** Size of an expanded block: its children's bounding box plus padding. */
-export function blockSize(doc: Doc, block: NodeDoc, auto: Record<string, XY>, sizes: Map<string, { w: number; h: number }>) {
-  let w = NODE_W + 2 * BLOCK_PAD;
-  let h = BLOCK_HEAD + 80;
-  for (const c of Object.values(doc.nodes)) {
-    if (c.parent !== block.id) continue;
-    const p = positionOf(c, auto) ?? { x: 0, y: 0 };
-    const s = sizes.get(c.id) ?? { w: NODE_W, h: nodeHeight(c) };
-    w = Math.max(w, p.x + s.w + BLOCK_PAD);
-    h = Math.max(h, p.y + s.h + BLOCK_PAD);
-  }
-  return { w, h };
+/** The nodes drawn in the view of block `root` (null: the graph): its children and the insides of expanded
+ * blocks among them, parents before children as React Flow requires. */
+export function visibleNodes(doc: Doc, root: string | null = null): NodeDoc[] {
+  const index = levels(doc);
+  return shownLevels(doc, root, index).flatMap((level) => index.get(level) ?? []);
 }
 
 export type FlowCache = { nodes: Map<string, FlowNode>; edges: Map<string, FlowEdge>; nodeList: FlowNode[]; edgeList: FlowEdge[] };
@@ -144,6 +101,8 @@ function same<T>(prev: T[], list: T[]): T[] {
 
 export type FlowInput = {
   doc: Doc;
+  /** The block opened as the view (its children are the top level); null or absent for the graph. */
+  root?: string | null;
   auto: Record<string, XY>;
   dragging: Record<string, XY>;
   selected: Set<string>;
@@ -152,15 +111,18 @@ export type FlowInput = {
   vertical: boolean;
 };
 
+/** The id of the edge from output `out` of `source` into input `port` of `target`. */
+export function edgeId(source: string, out: number, target: string, port: number): string {
+  return `${source}#${out}\u2192${target}#${port}`;
+}
+
 /** React Flow nodes and edges for the document, reusing cached objects that did not change. */
 export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[]; edges: FlowEdge[] } {
   const { doc, auto, dragging, selected, highlights, vertical } = input;
-  const shown = visibleNodes(doc);
-  const sizes = new Map<string, { w: number; h: number }>();
-  // Children first for sizes of expanded blocks (deepest first).
-  for (const n of [...shown].reverse()) {
-    sizes.set(n.id, isExpanded(n) ? blockSize(doc, n, auto, sizes) : { w: NODE_W, h: nodeHeight(n) });
-  }
+  const root = input.root ?? null;
+  const index = levels(doc);
+  const shown = shownLevels(doc, root, index).flatMap((level) => index.get(level) ?? []);
+  const sizes = sizesOf(doc, root, (id) => dragging[id] ?? (doc.nodes[id] && positionOf(doc.nodes[id], auto)), index);
   const nodes: FlowNode[] = [];
   const nextNodes = new Map<string, FlowNode>();
   shown.forEach((n, i) => {
@@ -168,11 +130,12 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
     const size = sizes.get(n.id)!;
     const hl = highlights[n.id] ?? null;
     const sel = selected.has(n.id);
-    const type = n.isBlock ? (isExpanded(n) ? "blockOpen" : "block") : "op";
+    const type = n.isBlock ? (n.meta?.expanded === true ? "blockOpen" : "block") : "op";
+    const parentId = n.parent !== root && n.parent !== null ? n.parent : undefined;
     const ins = inPorts(n);
     const outs = outPorts(n);
     const prev = cache.nodes.get(n.id);
-    if (prev && prev.data.inPorts === ins && prev.data.outPorts === outs && prev.parentId === (n.parent ?? undefined)
+    if (prev && prev.data.inPorts === ins && prev.data.outPorts === outs && prev.parentId === parentId
       && prev.position.x === pos.x && prev.position.y === pos.y && prev.selected === sel
       && prev.data.highlight === hl && prev.type === type && prev.width === size.w && prev.height === size.h
       && prev.data.vertical === vertical) {
@@ -189,9 +152,9 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
       width: size.w,
       height: size.h,
       measured: { width: size.w, height: size.h }, // the style fixes the size: nothing to wait for
-      handles: handlesOf(size.w, size.h, ins, outs, vertical, borderOf(type, type === "blockOpen" ? null : hl)),
+      handles: handlesOf(size.w, size.h, ins, outs, vertical, borderOf(type, type === "blockOpen" ? null : hl), labelledPorts(n)),
       style: { width: size.w, height: size.h },
-      ...(n.parent !== null ? { parentId: n.parent, extent: "parent" as const } : {}),
+      ...(parentId !== undefined ? { parentId, extent: "parent" as const } : {}),
       ...(type === "blockOpen" ? { zIndex: -1 } : {}),
     };
     nodes.push(node);
@@ -205,12 +168,13 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
   const edges: FlowEdge[] = [];
   const nextEdges = new Map<string, FlowEdge>();
   for (const n of shown) {
+    const ports = labelledPorts(n) ? inPorts(n) : 1;
     n.inputs.forEach((ref, port) => {
       if (!ref || !shownIds.has(ref[0])) return;
-      const id = `${ref[0]}#${ref[1]}\u2192${n.id}#${port}`;
+      const id = edgeId(ref[0], ref[1], n.id, port);
       const st = styleOf.get(`${ref[0]}\u0000${n.id}`);
       const prev = cache.edges.get(id);
-      if (prev && prev.data?.styleRef === st) {
+      if (prev && prev.data?.styleRef === st && prev.data?.ports === ports) {
         edges.push(prev);
         nextEdges.set(id, prev);
         return;
@@ -222,7 +186,7 @@ export function toFlow(input: FlowInput, cache: FlowCache): { nodes: FlowNode[];
         sourceHandle: `out-${ref[1]}`,
         target: n.id,
         targetHandle: `in-${port}`,
-        data: { port: ref[1], styleRef: st },
+        data: { port: ref[1], targetPort: port, ports, styleRef: st },
         style: st ? { strokeWidth: st.width, stroke: st.color, opacity: st.opacity } : undefined,
       };
       edges.push(edge);

@@ -3,6 +3,8 @@
  * each kind gets, how text becomes a value, and the checks Python would make, so a bad value is shown
  * inline and never sent. Pure functions, unit-tested in test/forms.test.ts.
  */
+import { categoryRank } from "./categories";
+import { rankOps } from "./search";
 import type { OpSchema, ParamSchema } from "./types";
 
 export type Control = "number" | "checkbox" | "select" | "text" | "tuple" | "json";
@@ -158,14 +160,14 @@ export function initialParams(schema: OpSchema): Record<string, unknown> {
   return out;
 }
 
-/** Palette groups: categories in order, ops filtered by a search text (name, category or doc). */
-export function paletteGroups(ops: OpSchema[], query: string): [string, OpSchema[]][] {
-  const q = query.trim().toLowerCase();
+/** Palette groups: categories in `CATEGORY_ORDER`, ops matching a search text best first (search.ts), advanced
+ * ops only when `advanced`. */
+export function paletteGroups(ops: OpSchema[], query: string, advanced = false): [string, OpSchema[]][] {
   const groups = new Map<string, OpSchema[]>();
-  for (const op of ops) {
-    if (q && !op.name.toLowerCase().includes(q) && !op.category.toLowerCase().includes(q) && !op.doc.toLowerCase().includes(q)) continue;
+  for (const op of rankOps(ops, query, advanced)) {
     if (!groups.has(op.category)) groups.set(op.category, []);
     groups.get(op.category)!.push(op);
   }
-  return [...groups.entries()].sort(([a], [b]) => a.localeCompare(b));
+  const rank = (c: string) => categoryRank(c);
+  return [...groups.entries()].sort(([a], [b]) => rank(a)[0] - rank(b)[0] || a.localeCompare(b));
 }

@@ -5,11 +5,12 @@
 import { createRender, useModel, useModelState } from "@anywidget/react";
 import { ReactFlowProvider } from "@xyflow/react";
 import flowCss from "@xyflow/react/dist/style.css";
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { Editor } from "./components/Editor";
 import css from "./styles.css";
-import { Sync } from "./sync";
-import type { EdgeStyle, HighlightStyle, OpSchema } from "./types";
+import { Sync, type Model as SyncModel } from "./sync";
+import type { Direction } from "./layout";
+import type { EdgeStyle, HighlightStyle, OpSchema, ViewState } from "./types";
 
 function injectStyles() {
   if (document.getElementById("graphbuilder-widget-css")) return;
@@ -37,17 +38,21 @@ function Widget() {
   const [highlights] = useModelState<Record<string, HighlightStyle>>("highlights");
   const [edgeStyles] = useModelState<EdgeStyle[]>("edge_styles");
   const [actions] = useModelState<{ name: string; doc: string }[]>("actions");
-  const [direction] = useModelState<"LR" | "TB">("direction");
+  const [direction, setDirection] = useModelState<Direction>("direction");
   const [height] = useModelState<number>("height");
+  const [view, setView] = useModelState<ViewState>("view");
   const dark = useDarkTheme();
   const schemas = useMemo(() => Object.fromEntries((ops ?? []).map((o) => [o.name, o])), [ops]);
-  const sync = useMemo(() => new Sync(model as any, () => schemas), [model]); // eslint-disable-line
+  const schemasRef = useRef(schemas);
+  schemasRef.current = schemas;
+  const sync = useMemo(() => new Sync(model as unknown as SyncModel, () => schemasRef.current), [model]);
   useEffect(() => () => sync.dispose(), [sync]);
   useEffect(injectStyles, []);
   return (
     <ReactFlowProvider>
       <Editor sync={sync} ops={ops ?? []} highlights={highlights ?? {}} edgeStyles={edgeStyles ?? []} actions={actions ?? []}
-        direction={direction ?? "LR"} height={height ?? 520} dark={dark} />
+        direction={direction === "TB" ? "TB" : "LR"} onDirection={setDirection} height={height ?? 520} dark={dark}
+        view={view ?? {}} onView={setView} />
     </ReactFlowProvider>
   );
 }

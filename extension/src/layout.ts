@@ -1,21 +1,23 @@
 /**
- * Automatic layout: a pure async function (boxes, edges, direction) -> top-left positions, using elkjs's
- * layered algorithm (Sugiyama-style: layers along the flow, crossings minimised, ports on fixed sides).
+ * Automatic layout of one level: a pure async function (boxes, edges, direction) -> top-left positions,
+ * using elkjs's layered algorithm (Sugiyama-style: layers along the flow, crossings minimised, ports on fixed
+ * sides). Nested blocks are hierarchy.ts's: it runs this level by level, feeding each its blocks' real sizes.
  *
  * ELK is 1.6 MB of compiled Java, so it is not in the widget bundle: the bundle holds only elkjs's small
  * API, and ELK itself runs in a Web Worker made from its script, which Python sends on first use (nothing
- * is fetched from the network; see `configureElk`). Displaying a graph never waits for it above
+ * is fetched from the network; see `workerElk`). Displaying a graph never waits for it above
  * `QUICK_ABOVE` nodes (`quickLayout` draws those), and the main thread never runs it. One ELK worker serves
  * every widget on the page. Without ELK (no loader, or it fails), `layout` falls back to `quickLayout`.
  */
-import ELK from "elkjs/lib/elk-api.js";
+import ELK, { type ElkNode } from "elkjs/lib/elk-api.js";
+import { LAYER_GAP, NODE_GAP } from "./geometry";
 
 export type Direction = "LR" | "TB";
 export type Box = { id: string; width: number; height: number; inPorts: number; outPorts: number };
 export type Wire = { source: string; sourcePort: number; target: string; targetPort: number };
 export type Positions = Record<string, { x: number; y: number }>;
 /** What `layout` needs of an ELK instance (elkjs's API object, or the bundled ELK in tests). */
-export type ElkLike = { layout(graph: any): Promise<any> };
+export type ElkLike = { layout(graph: ElkNode): Promise<ElkNode> };
 /** Makes the ELK instance once (null when ELK is unavailable). */
 export type ElkFactory = () => Promise<ElkLike | null>;
 
@@ -54,8 +56,8 @@ export function elkOptions(direction: Direction, size: number): Record<string, s
   return {
     "elk.algorithm": "layered", // layers follow the data flow
     "elk.direction": direction === "LR" ? "RIGHT" : "DOWN", // inputs left (or top), outputs right (or bottom)
-    "elk.spacing.nodeNode": "28", // gap between nodes in one layer
-    "elk.layered.spacing.nodeNodeBetweenLayers": "56", // gap between layers (room for shape labels)
+    "elk.spacing.nodeNode": String(NODE_GAP), // gap between nodes in one layer
+    "elk.layered.spacing.nodeNodeBetweenLayers": String(LAYER_GAP[direction]), // gap between layers: room for shape labels
     "elk.layered.spacing.edgeNodeBetweenLayers": "20",
     "elk.edgeRouting": "POLYLINE", // React Flow draws its own curves; only positions are used
     // Fewer crossing-minimisation sweeps on big graphs (quality vs. time; 7 is ELK's default).
@@ -103,12 +105,6 @@ export async function layout(boxes: Box[], wires: Wire[], direction: Direction, 
   return pos;
 }
 
-/** Where to put a node that appeared without a position: right of (or below) its first input. */
-export function placeNear(source: { x: number; y: number } | undefined, direction: Direction, index: number): { x: number; y: number } {
-  if (!source) return { x: 40 + 30 * index, y: 40 + 30 * index };
-  return direction === "LR" ? { x: source.x + 240, y: source.y + 24 * index } : { x: source.x + 24 * index, y: source.y + 110 };
-}
-
 /**
  * A linear-time layered layout for big graphs, where ELK takes seconds: longest-path layers, then one
  * barycentre sweep to order each layer. Used for the first drawing of graphs over `QUICK_ABOVE` nodes;
@@ -148,13 +144,18 @@ export function quickLayout(boxes: Box[], wires: Wire[], direction: Direction): 
   }
   const size = new Map(boxes.map((b) => [b.id, b]));
   const pos: Positions = {};
-  layers.forEach((ids2, li) => {
-    let offset = 0;
+  const lr = direction === "LR";
+  let along = 0; // each layer starts after the longest box of the one before (expanded blocks are long)
+  for (const ids2 of layers) {
+    let across = 0;
+    let longest = 0;
     for (const id of ids2 ?? []) {
       const b = size.get(id)!;
-      pos[id] = direction === "LR" ? { x: li * 232, y: offset } : { x: offset, y: li * 110 };
-      offset += direction === "LR" ? b.height + 28 : b.width + 28;
+      pos[id] = lr ? { x: along, y: across } : { x: across, y: along };
+      across += (lr ? b.height : b.width) + NODE_GAP;
+      longest = Math.max(longest, lr ? b.width : b.height);
     }
-  });
+    along += longest + LAYER_GAP[direction];
+  }
   return pos;
 }

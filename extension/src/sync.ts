@@ -13,6 +13,8 @@
  * React Flow draws positions.
  */
 import { applyChanges, applyOps, fromWire, remapOps, toWire } from "./doc";
+import { KeyedListeners } from "./keyed";
+import type { ErrorMsg, ReplyOf, RequestKind, Requests, SnapshotMsg } from "./protocol";
 import type { Doc, NodeDoc, OpSchema, Patch, PatchOp, Reply, UpdateMsg, WireDoc } from "./types";
 
 /** What a node's drawing depends on (its entry without the position): equal keys draw the same. */
@@ -22,16 +24,22 @@ export function drawnKey(n: NodeDoc): string {
     n.errorNodes, n.numParams, n.flops, n.isBlock, n.pending ?? false, meta]);
 }
 
+/** What Sync needs of the anywidget model. */
 export type Model = {
-  get(key: string): any;
-  set(key: string, value: any): void;
-  send(content: any, callbacks?: any, buffers?: any): void;
-  on(event: string, cb: (...args: any[]) => void): void;
-  off(event?: string, cb?: (...args: any[]) => void): void;
+  get(key: "document"): unknown;
+  set(key: "document", value: WireDoc): void;
+  send(content: object): void;
+  on(event: "msg:custom", cb: (msg: unknown) => void): void;
+  off(event: "msg:custom", cb: (msg: unknown) => void): void;
 };
 
 export type Notice = { text: string; kind: "error" | "info"; nodes: string[] };
 type Listener = () => void;
+type Waiter = (msg: never) => void;
+/** Requests whose payload is empty may leave it out. */
+type PayloadArgs<K extends RequestKind> = Requests[K]["payload"] extends Record<string, never>
+  ? [] | [Requests[K]["payload"]] : [Requests[K]["payload"]];
+type Incoming = UpdateMsg | SnapshotMsg | ErrorMsg | { kind: string; replyTo?: string };
 
 export class Sync {
   confirmed: Doc;
@@ -41,21 +49,21 @@ export class Sync {
   canRedo = false;
   notice: Notice | null = null;
   private listeners = new Set<Listener>();
-  private nodeListeners = new Map<string, Set<Listener>>();
+  private nodeListeners = new KeyedListeners((id) => this.shown.delete(id));
   private shown = new Map<string, { entry: NodeDoc; key: string }>();
-  private waiting = new Map<string, (msg: any) => void>();
+  private waiting = new Map<string, Waiter>();
   private counter = 0;
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
-  private readonly onMsg: (msg: any) => void;
+  private readonly onMsg: (msg: unknown) => void;
   readonly session = Math.random().toString(36).slice(2, 8);
 
   constructor(private model: Model, private schemas: () => Record<string, OpSchema>) {
-    const wire = model.get("document") as WireDoc;
+    const wire = model.get("document") as WireDoc | undefined;
     this.confirmed = fromWire(wire);
     this.canUndo = !!wire?.canUndo;
     this.canRedo = !!wire?.canRedo;
     this.view = this.confirmed;
-    this.onMsg = (msg: any) => this.receive(msg);
+    this.onMsg = (msg: unknown) => this.receive(msg);
     model.on("msg:custom", this.onMsg);
   }
 
@@ -67,16 +75,7 @@ export class Sync {
 
   /** Call `fn` whenever node `id`'s entry in the view changes (or appears or goes). */
   subscribeNode(id: string, fn: Listener): () => void {
-    let set = this.nodeListeners.get(id);
-    if (!set) this.nodeListeners.set(id, (set = new Set()));
-    set.add(fn);
-    return () => {
-      set!.delete(fn);
-      if (!set!.size && this.nodeListeners.get(id) === set) {
-        this.nodeListeners.delete(id);
-        this.shown.delete(id);
-      }
-    };
+    return this.nodeListeners.subscribe(id, fn);
   }
 
   /** Node `id`'s entry as last shown: the same object until something it draws changes (not its position). */
@@ -101,11 +100,11 @@ export class Sync {
     this.view = this.pending.reduce((doc, p) => applyOps(doc, p.ops, this.schemas()), this.confirmed);
     const after = this.view.nodes;
     if (after !== before) {
-      for (const [id, set] of this.nodeListeners) {
+      for (const id of [...this.nodeListeners.keys()]) {
         if (before[id] === after[id]) continue;
         const seen = this.shown.get(id);
         if (seen && after[id] && this.nodeView(id) === seen.entry) continue; // only its position changed
-        for (const fn of set) fn();
+        this.nodeListeners.notify(id);
       }
     }
     for (const fn of this.listeners) fn();
@@ -115,20 +114,24 @@ export class Sync {
     return `${prefix}-${this.session}-${++this.counter}`;
   }
 
-  /** Send edits to Python (applied locally at once); resolves with Python's reply. */
+  /** Send edits to Python (applied locally at once); resolves with Python's reply. A new edit clears the
+   * notice about the last one (a refused wire, a failed op). */
   patch(ops: PatchOp[], record = true): Promise<Reply> {
     const p: Patch = { kind: "patch", id: this.nextId("p"), baseVersion: this.confirmed.version, ops, record };
+    if (record && ops.length) this.notice = null;
     this.pending.push(p);
     this.model.send(p);
     this.emit();
-    return new Promise((resolve) => this.waiting.set(p.id, resolve));
+    return new Promise((resolve) => this.waiting.set(p.id, resolve as Waiter));
   }
 
-  /** A request/response message (`copy`, `probe`, `export_python`, `undo`, `redo`, `action`). */
-  request(kind: string, payload: Record<string, unknown> = {}): Promise<any> {
+  /** A request/response message (protocol.ts `Requests`); resolves with its answer. Undo and redo clear the
+   * notice: it was about a state they leave. */
+  request<K extends RequestKind>(kind: K, ...args: PayloadArgs<K>): Promise<ReplyOf<K>> {
     const id = this.nextId(kind);
-    this.model.send({ kind, id, ...payload });
-    return new Promise((resolve) => this.waiting.set(id, resolve));
+    if ((kind === "undo" || kind === "redo") && this.notice) this.setNotice(null);
+    this.model.send({ kind, id, ...(args[0] ?? {}) });
+    return new Promise<ReplyOf<K>>((resolve) => this.waiting.set(id, resolve as Waiter));
   }
 
   setNotice(notice: Notice | null) {
@@ -137,20 +140,23 @@ export class Sync {
     for (const fn of this.listeners) fn();
   }
 
-  receive(msg: any) {
-    if (!msg || typeof msg !== "object") return;
+  receive(raw: unknown) {
+    if (!raw || typeof raw !== "object" || typeof (raw as { kind?: unknown }).kind !== "string") return;
+    const msg = raw as Incoming;
     if (msg.kind === "update") this.onUpdate(msg as UpdateMsg);
     else if (msg.kind === "snapshot") {
-      this.confirmed = fromWire(msg.document as WireDoc);
-      this.canUndo = !!msg.canUndo;
-      this.canRedo = !!msg.canRedo;
+      const snap = msg as SnapshotMsg;
+      this.confirmed = fromWire(snap.document);
+      this.canUndo = !!snap.canUndo;
+      this.canRedo = !!snap.canRedo;
       this.emit();
     }
-    if (msg.replyTo && this.waiting.has(msg.replyTo)) {
-      this.waiting.get(msg.replyTo)!(msg);
-      this.waiting.delete(msg.replyTo);
+    const to = (msg as { replyTo?: string }).replyTo;
+    if (to && this.waiting.has(to)) {
+      (this.waiting.get(to) as (m: Incoming) => void)(msg);
+      this.waiting.delete(to);
     }
-    if (msg.kind === "error") this.setNotice({ text: msg.message, kind: "error", nodes: [] });
+    if (msg.kind === "error") this.setNotice({ text: (msg as ErrorMsg).message, kind: "error", nodes: [] });
   }
 
   private onUpdate(msg: UpdateMsg) {
@@ -172,7 +178,7 @@ export class Sync {
         const e = reply.errors[0];
         this.notice = { text: e.message, kind: "error", nodes: e.nodes ?? [] };
       }
-      const waiter = this.waiting.get(reply.id);
+      const waiter = this.waiting.get(reply.id) as ((r: Reply) => void) | undefined;
       if (waiter) {
         waiter(reply);
         this.waiting.delete(reply.id);

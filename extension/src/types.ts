@@ -98,7 +98,18 @@ export type OpSchema = {
   variadic: boolean;
   inputHint: string;
   source: string;
+  /** A search-space part or an op's internal stage: listed only when the palette's "advanced" is on. */
+  advanced?: boolean;
 };
 
 export type HighlightStyle = string | Record<string, unknown>;
+/** The `view` trait: what the browser shows, kept across reloads and tabs. */
+export type ViewState = {
+  x?: number;
+  y?: number;
+  zoom?: number;
+  root?: string | null;
+  panels?: { palette?: boolean; inspector?: boolean; minimap?: boolean };
+  advanced?: boolean;
+};
 export type EdgeStyle = { source: string; target: string; width?: number; color?: string; opacity?: number; label?: string };

@@ -76,9 +76,14 @@ describe("initial params of a dropped node", () => {
     }
   });
 
-  it("groups the palette by category and filters by text", () => {
+  it("groups the palette by category in palette order, filters by text, hides advanced ops", () => {
     const relu: OpSchema = { ...conv, name: "relu", category: "activation", doc: "rectifier", params: [] };
-    expect(paletteGroups([conv, relu], "").map(([c]) => c)).toEqual(["activation", "convolution"]);
+    const mine: OpSchema = { ...conv, name: "mine", category: "custom", doc: "a user's op", params: [] };
+    const mixed: OpSchema = { ...conv, name: "mixed_op", category: "search space", doc: "a searched position", params: [], advanced: true };
+    // structure, convolution, ... activation ... in CATEGORY_ORDER; unknown categories last.
+    expect(paletteGroups([mine, relu, conv], "").map(([c]) => c)).toEqual(["convolution", "activation", "custom"]);
     expect(paletteGroups([conv, relu], "rectif")).toEqual([["activation", [relu]]]);
+    expect(paletteGroups([conv, mixed], "").map(([c]) => c)).toEqual(["convolution"]);
+    expect(paletteGroups([conv, mixed], "", true).map(([c]) => c)).toEqual(["convolution", "search space"]);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { edgeBad, edgeLabel, toFlow, newCache, visibleNodes } from "../src/flow";
 import { fromWire } from "../src/doc";
 import ELK from "elkjs/lib/elk.bundled.js";
-import { layout, placeNear, quickLayout, type Box, type Wire } from "../src/layout";
+import { layout, quickLayout, type Box, type Wire } from "../src/layout";
 import type { NodeDoc } from "../src/types";
 
 const boxes: Box[] = ["x", "a", "b", "c"].map((id) => ({ id, width: 184, height: 58, inPorts: id === "x" ? 0 : 1, outPorts: 1 }));
@@ -54,10 +54,6 @@ describe("layout", () => {
     expect(pos[`n${n - 1}`].y).toBeGreaterThan(pos.n0.y);
   });
 
-  it("places a new node next to its input", () => {
-    expect(placeNear({ x: 10, y: 10 }, "LR", 0)).toEqual({ x: 250, y: 10 });
-    expect(placeNear(undefined, "TB", 1).x).toBeGreaterThan(0);
-  });
 });
 
 describe("document -> React Flow", () => {

@@ -88,3 +88,34 @@ describe("Sync: versions, pending edits, replies", () => {
     expect(sync.nodeView("b")!.error).toBe("bad");
   });
 });
+
+const last = (model: MemoryModel) => model.sent[model.sent.length - 1];
+
+describe("Sync: notices and requests", () => {
+  it("a refused-wire notice clears on undo, and a failed edit's notice on the next edit", () => {
+    const model = new MemoryModel(wire);
+    const sync = new Sync(model, () => schemas);
+    sync.setNotice({ text: "not connected: a cycle", kind: "error", nodes: [] });
+    sync.request("undo");
+    expect(sync.notice).toBeNull();
+    expect(last(model)).toMatchObject({ kind: "undo" });
+    model.deliver({ kind: "update", base: 1, version: 1, changes: [], canUndo: false, canRedo: false,
+      reply: { id: last(model).id, ok: false, errors: [{ index: 0, message: "bad value", nodes: [] }], ids: {}, created: [] } });
+    expect(sync.notice?.text).toBe("bad value");
+    sync.patch([{ op: "params", node: "b", params: { k: 2 } }]);
+    expect(sync.notice).toBeNull();
+  });
+
+  it("resolves a request with the message that answers it, or Python's error for an unknown kind", async () => {
+    const model = new MemoryModel(wire);
+    const sync = new Sync(model, () => schemas);
+    const fixes = sync.request("fixits", { node: "b" });
+    const id = last(model).id;
+    model.deliver({ kind: "fixits", replyTo: id, ok: true, root: "b", fixes: [{ title: "set padding=1 on 'b'", path: ["b"], params: { padding: 1 }, insert: null, port: 0 }] });
+    const msg = await fixes;
+    expect(msg.kind === "fixits" && msg.fixes[0].title).toBe("set padding=1 on 'b'");
+    const copy = sync.request("copy", { nodes: ["a"] });
+    model.deliver({ kind: "error", replyTo: last(model).id, message: "unknown message kind 'copy'" });
+    expect((await copy).kind).toBe("error");
+  });
+});

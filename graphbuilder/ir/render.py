@@ -145,6 +145,8 @@ def node_flops(node: Node) -> int:
 _CATEGORY_COLOURS = {
     "structure": "#e0e0e0", "convolution": "#bbdefb", "normalization": "#c8e6c9", "activation": "#fff9c4",
     "pooling": "#d1c4e9", "resize": "#ffe0b2", "tensor": "#f5f5f5", "attention": "#f8bbd0",
+    "linear": "#c5cae9", "embedding": "#e1bee7", "elementwise": "#ffecb3", "regularization": "#eeeeee",
+    "reasoning": "#f0f4c3", "recurrent": "#ffccbc", "tensor (low-level)": "#eceff1", "research": "#d1c4e9",
 }
 
 

@@ -232,6 +232,8 @@ class OpDef:
             nothing else in a captured program is resolved by name).
         input_hint: what the inputs must look like, used in error messages (``"(N, C, H, W)"``).
         source: where the op was declared, for docs (``"builtin"`` or the user's module).
+        advanced: a part of a search space or of a bigger op (GloRe's stages, `mixed_op` candidates): the
+            editor's palette lists it only when "advanced" is on.
     """
 
     name: str
@@ -253,6 +255,7 @@ class OpDef:
     flops: Callable[[OpDef, dict[str, Any], Sequence[TensorSpec]], int] | None = None
     input_hint: str = ""
     source: str = "builtin"
+    advanced: bool = False
 
     def param(self, name: str) -> Param:
         """Return the parameter called `name` or raise `GraphError` listing the valid names."""
@@ -294,5 +297,5 @@ class OpDef:
             "name": self.name, "category": self.category, "doc": self.doc,
             "params": [p.to_json() for p in self.params], "inputs": list(self.inputs),
             "variadic": self.variadic, "input_hint": self.input_hint, "source": self.source,
-            "user_code": self.from_user_code,
+            "user_code": self.from_user_code, "advanced": self.advanced,
         }

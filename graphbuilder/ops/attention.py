@@ -10,7 +10,7 @@ from torch import nn
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ops.declare import Specs, example, flag, function_op, module_op, named, number, size
 
-module_op("dropout", "attention", "Zero elements with probability p during training (identity in eval).",
+module_op("dropout", "regularization", "Zero elements with probability p during training (identity in eval).",
           nn.Dropout, named(p=number("drop probability", 0.5, lo=0.0, hi=1.0)),
           examples=[example((2, 9), p=0.3, ref=lambda x: x)])  # compared in eval mode
 

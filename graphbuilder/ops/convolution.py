@@ -95,7 +95,7 @@ module_op("conv_transpose2d", "convolution", "2-D transposed convolution (learne
           check=need_rank(4, hint="(N, C, H, W)"), read=_read_transpose,
           examples=[example((2, 4, 5, 5), out_channels=3, kernel_size=2, stride=2,
                             ref=lambda x, weight, bias: F.conv_transpose2d(x, weight, bias, stride=2))])
-module_op("linear", "convolution", "Fully connected layer on the last dim: y = x W^T + b.", nn.Linear,
+module_op("linear", "linear", "Fully connected layer on the last dim: y = x W^T + b.", nn.Linear,
           named(out_features=size("number of output features"), bias=flag("add a learnable bias", True)),
           derive={"in_features": features}, hint="(..., in_features)",
           examples=[example((3, 7, 5), out_features=4, ref=F.linear),
@@ -108,7 +108,7 @@ def _read_embedding(m: nn.Embedding) -> dict[str, Any]:
     return {"num_embeddings": m.num_embeddings, "embedding_dim": m.embedding_dim, "padding_idx": m.padding_idx}
 
 
-module_op("embedding", "convolution", "Lookup table from integer ids (int64 input) to vectors.", nn.Embedding,
+module_op("embedding", "embedding", "Lookup table from integer ids (int64 input) to vectors.", nn.Embedding,
           named(num_embeddings=size("vocabulary size"), embedding_dim=size("vector size"),
                 padding_idx=integer("id whose vector stays zero (optional)", lo=0, optional=True)),
           hint="(...) int64 ids", read=_read_embedding,

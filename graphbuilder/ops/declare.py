@@ -122,16 +122,27 @@ def dims_in_range(*names: str) -> Callable[[dict[str, Any], Specs], None]:
     return check
 
 
+def _mismatch_hint(rank: int, dim: int, want: int, have: int) -> str:
+    """What usually fixes two inputs that differ at `dim` (the first has `want`, the second `have`)."""
+    if rank >= 3 and dim == 1:  # (N, C, ...): channels
+        return (f"the channels differ: give the layer that makes the second out_channels={want} (or the first's "
+                f"{have}), or insert a 1x1 conv")
+    if rank >= 3 and dim >= 2:  # (N, C, H, W): the spatial size, which padding and stride set
+        return ("the spatial size differs: a layer before one of them shrank or strided it (a k x k conv keeps the "
+                "size with padding=(k-1)//2, stride 1), or resize one")
+    return f"give the layer that makes the second out_features={want} (or the first's {have})"
+
+
 def broadcastable(params: dict[str, Any], specs: Specs) -> None:
-    """Elementwise ops: say which dim of which input does not fit, and what would."""
+    """Elementwise ops: say which dim of which input does not fit, and what usually fixes it."""
     a, b = specs[0].shape, specs[1].shape
     for k in range(1, min(len(a), len(b)) + 1):
         da, db = a[-k], b[-k]
         if da != db and 1 not in (da, db):
             dim = len(a) - k
-            raise GraphError(f"shapes {specs[0]} and {specs[1]} do not match at dim {dim} ({da} vs {db}); make "
-                             f"the second input have {da} there (e.g. out_channels={da} on the node that "
-                             f"produces it) or the first have {db}")
+            raise GraphError(f"shapes {specs[0]} and {specs[1]} do not match at dim {dim} ({da} vs {db}): "
+                             f"{_mismatch_hint(len(a), dim, da, db)}. gb.passes.fixits(graph, node) lists the "
+                             "edits that make them fit")
 
 
 # -- the generic torch side ----------------------------------------------------------------------------------
@@ -277,18 +288,20 @@ def declare(name: str, category: str, doc: str, *, params: tuple[Param, ...] = (
             flops: Callable[[OpDef, dict[str, Any], Specs], int] | None = None, examples: Sequence[Example] = (),
             module: type[nn.Module] | None = None, read: Callable[[nn.Module], dict[str, Any]] | None = None,
             aten: Sequence[Any] = (), hint: str = "", infer: Any = None, source: str = "builtin",
-            replace: bool = False) -> OpDef:
+            replace: bool = False, advanced: bool = False) -> OpDef:
     """Register one op: everything about it in one record (PyTorch's OpInfo habit).
 
     Give `build` (returns an nn.Module) or `function` (a torch function called as
     ``function(*tensors, *args(params), **kwargs(params))``). `check` gives clearer errors than torch's,
     `flops` replaces the flop counter, `examples` (see `example`) drive every op test, `module`/`read` and
-    `aten` tell the importer which torch modules and ATen calls become this op. An unknown keyword raises.
+    `aten` tell the importer which torch modules and ATen calls become this op. `advanced` marks search-space
+    parts and an op's internal stages, which the palette hides by default. An unknown keyword raises.
     """
     opdef = OpDef(name=name, category=category, doc=doc, params=params, inputs=inputs, variadic=variadic,
                   build=build, function=function, kwargs=kwargs, args=args, check=check, examples=tuple(examples),
                   module=module, read=read, aten=tuple(aten), infer=infer or meta_infer,
-                  flops=flops or (meta_flops if (build or function) else None), input_hint=hint, source=source)
+                  flops=flops or (meta_flops if (build or function) else None), input_hint=hint, source=source,
+                  advanced=advanced)
     return registry.register(opdef, replace=replace)
 
 

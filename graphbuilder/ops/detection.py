@@ -33,4 +33,4 @@ declare("det_predict", "detection",
         inputs=("levels",), variadic=True,
         build=lambda p, specs: DetectionPredictor(channels(specs), p["num_classes"], p["prior"]),
         check=_check, hint="one (N, C, H, W) feature map per level",
-        examples=[example((2, 4, 8, 8), (2, 4, 4, 4), num_classes=3)])
+        examples=[example((2, 4, 8, 8), (2, 4, 4, 4), num_classes=3)], advanced=True)

@@ -119,14 +119,15 @@ declare("gcn_interaction", CATEGORY,
         "Graph convolution in GloRe's interaction space: node-wise Conv1d N->N with bias (learned adjacency) "
         "plus identity, ReLU, state-wise Conv1d Cs->Cs without bias. Sizes come from the input (B, Cs, N).",
         build=lambda p, specs: GCNInteraction(specs[0].shape[1], specs[0].shape[2]),
-        check=need_rank(3, hint="(B, Cs, N)"), hint="(B, Cs, N)", examples=[example((2, 4, 3))])
+        check=need_rank(3, hint="(B, Cs, N)"), hint="(B, Cs, N)", examples=[example((2, 4, 3))], advanced=True)
 declare("glore_project", CATEGORY,
         "GloRe projection V = Xs B^T: states (B, Cs, *S) times projection (B, N, *S) over positions -> (B, Cs, N).",
         params=named(normalize=_NORMALIZE), inputs=("states", "proj"),
         build=lambda p, specs: GloReProject(p["normalize"]), check=_project_check,
-        hint="states (B, Cs, *S) and projection (B, N, *S)", examples=[example((2, 4, 5, 5), (2, 3, 5, 5))])
+        hint="states (B, Cs, *S) and projection (B, N, *S)", examples=[example((2, 4, 5, 5), (2, 3, 5, 5))],
+        advanced=True)
 declare("glore_reproject", CATEGORY,
         "GloRe reverse projection Z B: node features (B, Cs, N) times projection (B, N, *S) -> (B, Cs, *S).",
         inputs=("nodes", "proj"), build=lambda p, specs: GloReReproject(), check=_reproject_check,
         hint="node features (B, Cs, N) and projection (B, N, *S)",
-        examples=[example((2, 4, 3), (2, 3, 8, 8))])
+        examples=[example((2, 4, 3), (2, 3, 8, 8))], advanced=True)

@@ -700,7 +700,7 @@ _op = declare(
                  mode=choice("evaluation per topological level: dense blocks, sparse gathers, or by density",
                              ("auto", "dense", "sparse"), "auto")),
     build=_graph_build, check=_graph_check, hint="(N, inputs): one column per input neuron",
-    examples=[example((2, 8), topology=NeuronGraph.random(8, 5, 3, 30, seed=0).to_json())])
+    examples=[example((2, 8), topology=NeuronGraph.random(8, 5, 3, 30, seed=0).to_json())], advanced=True)
 registry.register(dataclasses.replace(_op, flops=_graph_flops), replace=True)
 
 
@@ -717,4 +717,4 @@ declare("neuron", "search",
         params=named(activation=choice("activation function", ACTIVATIONS, "identity")),
         inputs=("inputs",), variadic=True, check=_neuron_check,
         build=lambda p, specs: Neuron(sum(s.shape[1] for s in specs), p["activation"]),
-        hint="one or more (N, k) tensors", examples=[example((4, 2), (4, 3), activation="tanh")])
+        hint="one or more (N, k) tensors", examples=[example((4, 2), (4, 3), activation="tanh")], advanced=True)

@@ -84,7 +84,7 @@ def _declare_block(name: str) -> None:
 
     declare(name, CATEGORY, doc + " Several inputs share the weights (one output each).", params=named(**params),
             inputs=("inputs",), variadic=True, build=build, check=_check_inputs, hint=_HINT,
-            examples=[example((2, 4, 8, 8), (2, 4, 4, 4), out_channels=6, stride=2)])
+            examples=[example((2, 4, 8, 8), (2, 4, 4, 4), out_channels=6, stride=2)], advanced=True)
 
 
 for _name in SEARCH_OPS:
@@ -198,7 +198,7 @@ declare("mixed_op", CATEGORY,
                      out_channels=_out_channels(), stride=_stride()),
         inputs=("inputs",), variadic=True, build=_mixed_build, check=_mixed_check, hint=_HINT,
         examples=[example((2, 4, 8, 8), candidates=["ir_k3_e3", "sd_k3_d2", "conv_1x1", "skip"],
-                          alpha=(0.1, 0.2, 0.3, 0.4))])
+                          alpha=(0.1, 0.2, 0.3, 0.4))], advanced=True)
 
 
 def _sum_check(params: dict[str, Any], specs: Specs) -> None:
@@ -219,4 +219,4 @@ declare("weighted_sum", CATEGORY,
         params=named(weights=Param("floats", None, doc="one weight per candidate, e.g. softmax(alpha)")),
         inputs=("inputs",), variadic=True, build=lambda p, specs: WeightedSum(list(p["weights"])),
         check=_sum_check, hint="k * L tensors, candidate-major",
-        examples=[example((2, 4, 8, 8), (2, 4, 8, 8), weights=(0.3, 0.7))])
+        examples=[example((2, 4, 8, 8), (2, 4, 8, 8), weights=(0.3, 0.7))], advanced=True)

@@ -16,7 +16,7 @@ _DIM = integer("dimension index (negative counts from the end)", 1, lo=None)
 for _name, _fn, _doc, _shapes in (("add", torch.add, "input + other, broadcasting.", ((2, 3, 4), (3, 1))),
                                   ("sub", torch.sub, "input - other, broadcasting.", ((2, 3, 4), (2, 3, 4))),
                                   ("mul", torch.mul, "input * other (elementwise), broadcasting.", ((2, 3, 4), (4,)))):
-    function_op(_name, "tensor", _doc, _fn, inputs=("input", "other"), check=broadcastable,
+    function_op(_name, "elementwise", _doc, _fn, inputs=("input", "other"), check=broadcastable,
                 hint="two tensors of the same (or broadcastable) shape", examples=[example(*_shapes, ref=_fn)])
 
 

@@ -166,10 +166,12 @@ MESSAGES: dict[str, Schema] = {
     "redo": {},
     "sync": {},
     "copy": {"nodes": need(ids)},
-    "probe": {"source": need(port)},
+    "probe": {"source": need(port), "nodes": may(ids)},
     "action": {"name": need(text), "selection": may(ids, [])},
     "export_python": {},
     "elk_source": {},
+    "fixits": {"node": need(node_id)},
+    "apply_fix": {"fix": need(json_object())},
 }
 
 _FRAGMENT = json_object(MAX_DOCUMENT_DEPTH)  # file-format node entries (blocks nest); paste validates them

@@ -31,9 +31,20 @@ from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
 from graphbuilder.ir.snapshot import GraphSnapshot, restore, snapshot
+from graphbuilder.passes.fixits import Fix, fixits, root_of
 from graphbuilder.widget import requests
 from graphbuilder.widget.actions import ActionFn
-from graphbuilder.widget.document import DocCache, FlopCache, apply_changes, diff, document, join_id, resolve, walk
+from graphbuilder.widget.document import (
+    DocCache,
+    FlopCache,
+    apply_changes,
+    diff,
+    document,
+    join_id,
+    resolve,
+    split_id,
+    walk,
+)
 from graphbuilder.widget.patches import _parent_of, apply_ops, fragment_of
 
 Message = dict[str, Any]
@@ -215,12 +226,13 @@ class Session:
 
     def _refuse(self, kind: str | None, reply_to: Any, text: str) -> None:
         """The one reply to a malformed request, in the form its kind's answer takes."""
-        if kind in ("patch", "undo", "redo", "action"):
+        if kind in ("patch", "undo", "redo", "action", "apply_fix"):
             self.flush(reply={"id": reply_to, "ok": False, "ids": {}, "created": [],
                               "errors": [{"index": -1, "op": None, "message": text, "nodes": []}]})
         elif kind in _FAILED_ANSWER:
             self._send({"kind": _FAILED_ANSWER[kind], "reply_to": reply_to, "ok": False, "message": text,
-                        **({"targets": {}} if kind == "probe" else {})})
+                        **({"targets": {}} if kind == "probe" else {}),
+                        **({"root": None, "fixes": []} if kind == "fixits" else {})})
         else:  # unknown kinds, and sync (whose answer, a snapshot, has no failed form)
             self._send({"kind": "error", "reply_to": reply_to, "message": text})
 
@@ -286,18 +298,19 @@ class Session:
 
     def _on_probe(self, message: Message) -> None:
         try:
-            source = message["source"]
-            targets = self.probe(source[0], source[1])
+            source, shown = message["source"], message.get("nodes")
+            targets = self.probe(source[0], source[1], set(shown) if shown is not None else None)
             self._send({"kind": "probed", "reply_to": message.get("id"), "ok": True, "targets": targets})
         except GraphError as e:
             self._send({"kind": "probed", "reply_to": message.get("id"), "ok": False, "message": e.message,
                         "targets": {}})
 
-    def probe(self, source_id: str, output: int = 0) -> dict[str, dict[str, str]]:
+    def probe(self, source_id: str, output: int = 0, nodes: set[str] | None = None) -> dict[str, dict[str, str]]:
         """Which input ports would refuse output `output` of `source_id`, and why: ``{id: {port: reason}}``.
 
-        Cycles are always checked; shapes are checked by running each candidate op's inference with the new
-        input (no graph change), until `PROBE_BUDGET_S` runs out. Ports not listed are allowed.
+        Cycles and shapes (each candidate op's inference run with the new input, no graph change) are checked
+        for the ids in `nodes` when given (the browser sends the nodes on screen), shapes until
+        `PROBE_BUDGET_S` runs out. Ports not listed are allowed.
         """
         self.graph.infer()
         source = resolve(self.graph, source_id)
@@ -306,6 +319,8 @@ class Session:
         refused: dict[str, dict[str, str]] = {}
         behind = owner.ancestors(source) | {source}
         for node in behind:
+            if nodes is not None and join_id(parent, node.name) not in nodes:
+                continue  # the browser refuses cycles itself; this list only speeds its first frames
             ports = max(len(node._inputs), 1)
             reason = (f"connecting {source.name!r} into {node.name!r} would make a cycle: {node.name!r} already "
                       f"feeds {source.name!r}" if node is not source else "a node cannot read its own output")
@@ -317,6 +332,8 @@ class Session:
         cache: dict[tuple[Any, ...], str | None] = {}
         for node in owner.topological_order():
             if node in behind or node.op == BLOCK or time.monotonic() > deadline:
+                continue
+            if nodes is not None and join_id(parent, node.name) not in nodes:
                 continue
             opdef = registry.get(node.op)
             if opdef.infer is None or opdef.variadic:
@@ -391,6 +408,33 @@ class Session:
         self.flush()
         return tagged or outermost
 
+    def _on_fixits(self, message: Message) -> None:
+        """The root error behind node ``node`` and the fixes that make it fit (`passes.fixits`, tried on copies)."""
+        reply: Message = {"kind": "fixits", "reply_to": message.get("id")}
+        try:
+            path = split_id(str(message.get("node") or ""))
+            root = root_of(self.graph, path)
+            fixes = fixits(self.graph, root) if root is not None else []
+            reply.update(ok=True, root=None if root is None else _path_id(root), fixes=[f.to_json() for f in fixes])
+        except GraphError as e:
+            reply.update(ok=False, message=e.message, root=None, fixes=[])
+        self._send(reply)
+
+    def _on_apply_fix(self, message: Message) -> None:
+        """Apply a fix from ``fixits`` as one undo step; the reply lists the nodes it inserted."""
+        try:
+            fix = Fix.from_json(message.get("fix"))
+
+            def edit(graph: Graph) -> None:
+                fix.apply(graph)
+
+            created = self.apply(edit)
+            reply = {"id": message.get("id"), "ok": True, "errors": [], "ids": {}, "created": created}
+        except GraphError as e:
+            reply = {"id": message.get("id"), "ok": False, "ids": {}, "created": [],
+                     "errors": [{"index": -1, "message": e.message, "nodes": list(e.nodes)}]}
+        self.flush(reply=reply)
+
     def _on_elk_source(self, message: Message) -> None:
         """Send elkjs's worker script (1.6 MB, kept out of the bundle so displays do not load it)."""
         reply: Message = {"kind": "elk_source", "reply_to": message.get("id")}
@@ -421,7 +465,17 @@ class Session:
 
 
 # The answer kind of each request that has a failed form ({"ok": false, "message"}).
-_FAILED_ANSWER = {"probe": "probed", "copy": "copied", "export_python": "exported", "elk_source": "elk_source"}
+_FAILED_ANSWER = {"probe": "probed", "copy": "copied", "export_python": "exported", "elk_source": "elk_source",
+                  "fixits": "fixits"}
+
+
+def _path_id(path: tuple[str, ...]) -> str:
+    """The document id of the node at `path` (block names, then its name)."""
+    node_id: str | None = None
+    for name in path:
+        node_id = join_id(node_id, name)
+    return node_id or ""
+
 
 _HANDLERS: dict[str, Callable[[Session, Message], None]] = {
     "patch": Session._on_patch,
@@ -433,4 +487,6 @@ _HANDLERS: dict[str, Callable[[Session, Message], None]] = {
     "action": Session._on_action,
     "export_python": Session._on_export,
     "elk_source": Session._on_elk_source,
+    "fixits": Session._on_fixits,
+    "apply_fix": Session._on_apply_fix,
 }

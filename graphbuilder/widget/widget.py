@@ -30,6 +30,7 @@ from graphbuilder.ir.graph import Graph, Node
 from graphbuilder.widget import actions as _actions
 from graphbuilder.widget.document import join_id
 from graphbuilder.widget.session import ActionFn, Session
+from graphbuilder.widget.view import first_view
 from graphbuilder.widget.wire import from_wire, to_wire
 
 _STATIC = Path(__file__).parent / "static" / "widget.js"
@@ -67,8 +68,9 @@ class GraphWidget(anywidget.AnyWidget):
 
     Args:
         graph: the graph to edit. `widget.graph` is this very object; edits in the browser change it.
-        height: canvas height in pixels.
-        direction: auto-layout direction, "LR" (left to right) or "TB" (top down).
+        height: canvas height in pixels (default: chosen from the graph's shape, see `view.first_view`).
+        direction: auto-layout direction, "LR" (left to right) or "TB" (top down) (default: chosen from the
+            graph's shape).
     """
 
     _esm = traitlets.Unicode("").tag(sync=True)
@@ -88,11 +90,15 @@ class GraphWidget(anywidget.AnyWidget):
     """Named checkpoints (`checkpoint`): name -> ``{"time", "nodes", "graph"}`` with the graph file document
     (without weights). Saved with the notebook's widget state, so the record travels with the notebook."""
     direction = traitlets.Unicode("LR").tag(sync=True)
-    """Auto-layout direction: "LR" or "TB"."""
+    """Auto-layout direction: "LR" or "TB". Picking another in the editor sets it (so a reload keeps it)."""
     height = traitlets.Int(520).tag(sync=True)
     """Canvas height in pixels."""
+    view = traitlets.Dict().tag(sync=True)
+    """What the editor shows, set by the browser so page reloads and other tabs keep it: ``x``, ``y``, ``zoom``
+    (the viewport), ``root`` (the block opened as its own view, or None), ``panels`` (which of palette,
+    inspector and minimap are open) and ``advanced`` (advanced ops listed in the palette)."""
 
-    def __init__(self, graph: Graph, *, height: int = 520, direction: str = "LR") -> None:
+    def __init__(self, graph: Graph, *, height: int | None = None, direction: str | None = None) -> None:
         if not isinstance(graph, Graph):
             raise GraphError(f"GraphWidget needs a gb.Graph, got {type(graph).__name__}; build one with "
                              "gb.Graph('name') or gb.Graph.load(path)")
@@ -103,8 +109,9 @@ class GraphWidget(anywidget.AnyWidget):
         self._highlight_sent = 0.0
         self._pending_visual: dict[str, Any] = {}
         self._visual_timer: asyncio.TimerHandle | None = None
-        super().__init__(_esm=_esm(), ops=_ops_schema(), height=height, direction=direction,
-                         actions=self._action_list())
+        shaped_direction, shaped_height = first_view(graph)
+        super().__init__(_esm=_esm(), ops=_ops_schema(), height=shaped_height if height is None else height,
+                         direction=direction or shaped_direction, actions=self._action_list())
         self.on_msg(self._on_message)
 
     # -- validation --------------------------------------------------------------------------------------------

@@ -2,22 +2,30 @@
  * Side panels: the palette (generated from the op registry) and the inspector (name + parameter form
  * generated from the op's typed schema; bad values shown inline and never sent).
  */
+import { MiniMap } from "@xyflow/react";
 import { memo, useEffect, useMemo, useState } from "react";
+import { categoryColour } from "../categories";
 import { compact, formatSpec } from "../doc";
+import type { ErrorRole } from "../errors";
 import { controlFor, describe, formatValue, paletteGroups, parseValue } from "../forms";
 import type { NodeDoc, OpSchema, ParamSchema } from "../types";
 
 export const DRAG_TYPE = "application/x-graphbuilder-op";
 
-export const Palette = memo(function Palette({ ops, onAdd }: { ops: OpSchema[]; onAdd: (op: string) => void }) {
+export type PaletteProps = { ops: OpSchema[]; onAdd: (op: string) => void; advanced: boolean; onAdvanced: (on: boolean) => void };
+
+/** The op palette: categories in a fixed order with their colours, search (best matches first), and the
+ * "advanced" toggle for search-space parts and ops' internal stages. */
+export const Palette = memo(function Palette({ ops, onAdd, advanced, onAdvanced }: PaletteProps) {
   const [query, setQuery] = useState("");
-  const groups = useMemo(() => paletteGroups(ops.filter((o) => o.name !== "output" || true), query), [ops, query]);
+  const groups = useMemo(() => paletteGroups(ops, query, advanced), [ops, query, advanced]);
+  const hidden = useMemo(() => ops.filter((o) => o.advanced).length, [ops]);
   return (
     <div className="gb-palette">
       <input className="gb-search" placeholder="search ops" value={query} onChange={(e) => setQuery(e.target.value)} aria-label="search ops" />
       <div className="gb-palette-list">
         {groups.map(([category, items]) => (
-          <details key={category} open={!!query || category === "convolution" || category === "structure" || category === "activation"}>
+          <details key={category} open={!!query || OPEN_GROUPS.has(category)} style={{ "--gb-cat": categoryColour(category) } as React.CSSProperties}>
             <summary>{category} <span className="gb-count">{items.length}</span></summary>
             {items.map((op) => (
               <div key={op.name} className="gb-palette-item" draggable title={op.doc} data-op={op.name}
@@ -29,9 +37,17 @@ export const Palette = memo(function Palette({ ops, onAdd }: { ops: OpSchema[]; 
           </details>
         ))}
       </div>
+      {hidden > 0 && (
+        <label className="gb-advanced" title="search-space parts and ops' internal stages (GloRe's, mixed_op candidates...)">
+          <input type="checkbox" checked={advanced} onChange={(e) => onAdvanced(e.target.checked)} data-action="advanced" />
+          advanced ({hidden})
+        </label>
+      )}
     </div>
   );
 });
+
+const OPEN_GROUPS = new Set(["structure", "convolution", "linear", "activation", "normalization"]);
 
 function Field({ p, value, onCommit }: { p: ParamSchema; value: unknown; onCommit: (v: unknown) => void }) {
   const control = controlFor(p);
@@ -76,13 +92,15 @@ export type InspectorProps = {
   node: NodeDoc | null;
   count: number;
   schema: OpSchema | undefined;
+  role: ErrorRole | undefined;
+  nameOf: (id: string) => string;
   onParams: (params: Record<string, unknown>) => void;
   onRename: (name: string) => void;
   onToggleBlock: () => void;
   onUngroup: () => void;
 };
 
-export function Inspector({ node, count, schema, onParams, onRename, onToggleBlock, onUngroup }: InspectorProps) {
+export function Inspector({ node, count, schema, role, nameOf, onParams, onRename, onToggleBlock, onUngroup }: InspectorProps) {
   const [name, setName] = useState(node?.name ?? "");
   useEffect(() => setName(node?.name ?? ""), [node?.name, node?.id]);
   if (!node) {
@@ -100,7 +118,7 @@ export function Inspector({ node, count, schema, onParams, onRename, onToggleBlo
       {schema && <div className="gb-doc">{schema.doc}</div>}
       {node.isBlock && (
         <div className="gb-row">
-          <button onClick={onToggleBlock}>{node.meta?.expanded ? "Collapse" : "Expand"}</button>
+          <button onClick={onToggleBlock} data-action="toggle-block">{node.meta?.expanded ? "Collapse" : "Expand"}</button>
           <button onClick={onUngroup}>Ungroup</button>
         </div>
       )}
@@ -109,7 +127,21 @@ export function Inspector({ node, count, schema, onParams, onRename, onToggleBlo
         {node.outputs.map((o, i) => <div key={i}>out {i}: {formatSpec(o)}</div>)}
         <div>{compact(node.numParams)} params · {compact(node.flops)} FLOPs</div>
       </div>
-      {node.error && <div className="gb-error-text" role="alert">{node.error}</div>}
+      {node.error && (role?.kind === "waiting"
+        ? <div className="gb-wait-text">waiting on {nameOf(role.root)}: its error stops this node; fix that first</div>
+        : <div className="gb-error-text" role="alert">{node.error}</div>)}
+    </div>
+  );
+}
+
+const MINIMAP_W = 230; // px: the side column (240) less its padding; React Flow needs a number here
+
+/** The minimap, in the side column: it never covers the canvas. Click or drag in it to move the view. */
+export function SideMinimap() {
+  return (
+    <div className="gb-minimap-panel">
+      <MiniMap pannable zoomable className="gb-minimap" style={{ position: "static", margin: 0, width: MINIMAP_W, height: 130 }}
+        nodeStrokeWidth={2} ariaLabel="minimap" />
     </div>
   );
 }
