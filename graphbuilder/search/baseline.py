@@ -6,7 +6,8 @@ activation as `prune_grow`, so the only difference is the architecture; compares
 arXiv:2108.02231 claims the grown networks beat layered ones.
 
 - `mlp_sweep` trains one- and two-hidden-layer MLPs at every width 1..32 (and the linear model), each from
-  several seeds, and keeps the best seed per shape by validation error (as a practitioner would).
+  several seeds (and with each of several activations), and keeps the best per shape by validation error
+  (as a practitioner would).
 - `front` / `connections_to_reach` / `front_gap` read a complexity-error front: the fewest connections that
   reach an error, and the area between two fronts (the mean log2 ratio of the connections each needs, over
   a range of errors).
@@ -31,16 +32,16 @@ WIDTHS = tuple(range(1, 33))
 
 
 def mlp_sweep(X: Any, y: Any, *, depths: Sequence[int] = (1, 2), widths: Sequence[int] = WIDTHS,
-              seeds: Sequence[int] = (0, 1, 2), activation: str = "tanh", optimizer: str = "lm",
+              seeds: Sequence[int] = (0, 1, 2), activations: Sequence[str] = ("tanh",), optimizer: str = "lm",
               steps: int = 200, lr: float = 0.02, max_seconds: float | None = None, clock: str = "wall",
               val_fraction: float = 0.25,
               split_seed: int = 0, validation: tuple[Any, Any] | None = None, test: tuple[Any, Any] | None = None,
               threads: int | None = 1, progress: bool = True) -> list[dict[str, Any]]:
     """Train an MLP for every (depth, width) (all hidden layers `width` wide; depth 0, the linear model, is
-    always included) from each seed, for at most `steps` optimiser steps and `max_seconds` each (on `clock`,
-    a `neuron_train.CLOCKS` name); keep the
-    seed with the lowest validation error. Returns rows with depth, width, connections, neurons,
-    train_error, val_error (RMSE), seed, seeds (how many were tried), seconds (total over seeds), and
+    always included) with each activation of `activations` from each seed, for at most `steps` optimiser
+    steps and `max_seconds` each (on `clock`, a `neuron_train.CLOCKS` name); keep the (activation, seed) with
+    the lowest validation error. Returns rows with depth, width, activation, connections, neurons,
+    train_error, val_error (RMSE), seed, seeds (how many trainings were tried), seconds (total over them), and
     test_error on `test` (a held-out (X, y) that no choice sees), sorted by connections. The validation split
     matches `prune_grow` with the same `val_fraction` and `split_seed`."""
     Xt, yt = neuron_train.as_tensors(X, y)
@@ -56,20 +57,22 @@ def mlp_sweep(X: Any, y: Any, *, depths: Sequence[int] = (1, 2), widths: Sequenc
         for depth, width in tqdm(shapes, disable=not progress, desc="MLP sweep"):
             best: dict[str, Any] | None = None
             spent = 0.0
-            for seed in seeds if depth else seeds[:1]:
+            tries = [(a, s) for a in activations for s in seeds] if depth else [(activations[0], seeds[0])]
+            for activation, seed in tries:
                 ng = NeuronGraph.layered(Xt.shape[1], [width] * depth, yt.shape[1], activation=activation, seed=seed)
                 t = neuron_train.CLOCKS[clock]()
                 train_error = neuron_train.fit(ng, Xtr, ytr, steps, optimizer, lr=lr, max_seconds=max_seconds,
                                                clock=clock)
                 spent += neuron_train.CLOCKS[clock]() - t
-                row = {"depth": depth, "width": width, "connections": ng.num_connections, "neurons": ng.num_hidden,
-                       "train_error": train_error, "val_error": neuron_train.rmse(ng, Xv, yv), "seed": seed}
+                row = {"depth": depth, "width": width, "activation": activation, "connections": ng.num_connections,
+                       "neurons": ng.num_hidden, "train_error": train_error, "val_error": neuron_train.rmse(ng, Xv, yv),
+                       "seed": seed}
                 if Xte is not None:
                     row["test_error"] = neuron_train.rmse(ng, Xte, yte)
                 if best is None or row["val_error"] < best["val_error"]:
                     best = row
             assert best is not None
-            best["seeds"], best["seconds"] = len(seeds) if depth else 1, spent
+            best["seeds"], best["seconds"] = len(tries), spent
             rows.append(best)
     return sorted(rows, key=lambda r: (r["connections"], r["depth"]))
 
@@ -96,6 +99,7 @@ def front_gap(ours: Sequence[tuple[float, float]], theirs: Sequence[tuple[float,
     1.0 means `ours` needs half the connections on average; log2(3) = 1.58 is 3x fewer), its geometric
     "ratio", the worst level's ratio, and the share of levels only `ours` / only `theirs` reaches."""
     grid = np.exp(np.linspace(math.log(hi), math.log(lo), levels))
+    grid[0], grid[-1] = hi, lo  # exactly, so a front point at an end counts
     logs, only_ours, only_theirs = [], 0, 0
     for e in grid:
         a, b = connections_to_reach(ours, e), connections_to_reach(theirs, e)

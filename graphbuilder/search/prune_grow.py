@@ -19,19 +19,20 @@ of `PruneGrowConfig`, and measured in `benchmarks/bench_prune_grow.py`:
 The moves:
 - **Retrain** (`train`): Levenberg-Marquardt by default (`neuron_train.fit`); L-BFGS and Adam (moments kept
   across edits, rate decayed within each retrain) are options.
-- **Prune** (`prune_move`): connections ranked by Optimal Brain Surgeon saliency w_q^2 / (2 [H^-1]_qq) on the
-  Gauss-Newton Hessian; each candidate is removed *with* OBS's compensating update of every other
-  parameter, then confirmed by a short retrain. Candidates per move: the `confirm` top-ranked single
-  connections and one set of `batch` connections chosen greedily by joint OBS cost (the batch doubles after
-  it is accepted, up to `max_prune_batch`). The candidate removing the most connections within the limit
-  wins; `prune_tries` rounds go deeper into the ranking before the phase stalls.
+- **Prune** (`prune_move`): connections ranked by Optimal Brain Surgeon saliency w_q^2 / (2 [H^-1]_qq) on
+  the Gauss-Newton Hessian; each candidate is removed *with* OBS's compensating update of every other
+  parameter (backtracked where the quadratic model is poor), then confirmed by a short retrain. Candidates
+  per move: the `confirm` top-ranked single connections and one set of `batch` connections chosen greedily
+  by joint OBS cost (the batch doubles after it is accepted, up to `max_prune_batch`). The candidate
+  removing the most connections within the limit wins; `prune_tries` rounds go deeper into the ranking
+  before the phase stalls.
 - **Grow** (`grow_move`): a pool of candidate neurons, each with at most `fan_in` sources chosen from the
   inputs and hidden neurons by how much of the residual a unit on them could explain
   (`neuron_train.source_scores`), and each activation of `activations`; every candidate is fitted to the
   current training residual; the one leaving the least validation residual is inserted feeding the outputs
-  with its least-squares out-weights (so the training error can only fall), and the network retrained. Several neurons per move while the
-  validation error is above `grow_far` x target. "cascade" (a fitted unit fed by every input and hidden
-  neuron) and "split" (NEAT: split a connection) are the alternatives.
+  with its least-squares out-weights (so the training error can only fall), and the network retrained.
+  Several neurons per move while the validation error is above `grow_far` x target. "cascade" (a fitted
+  unit fed by every input and hidden neuron) and "split" (NEAT: split a connection) are the alternatives.
 
 Candidate scoring is a pure function of (network, candidate, data, config, seed) (`score_prune`,
 `score_unit`), mapped over the candidates with `map_fn` (the builtin `map` by default), so a parallel map
@@ -40,7 +41,8 @@ can score them on several workers.
 Invariants: the graph stays acyclic (NeuronGraph checks every edit); no accepted "prune" step leaves the
 validation error above target (only the deliberate "prune_past" steps may, and growth follows them), and
 the returned network is within target when one was reached; connections never increase inside a prune
-phase; an inserted neuron does not raise the training error; a fixed seed gives the same result. Decisions use a fixed validation split (`split_seed`,
+phase; an inserted neuron does not raise the training error; a fixed seed gives the same result (with a
+step budget, or a time budget that is not reached). Decisions use a fixed validation split (`split_seed`,
 the same for every restart); with `test=` the test error of every accepted network is recorded too.
 
 Boundary: search logic and its result. Training, Hessians and saliency are in `neuron_train.py`, the live
@@ -149,7 +151,7 @@ class PruneGrowConfig:
     insertion: str = "pool"
     pool: int = 6
     fan_in: int = 3
-    activations: tuple[str, ...] = ("tanh",)
+    activations: tuple[str, ...] = ("tanh", "sin")
     candidate_starts: int = 2
     candidate_steps: int = 40
     grow_far: float = 1.5
@@ -185,7 +187,7 @@ class PruneGrowConfig:
                      "pool", "fan_in", "candidate_starts", "max_grow", "grow_patience", "max_hidden", "restarts",
                      "max_steps"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "train_steps" else 1):
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name.endswith("_steps") else 1):
                 raise GraphError(f"{name} must be a positive integer, got {value!r}")
         if not (self.max_seconds > 0 and self.past_target >= 0 and self.grow_far >= 1):
             raise GraphError(f"need max_seconds > 0, past_target >= 0 and grow_far >= 1; got {self.max_seconds}, "
@@ -342,7 +344,7 @@ class SearchResult(BaseResult):
     def to_dict(self) -> dict[str, Any]:
         """JSON document: format tag, target, config, flags, restarts, history, and the network (topology +
         weights)."""
-        state = self.network.state_dict()
+        state = self.network.state_dict(torch.float64)  # the weights exactly (Python floats are doubles)
         return {"format": RESULT_FORMAT, "version": 2, "target_error": self.target_error, "config": self.config,
                 "reached": self.reached, "interrupted": self.interrupted, "stop_reason": self.stop_reason,
                 "restarts": self.restarts, "widget_stats": self.widget_stats, "history": self.history,
@@ -445,17 +447,33 @@ def prune_candidates(net: NeuronGraph, data: Data, cfg: PruneGrowConfig, batch: 
 
 
 def score_prune(net: NeuronGraph, candidate: PruneCandidate, data: Data, cfg: PruneGrowConfig, seed: int) -> Scored:
-    """Apply `candidate` to a copy of `net` (compensated weights, removal, `simplify`) and retrain it for
+    """Apply `candidate` to a copy of `net` (removal, compensation, `simplify`) and retrain it for
     `retrain_steps`. Pure: `net` is not changed. (`seed` is unused by the deterministic optimisers; it is
-    part of the signature so every scorer can be mapped alike.)"""
+    part of the signature so every scorer can be mapped alike.)
+
+    OBS's compensating update is exact only for a quadratic loss; far from one (a flat direction of the
+    Hessian makes the update large) it can land worse than removing the connection alone. So the update is
+    scaled by whichever of 1, 1/2, 1/4 and 0 gives the lowest training loss (a backtracking safeguard; four
+    forward passes) before the retrain."""
     trial = net.copy()
-    if candidate.theta is not None:
-        neuron_train.set_parameters(trial, torch.tensor(candidate.theta, dtype=torch.float64))
     for e in candidate.edges:
         trial.remove_connection(*e)
+    if candidate.theta is not None:
+        index = {c: k for k, c in enumerate(net.connections)}
+        keep = torch.tensor([index[c] for c in trial.connections] +
+                            list(range(net.num_connections, net.num_connections + net.num_hidden + len(net.outputs))))
+        plain = neuron_train.parameters(net)[keep]
+        step = torch.tensor(candidate.theta, dtype=torch.float64)[keep] - plain
+        best = min((1.0, 0.5, 0.25, 0.0), key=lambda a: _train_loss(trial, plain + a * step, data))
+        neuron_train.set_parameters(trial, plain + best * step)
     trial.simplify()
     tr, va = train(trial, data, cfg, cfg.retrain_steps)
     return Scored(trial, tr, va, candidate.edges)
+
+
+def _train_loss(net: NeuronGraph, theta: torch.Tensor, data: Data) -> float:
+    neuron_train.set_parameters(net, theta)
+    return neuron_train.rmse(net, data.X, data.y)
 
 
 @dataclass(frozen=True)
