@@ -12,9 +12,9 @@ Problems (32x32 unless --size; 20% of each held out as a test set that no decisi
 Per problem:
 1. MLPs at every width 1..32 with one and two hidden layers plus the linear model, each the best of 3 seeds
    and of the activations the search may choose from (tanh and sin by default) by validation error, trained
-   by the search's optimiser (Levenberg-Marquardt by default) to convergence, capped at the search's
-   per-target budget (so an MLP never gets less optimisation time than the search has for a whole target),
-   on the search's train/validation split.
+   by the search's optimiser (Levenberg-Marquardt by default) for at most the search's 100 steps per
+   training (LM converges in fewer) and at most the search's per-target budget, on the search's
+   train/validation split.
 2. Six targets along the MLP front (`mlp_targets`: 60, 45, 30, 20, 12 and 6% of the way from the best MLP's
    validation error to the linear model's): "low" (the first two), "mid" (next two), "high" (last two).
 3. One `prune_grow` per target with `--restarts` seeds and `--budget` CPU seconds (process clock: the same
@@ -70,15 +70,15 @@ def split_test(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
     return X[dev], y[dev], X[test], y[test]
 
 
-def run_problem(name: str, size: int, budget: float, restarts: int, widths: range, search: dict[str, Any],
-                log: Callable[[str], None]) -> dict[str, Any]:
+def run_problem(name: str, size: int, budget: float, restarts: int, widths: range, mlp_steps: int,
+                search: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
     X, y = PROBLEMS[name](size)
     Xd, yd, Xte, yte = split_test(X, y)
     optimizer = search.get("optimizer", "lm")
     activations = tuple(search.get("activations", PruneGrowConfig.activations))  # the same menu as the search
     t = time.process_time()
-    rows = mlp_sweep(Xd, yd, widths=widths, optimizer=optimizer, activations=activations, max_seconds=budget,
-                     clock="process", test=(Xte, yte), progress=False)
+    rows = mlp_sweep(Xd, yd, widths=widths, optimizer=optimizer, activations=activations, steps=mlp_steps,
+                     max_seconds=budget, clock="process", test=(Xte, yte), progress=False)
     t_mlp = time.process_time() - t
     targets = mlp_targets(rows)
     log(f"\n=== {name} ({'tuned on' if name in TUNED else 'NOT tuned on'}): {len(X)} samples ({len(Xd)} train+val, "
@@ -153,7 +153,7 @@ def bench_search(args: argparse.Namespace) -> None:
         f"{torch.get_num_threads()}")
     summary = []
     for name in names:
-        res = run_problem(name, size, budget, restarts, widths, search, log)
+        res = run_problem(name, size, budget, restarts, widths, args.mlp_steps, search, log)
         summary.append(res)
         if out:
             with open(os.path.join(out, f"{name}.json"), "w") as f:
@@ -208,6 +208,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32, help="image side in pixels")
     parser.add_argument("--budget", type=float, default=60.0, help="CPU seconds per target (search and MLP cap)")
     parser.add_argument("--restarts", type=int, default=2, help="search seeds per target (the budget is shared)")
+    parser.add_argument("--mlp-steps", type=int, default=100,
+                        help="optimiser steps per MLP, at most (the search's train_steps default, 100)")
     parser.add_argument("--search", default="{}", help='extra prune_grow options as JSON, e.g. '
                         '\'{"activations": ["tanh"], "optimizer": "lbfgs"}\' (the MLPs use the same optimizer)')
     parser.add_argument("--out", default="", help="folder for per-problem JSON and summary.txt")

@@ -90,14 +90,18 @@ def test_sample_image_is_gray_and_downscaled() -> None:
 
 
 def test_smooth_edge_is_smooth_except_across_its_edge() -> None:
-    img = smooth_edge(64).astype(np.float64)
-    assert img.shape == (64, 64) and 0 <= img.min() < img.max() <= 1
+    sharp = smooth_edge(64, supersample=1).astype(np.float64)
+    assert sharp.shape == (64, 64) and 0 <= sharp.min() < sharp.max() <= 1
     xs = np.linspace(-1, 1, 64)
     edge = 0.35 * np.sin(2.5 * xs) + 0.1  # row coordinate of the edge per column
     rows = np.linspace(-1, 1, 64)
-    jumps = np.abs(np.diff(img, axis=0))  # (63, 64) vertical differences
+    jumps = np.abs(np.diff(sharp, axis=0))  # (63, 64) vertical differences
     crossing = (rows[:-1, None] <= edge[None, :]) & (rows[1:, None] > edge[None, :])
     assert jumps[crossing].min() > 0.3 and jumps[~crossing].max() < 0.05
+    soft = smooth_edge(16)  # area-averaged: edge pixels lie between the two sides
+    assert np.allclose(soft, resize(smooth_edge(128, supersample=1), (16, 16)), atol=1e-6)
+    d = np.abs(soft - smooth_edge(16, supersample=1))
+    assert 0.05 < d.max() < 0.35 and (d > 0.02).sum() <= 2 * 16  # intermediate values, only along the edge
 
 
 # -- the search's invariants -------------------------------------------------------------------------------------

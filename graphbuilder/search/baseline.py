@@ -124,7 +124,7 @@ def mlp_targets(rows: Sequence[dict[str, Any]], fractions: Sequence[float] = (0.
     4 decimals. Descending. Every target is reached by some MLP of the sweep."""
     linear = next((r["val_error"] for r in rows if r["depth"] == 0), max(r["val_error"] for r in rows))
     best = min(r["val_error"] for r in rows)
-    return sorted({math.ceil((best + f * (linear - best)) * 1e4) / 1e4 for f in fractions}, reverse=True)
+    return sorted({math.ceil((best + f * (linear - best)) * 1e4 - 1e-6) / 1e4 for f in fractions}, reverse=True)
 
 
 def smallest_reaching(rows: Sequence[dict[str, Any]], target: float) -> dict[str, Any] | None:
