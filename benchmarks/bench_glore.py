@@ -186,7 +186,7 @@ def arm_graph(arm: str, width: int, seed: int) -> gb.Graph:
 
         def extra(planes: int) -> int:
             probe = gb.Graph("probe")
-            bottleneck(probe, probe.input("x", shape=(1, c, 8, 8)), planes, out=c)
+            probe.output(bottleneck(probe, probe.input("x", shape=(1, c, 8, 8)), planes, out=c))
             return probe.summary().total_params
 
         planes = min(range(1, 4 * c), key=lambda p: abs(extra(p) - glore))
