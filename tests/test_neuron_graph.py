@@ -13,6 +13,7 @@ import random
 import networkx as nx
 import pytest
 import torch
+from neuron_reference import reference_forward
 
 import graphbuilder as gb
 from graphbuilder.ops.modules.neuron_graph import ACTIVATIONS, DenseLevels, NeuronGraphModule, cuda_graphed
@@ -21,9 +22,6 @@ from graphbuilder.search import NeuronGraph
 PY_ACT = {"identity": lambda z: z, "relu": lambda z: max(z, 0.0), "tanh": math.tanh,
           "sigmoid": lambda z: 1 / (1 + math.exp(-z)), "softplus": lambda z: math.log1p(math.exp(z)),
           "sin": math.sin}
-TORCH_ACT = {"identity": lambda z: z, "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
-             "softplus": torch.nn.functional.softplus, "sin": torch.sin}
-
 
 def reference(ng: NeuronGraph, x: list[list[float]]) -> list[list[float]]:
     """Slow reference: every sample, every neuron in a topological order found here by repeated scanning."""
@@ -44,16 +42,7 @@ def reference(ng: NeuronGraph, x: list[list[float]]) -> list[list[float]]:
 
 def autograd_reference(ng: NeuronGraph, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Per-neuron torch evaluation (autograd does the backward), parameters in the state-dict layout."""
-    conns, units = ng.connections, ng.hidden + ng.outputs
-    w_of = {e: k for k, e in enumerate(conns)}
-    b_of = {u: k for k, u in enumerate(units)}
-    value = {i: x[:, k] for k, i in enumerate(ng.inputs)}
-    for n in ng.topological_order():
-        if n in value:
-            continue
-        z = bias[b_of[n]] + sum((weight[w_of[(s, n)]] * value[s] for s in ng.sources(n)), torch.zeros_like(x[:, 0]))
-        value[n] = TORCH_ACT[ng.activation(n)](z)
-    return torch.stack([value[o] for o in ng.outputs], 1)
+    return reference_forward(ng, x, torch.cat([weight, bias]))
 
 
 def random_dag(seed: int) -> NeuronGraph:

@@ -13,13 +13,12 @@ import math
 
 import pytest
 import torch
+from neuron_reference import reference_forward
 
 from graphbuilder.search import NeuronGraph, neuron_train
 from graphbuilder.search.neuron_train import AdamMoments, Surgeon
 
 F64 = torch.float64
-TORCH_ACT = {"identity": lambda z: z, "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
-             "softplus": torch.nn.functional.softplus, "sin": torch.sin}
 
 
 @pytest.fixture(autouse=True)
@@ -27,20 +26,6 @@ def one_thread():
     """Tiny tensors: one torch thread is fastest, and much faster on a busy machine."""
     with neuron_train.torch_threads(1):
         yield
-
-
-def reference_forward(ng: NeuronGraph, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """One neuron at a time, parameters θ = (weights in connection order, biases hidden then outputs)."""
-    conns, units = ng.connections, ng.hidden + ng.outputs
-    w_of = {e: k for k, e in enumerate(conns)}
-    b_of = {u: len(conns) + k for k, u in enumerate(units)}
-    value = {i: x[:, k] for k, i in enumerate(ng.inputs)}
-    for n in ng.topological_order():
-        if n in value:
-            continue
-        z = theta[b_of[n]] + sum((theta[w_of[(s, n)]] * value[s] for s in ng.sources(n)), torch.zeros_like(x[:, 0]))
-        value[n] = TORCH_ACT[ng.activation(n)](z)
-    return torch.stack([value[o] for o in ng.outputs], 1)
 
 
 def reference_loss(ng: NeuronGraph, x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
