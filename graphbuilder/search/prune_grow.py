@@ -247,6 +247,7 @@ class SearchResult(BaseResult):
         restarts: one summary per restart: seed, reached, connections, neurons, val_error, test_error,
             seconds, stop reason.
         widget_stats: with `widget=`, the live view's updates, skipped updates and seconds spent on them.
+        best_step: the history row of `network` (None when no step was recorded).
     """
 
     network: NeuronGraph
@@ -258,6 +259,7 @@ class SearchResult(BaseResult):
     stop_reason: str = ""
     restarts: list[dict[str, Any]] = field(default_factory=list)
     widget_stats: dict[str, Any] = field(default_factory=dict)
+    best_step: int | None = None
 
     @property
     def graph(self) -> Graph:
@@ -267,11 +269,8 @@ class SearchResult(BaseResult):
 
     @property
     def best(self) -> dict[str, Any]:
-        """The history row of the returned network."""
-        want = (self.network.num_connections, self.network.num_hidden)
-        rows = [r for r in self.history if r["accepted"] and (r["connections"], r["neurons"]) == want]
-        ok = [r for r in rows if r["val_error"] <= self.target_error]
-        return min(ok or rows, key=lambda r: r["val_error"]) if (ok or rows) else {}
+        """The history row of the returned network ({} when none was recorded)."""
+        return self.history[self.best_step] if self.best_step is not None else {}
 
     @property
     def val_error(self) -> float:
@@ -347,7 +346,8 @@ class SearchResult(BaseResult):
         state = self.network.state_dict(torch.float64)  # the weights exactly (Python floats are doubles)
         return {"format": RESULT_FORMAT, "version": 2, "target_error": self.target_error, "config": self.config,
                 "reached": self.reached, "interrupted": self.interrupted, "stop_reason": self.stop_reason,
-                "restarts": self.restarts, "widget_stats": self.widget_stats, "history": self.history,
+                "restarts": self.restarts, "widget_stats": self.widget_stats, "best_step": self.best_step,
+                "history": self.history,
                 "network": {"topology": self.network.to_json(), "weight": state["weight"].tolist(),
                             "bias": state["bias"].tolist()}}
 
@@ -369,9 +369,12 @@ class SearchResult(BaseResult):
         target = data.get("target_error")
         if isinstance(target, bool) or not isinstance(target, (int, float)):
             raise GraphError(f"'target_error' must be a number, got {target!r}")
+        step = data.get("best_step")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < len(history)):
+            raise GraphError(f"'best_step' must be a row of 'history' (0..{len(history) - 1}) or null, got {step!r}")
         return cls(ng, history, float(target), dict(data.get("config", {})), bool(data.get("reached")),
                    bool(data.get("interrupted")), str(data.get("stop_reason", "")), restarts,
-                   dict(data.get("widget_stats", {})))
+                   dict(data.get("widget_stats", {})), step)
 
 
 def _floats(value: Any, where: str) -> list[float]:
@@ -626,6 +629,8 @@ class _Search:
         self.best_key: tuple[int, float] | None = None
         self.fallback: NeuronGraph | None = None  # lowest validation error, all restarts
         self.fallback_err = math.inf
+        self.best_step: int | None = None  # the history row of `best` (else of `fallback`)
+        self.fallback_step: int | None = None
         self.run_best: NeuronGraph | None = None  # this restart's
         self.run_key: tuple[int, float] | None = None
         self.moments: neuron_train.AdamMoments | None = None
@@ -649,9 +654,9 @@ class _Search:
                 if self.run_key is None or key < self.run_key:
                     self.run_best, self.run_key = net.copy(), key
                 if self.best_key is None or key < self.best_key:
-                    self.best, self.best_key = net.copy(), key
+                    self.best, self.best_key, self.best_step = net.copy(), key, row["step"]
             if va < self.fallback_err:
-                self.fallback, self.fallback_err = net.copy(), va
+                self.fallback, self.fallback_err, self.fallback_step = net.copy(), va, row["step"]
             if self.display is not None:
                 self.display.mark(pruned=pruned, added=added)
             if self.live is not None:
@@ -820,8 +825,10 @@ def prune_grow(X: Any, y: Any, target_error: float, config: PruneGrowConfig | No
     if live is not None:
         live.update(best, force=True)
         stats = live.stats()
+    step = search.best_step if search.best is not None else search.fallback_step
     return SearchResult(best, search.history, float(target_error), config_dict, reached=search.best is not None,
-                        interrupted=interrupted, stop_reason=stop_reason, restarts=restarts, widget_stats=stats)
+                        interrupted=interrupted, stop_reason=stop_reason, restarts=restarts, widget_stats=stats,
+                        best_step=step)
 
 
 def _data(X: Any, y: Any, validation: tuple[Any, Any] | None, test: tuple[Any, Any] | None,
