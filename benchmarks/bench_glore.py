@@ -206,9 +206,12 @@ def relational_study(arms: list[str], seeds: list[int], n_train: int, n_test: in
         data = (*relational_shapes(n_train, relation=relation, seed=seed),
                 *relational_shapes(n_test, relation=relation, seed=10_000 + seed))
         for arm in arms:
+            t = time.process_time()
             _, curve = train(arm_graph(arm, width, seed), data, epochs, lr=lr, seed=seed, label=f"{arm} seed {seed}")
             out[arm]["acc"].append(curve[-1])
             out[arm]["curves"].append(curve)
+            tqdm.write(f"  seed {seed} {arm:<12} test accuracy {curve[-1]:.3f}  (per epoch "
+                       f"{' '.join(f'{a:.2f}' for a in curve)}; {time.process_time() - t:.0f} CPU s)")
     return out
 
 
