@@ -14,7 +14,7 @@ the outputs), and "deep" in a random neuron order (76 levels). Executor variants
     graphed-fb    (CUDA) `cuda_graphed`: forward and backward captured separately (make_graphed_callables)
 Goals on a GPU: >= 100x the loop and <= 2x the MLP on the shallow DAG.
 
-    .venv/bin/python benchmarks/bench_neuron_executor.py                 # CPU (torch's threads)
+    .venv/bin/python benchmarks/bench_neuron_executor.py --threads 1     # CPU, one thread, CPU time
     .venv/bin/python benchmarks/bench_neuron_executor.py --device cuda   # on a GPU
     .venv/bin/python benchmarks/bench_neuron_executor.py --quick         # fewer repeats, batch 1,024
 """
@@ -38,18 +38,21 @@ N_IN, N_HIDDEN, N_OUT, N_CONN = 16, 968, 16, 20_000
 
 
 def median_time(fn: Callable[[], object], reps: int, device: str) -> float:
-    """Median wall time of `fn` over `reps` runs after two warm-ups (CUDA synchronised)."""
+    """Median time of `fn` over `reps` runs after two warm-ups: wall time on CUDA (synchronised), this
+    process's CPU time on CPU (on a busy machine wall time measures the neighbours; with one thread, CPU time
+    is the work done)."""
+    clock = time.perf_counter if device == "cuda" else time.process_time
     for _ in range(2):
         fn()
     times = []
     for _ in range(reps):
         if device == "cuda":
             torch.cuda.synchronize()
-        t = time.perf_counter()
+        t = clock()
         fn()
         if device == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return statistics.median(times)
 
 

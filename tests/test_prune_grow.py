@@ -203,10 +203,11 @@ def test_ctrl_c_returns_the_best_so_far(problem) -> None:
 def test_other_choices_run_and_respect_the_target() -> None:
     X, y = next_pixel(sample_image("china.jpg", 12), context=1)
     start = NeuronGraph.layered(X.shape[1], (3,), 1, seed=0)
-    for kw in (dict(saliency="obd", insertion="split", complexity="both", optimizer="adam", train_steps=150),
+    for kw in (dict(saliency="obd", insertion="split", complexity="both", optimizer="adam", train_steps=60),
                dict(saliency="trial", insertion="cascade", optimizer="lbfgs", complexity="neurons"),
                dict(saliency="magnitude", activations=("tanh", "sin", "relu"))):
-        r = prune_grow(X, y, 0.15, start=start, max_steps=10, progress=False, **kw)
+        r = prune_grow(X, y, 0.15, start=start, max_steps=8, progress=False,
+                       **{"train_steps": 30, "retrain_steps": 10, **kw})
         assert all(h["val_error"] <= 0.15 for h in r.history if h["move"] == "prune" and h["accepted"])
         assert r.config["saliency"] == kw["saliency"] and r.history[0]["move"] == "init"
 

@@ -519,7 +519,7 @@ def _backward_walk(plan: NeuronGraphModule, a: torch.Tensor, z_all: torch.Tensor
     levels write their whole (m, |U|) weight gradient there instead of gathering it at the connections."""
     n, batch = plan.n_inputs, a.shape[1]
     g = a.new_zeros((plan.n_rows, batch))  # dLoss/dA, rows filled in as later levels are done
-    g.index_put_((plan.out_rows,), grad_out.t(), accumulate=True)
+    g.index_copy_(0, plan.out_rows, grad_out.t())  # output rows are distinct neurons
     gws = a.new_zeros((plan.w_perm.numel(),))
     gb = a.new_zeros((plan.n_rows - n,))
     for lv, dense, off in zip(reversed(plan.levels), reversed(layout.dense), reversed(layout.offset), strict=True):
