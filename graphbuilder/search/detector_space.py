@@ -28,7 +28,7 @@ from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import Graph, Node
 from graphbuilder.ops.modules.search_space import SEARCH_OPS
-from graphbuilder.ops.search_space import candidate_label, candidate_list
+from graphbuilder.ops.search_space import candidate_label, candidate_list, candidate_params
 
 COMPONENTS = ("backbone", "neck", "head")
 
@@ -120,7 +120,8 @@ def _apply(g: Graph, pos: Position, inputs: list[Any], choose: Chooser, expand: 
         outs = []
         for entry in cands:
             name, extra = entry
-            node = g.add(name, *inputs, name=f"{pos.name}.{candidate_label(entry)}", **shape, **extra)
+            params = candidate_params(name, extra, pos.out_channels or inputs[0].shape[1], pos.stride)
+            node = g.add(name, *inputs, name=f"{pos.name}.{candidate_label(entry)}", **params)
             outs += [node[i] for i in range(len(inputs))]
         merged = g.add("weighted_sum", *outs, name=pos.name, weights=tuple(float(w) for w in weights))
     else:
@@ -221,8 +222,7 @@ def candidate_costs(graph: Graph, position: str, candidates: list[Any]) -> dict[
     for entry in candidate_list(candidates):
         name, extra = entry
         opdef = registry.get(name)
-        params = opdef.validate_params({"stride": node.params["stride"],
-                                        "out_channels": node.params["out_channels"], **extra})
+        params = candidate_params(name, extra, node.params["out_channels"] or specs[0].shape[1], node.params["stride"])
         assert opdef.flops is not None and opdef.infer is not None
         out[candidate_label(entry)] = {"flops": int(opdef.flops(opdef, params, specs)),
                                        "params": int(opdef.infer(opdef, params, specs).num_params)}
