@@ -27,7 +27,7 @@ from torch import nn
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.schema import Param, TensorSpec
-from graphbuilder.ops.declare import Specs, channels, choice, declare, integer, named
+from graphbuilder.ops.declare import Specs, channels, choice, declare, example, integer, named
 from graphbuilder.ops.modules.search_space import (
     SEARCH_OPS,
     MixedOp,
@@ -82,7 +82,8 @@ def _declare_block(name: str) -> None:
         return build_candidate(name, channels(specs), _out(p, specs), p["stride"], **extra)
 
     declare(name, CATEGORY, doc + " Several inputs share the weights (one output each).", params=named(**params),
-            inputs=("inputs",), variadic=True, build=build, check=_check_inputs, hint=_HINT)
+            inputs=("inputs",), variadic=True, build=build, check=_check_inputs, hint=_HINT,
+            examples=[example((2, 4, 8, 8), (2, 4, 4, 4), out_channels=6, stride=2)])
 
 
 for _name in SEARCH_OPS:
@@ -192,7 +193,9 @@ declare("mixed_op", CATEGORY,
                      weighting=choice("softmax(alpha) (DARTS search) or alpha as is (screening)",
                                       ("softmax", "linear"), "softmax"),
                      out_channels=_out_channels(), stride=_stride()),
-        inputs=("inputs",), variadic=True, build=_mixed_build, check=_mixed_check, hint=_HINT)
+        inputs=("inputs",), variadic=True, build=_mixed_build, check=_mixed_check, hint=_HINT,
+        examples=[example((2, 4, 8, 8), candidates=["ir_k3_e3", "sd_k3_d2", "conv_1x1", "skip"],
+                          alpha=(0.1, 0.2, 0.3, 0.4))])
 
 
 def _sum_check(params: dict[str, Any], specs: Specs) -> None:
@@ -212,4 +215,5 @@ declare("weighted_sum", CATEGORY,
         "returns L sums. The merge node of a mixed op drawn with its candidates.",
         params=named(weights=Param("floats", None, doc="one weight per candidate, e.g. softmax(alpha)")),
         inputs=("inputs",), variadic=True, build=lambda p, specs: WeightedSum(list(p["weights"])),
-        check=_sum_check, hint="k * L tensors, candidate-major")
+        check=_sum_check, hint="k * L tensors, candidate-major",
+        examples=[example((2, 4, 8, 8), (2, 4, 8, 8), weights=(0.3, 0.7))])

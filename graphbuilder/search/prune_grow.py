@@ -565,7 +565,7 @@ def insert_unit(net: NeuronGraph, unit: FittedUnit) -> int:
 
 
 def split_unit(net: NeuronGraph, cfg: PruneGrowConfig, rng: np.random.Generator) -> int:
-    """NEAT add-node: split a connection chosen with probability ~ |w| (plus zero-weight connections from
+    """NEAT add-node: split a connection chosen with probability ~ ``|w|`` (plus zero-weight connections from
     every input, so the new unit can learn more than a 1-D function); nearly the same function."""
     conns = net.connections
     if not conns:
