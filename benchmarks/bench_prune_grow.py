@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from graphbuilder.datasets import image_function, next_pixel, sample_image, smooth_edge
 from graphbuilder.ops.neuron_graph import NeuronGraph
@@ -93,7 +94,8 @@ def run_problem(name: str, size: int, budget: float, restarts: int, widths: rang
         f"{rows[0]['val_error']:.4f}, best MLP {min(r['val_error'] for r in rows):.4f}")
     results = []
     t_search = 0.0
-    for target, level in zip(targets, LEVELS, strict=False):
+    runs = list(zip(targets, LEVELS, strict=False))
+    for target, level in tqdm(runs, desc=f"{name} targets", leave=False):
         t = time.process_time()
         r = prune_grow(Xd, yd, target, test=(Xte, yte), restarts=restarts, max_seconds=budget, clock="process",
                        progress=False, **search)
@@ -150,14 +152,14 @@ def bench_search(args: argparse.Namespace) -> None:
     lines: list[str] = []
 
     def log(text: str) -> None:
-        print(text, flush=True)
+        tqdm.write(text)
         lines.append(text)
 
     log(f"prune/grow vs MLPs: size {size}, per-target budget {budget:.0f} CPU s, restarts {restarts}, MLP widths "
         f"{widths.start}..{widths.stop - 1}, search options {search or 'defaults'}, torch threads "
         f"{torch.get_num_threads()}")
     summary = []
-    for name in names:
+    for name in tqdm(names, desc="problems"):
         res = run_problem(name, size, budget, restarts, widths, args.mlp_steps, search, log)
         summary.append(res)
         if out:

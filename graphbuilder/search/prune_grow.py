@@ -818,6 +818,9 @@ def prune_grow(X: Any, y: Any, target_error: float, config: PruneGrowConfig | No
                     break
         except KeyboardInterrupt:
             stop_reason, interrupted = "interrupted", True
+        except BaseException:
+            bar.finish("failed", failed=True)
+            raise
     best = search.best if search.best is not None else (search.fallback or start_net or
                                                         NeuronGraph.direct(data.X.shape[1], data.y.shape[1]))
     bar.finish(stop_reason, failed=interrupted)
