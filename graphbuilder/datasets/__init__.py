@@ -2,8 +2,7 @@
 
     detection   COCO-format detection folders -> tensors, and a synthetic shapes-on-textures set
     relational  two shapes far apart: same colour / same shape? (a task needing global reasoning)
-    images      next_pixel and image_function on grayscale photos and a generated image (prune/grow problems,
-                arXiv:2108.02231)
+    images      next_pixel and image_function on grayscale photos and a generated image (prune/grow, arXiv:2108.02231)
 """
 
 from graphbuilder.datasets.detection import CocoDetection, make_synthetic_coco, synthetic_detection
