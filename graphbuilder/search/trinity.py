@@ -60,6 +60,7 @@ from graphbuilder.search.detector_space import (
     candidate_costs,
     find_position,
 )
+from graphbuilder.search.live import LiveView
 
 #: Gradient-norm clip of the screening alphas (over all positions) before each proximal SGD step.
 SCREEN_ALPHA_CLIP = 1.0
@@ -557,7 +558,7 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
         alpha_params = [m.alpha for m in lp.mixed.values()]
         sgd = torch.optim.SGD(alpha_params, lr=screen_alpha_lr)
         groups = _groups(space, lp.mixed)
-        view = WidgetView(widget, screen_net, space) if widget is not None else None
+        view = LiveView(WidgetView(widget, screen_net, space).update) if widget is not None else None
 
         def screen_step(images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> None:
             loss = detection_loss(lp.model(images), targets, layout)["loss"]
@@ -576,11 +577,13 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
             for k, v in _alphas(lp.mixed, softmax=False).items():
                 result.screen_history.setdefault(k, []).append(v)
 
-        def screen_show() -> None:
+        def screen_show(force: bool = False) -> None:
             if view is not None:
-                view.update({k: [abs(a) for a in v] for k, v in _alphas(lp.mixed, softmax=False).items()})
+                view.update({k: [abs(a) for a in v] for k, v in _alphas(lp.mixed, softmax=False).items()},
+                            force=force)
 
         done, stopped = lp.run(screen_step, screen_record, screen_show)
+        screen_show(force=True)  # the throttle may have skipped the last state
         result.skipped["screen"] = lp.skipped
         norms = column_norms(space, lp.mixed)
         kept = {c: select_top_k(norms[c], ks[c]) for c in search}
@@ -607,7 +610,7 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
     scale = sum(float(t.mean()) for t in table.values()) or 1.0
     norm_cost = {pos: t / scale for pos, t in table.items()}
     adam = torch.optim.Adam([m.alpha for m in lp.mixed.values()], lr=alpha_lr, betas=(0.5, 0.999), weight_decay=1e-3)
-    view = WidgetView(widget, net, space) if widget is not None else None
+    view = LiveView(WidgetView(widget, net, space).update) if widget is not None else None
 
     def search_step(images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> None:
         loss = detection_loss(lp.model(images), targets, layout)["loss"]
@@ -625,11 +628,12 @@ def trinity(train: Any, val: Any = None, *, space: DetectorSpace | None = None,
         for k, v in _alphas(lp.mixed, softmax=True).items():
             result.alpha_history.setdefault(k, []).append(v)
 
-    def search_show() -> None:
+    def search_show(force: bool = False) -> None:
         if view is not None:
-            view.update(_alphas(lp.mixed, softmax=True))
+            view.update(_alphas(lp.mixed, softmax=True), force=force)
 
     _, stopped = lp.run(search_step, search_record, search_show)
+    search_show(force=True)
     result.skipped["search"] = lp.skipped
     final = _alphas(lp.mixed, softmax=False)
     for pos, alpha in final.items():
