@@ -7,7 +7,7 @@
 from graphbuilder.ops.neuron_graph import NeuronGraph
 from graphbuilder.search.baseline import mlp_sweep, smallest_reaching
 from graphbuilder.search.prune_grow import SearchResult, prune_grow
-from graphbuilder.search.trinity import TrinityResult, trinity
+from graphbuilder.search.trinity import TrinityConfig, TrinityResult, trinity
 
 __all__ = ["NeuronGraph", "SearchResult", "mlp_sweep", "prune_grow", "smallest_reaching"]
-__all__ += ["TrinityResult", "trinity"]
+__all__ += ["TrinityConfig", "TrinityResult", "trinity"]
