@@ -8,7 +8,7 @@
     model = gb.compile(g)
 """
 
-from graphbuilder import datasets, export, ops, passes, search
+from graphbuilder import datasets, export, models, ops, passes, search
 from graphbuilder.compile import compile, store_weights
 from graphbuilder.compile import weights_io as _weights_io  # noqa: F401  (registers WEIGHTS_IO)
 from graphbuilder.export import to_networkx, to_pyg
@@ -18,7 +18,7 @@ from graphbuilder.ops import op
 
 __all__ = ["Graph", "GraphError", "Node", "Param", "Port", "TensorSpec", "compile", "export", "from_module", "op",
            "ops", "passes", "store_weights", "to_networkx", "to_pyg", "GraphWidget"]
-__all__ += ["datasets", "search"]
+__all__ += ["datasets", "models", "search"]
 __version__ = "0.1.0"
 
 

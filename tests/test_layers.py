@@ -24,6 +24,7 @@ FORBIDDEN: dict[str, list[str]] = {
     "graphbuilder.ops": [f"graphbuilder.{p}" for p in ["compile", *_LATER]],
     "graphbuilder.compile": [f"graphbuilder.{p}" for p in _LATER],
     "graphbuilder.widget": ["graphbuilder.compile"],
+    "graphbuilder.models": [f"graphbuilder.{p}" for p in ["compile", "export", "search", "widget"]],
 }
 
 

@@ -230,8 +230,10 @@ def test_mixed_op_errors_name_node_and_fix():
     with pytest.raises(gb.GraphError, match="alpha has 1 values but there are 2 candidates") as e:
         g.add("mixed_op", x, name="pos", candidates=["skip", "conv_1x1"], alpha=(1.0,))
     assert "pos" in e.value.nodes
-    with pytest.raises(gb.GraphError, match="not a search-space op"):
-        g.add("mixed_op", x, candidates=["conv2d"])
+    with pytest.raises(gb.GraphError, match="unknown op 'nope'"):
+        g.add("mixed_op", x, candidates=["nope"])
+    with pytest.raises(gb.GraphError, match="'kernel_size' is required"):  # any op may be a candidate: its
+        g.add("mixed_op", x, candidates=["conv2d"])  # own declaration checks its params
     with pytest.raises(gb.GraphError, match="non-empty list"):
         g.add("mixed_op", x, candidates=[])
     with pytest.raises(gb.GraphError, match="unknown params"):

@@ -586,6 +586,12 @@ def module_emit(m: nn.Module, a: Args) -> Emit:
             params[p.name] = getattr(m, p.name)
         if a.kwargs or len(a.args) != len(opdef.inputs):
             raise Unsupported(f"op {opdef.name!r} takes {len(opdef.inputs)} tensor input(s) {opdef.inputs}")
-        emit = Emit(opdef.name, params, [a.tensor(i) for i in range(len(opdef.inputs))])
+        if opdef.variadic:  # the module takes its tensors as one list, as compiled code calls it
+            *fixed, listed = a.args
+            if not isinstance(listed, (list, tuple)) or not all(isinstance(r, Ref) for r in listed):
+                raise Unsupported(f"op {opdef.name!r} takes a list of tensors as its last argument")
+            emit = Emit(opdef.name, params, [a.tensor(i) for i in range(len(fixed))] + list(listed))
+        else:
+            emit = Emit(opdef.name, params, [a.tensor(i) for i in range(len(opdef.inputs))])
     emit.weights = {k: v.detach().clone() for k, v in m.state_dict().items()}
     return emit

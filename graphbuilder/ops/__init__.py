@@ -18,6 +18,7 @@ from graphbuilder.ops import (
     neuron_graph,  # prune/grow neuron graphs (issue 6)
     normalization,
     pooling,
+    research,  # the research palette: operators from efficient-network papers
     search_space,
     structure,
     tensor,
@@ -40,6 +41,7 @@ _LIBRARY = (activation, attention, convolution, normalization, pooling, structur
 _LIBRARY += (detection, search_space)
 _LIBRARY += (glore,)
 _LIBRARY += (neuron_graph,)
+_LIBRARY += (research,)
 
 
 def schema_json() -> list[dict]:

@@ -26,13 +26,15 @@ from typing import Any
 
 from torch import nn
 
+from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
-from graphbuilder.ir.schema import Param
+from graphbuilder.ir.schema import Param, TensorSpec
 from graphbuilder.ops.declare import Specs, channels, choice, declare, flag, integer, named
 from graphbuilder.ops.modules.search_space import (
     NORMS,
     SEARCH_OPS,
     MixedOp,
+    SingleInput,
     WeightedSum,
     build_candidate,
     parse_candidate,
@@ -122,8 +124,12 @@ def candidate_list(value: Any) -> list[tuple[str, dict[str, Any]]]:
             name, extra = entry["op"], {k: v for k, v in entry.items() if k != "op"}
         else:
             raise GraphError(f"candidates[{i}] = {entry!r}: give an op name or {{'op': name, ...}}")
-        if name not in SEARCH_OPS:
-            raise GraphError(f"candidates[{i}] = {name!r} is not a search-space op; choose from {list(SEARCH_OPS)}")
+        if name not in SEARCH_OPS:  # any other registered op: its own params, checked by its declaration
+            opdef = registry.get(name)
+            for key in extra:
+                opdef.param(key)
+            out.append((name, dict(extra)))
+            continue
         allowed = {"dilation"} if name.startswith("ir_") else set()
         bad = set(extra) - allowed
         if bad:
@@ -149,24 +155,55 @@ def initial_alpha(params: dict[str, Any], n: int) -> list[float]:
     return [0.0] * n if params.get("weighting", "softmax") == "softmax" else [1.0 / n] * n
 
 
+def candidate_params(name: str, extra: dict[str, Any], out_channels: int | None, stride: int) -> dict[str, Any]:
+    """The validated params of candidate `name` at a position: its extras, plus the position's `out_channels`
+    and `stride` for each of the two that the op declares (an op is an op: nothing else is special)."""
+    opdef = registry.get(name)
+    declared = {p.name for p in opdef.params}
+    shape = {k: v for k, v in (("out_channels", out_channels), ("stride", stride)) if k in declared}
+    return opdef.validate_params({**shape, **extra})
+
+
+def _other_candidates(p: dict[str, Any], specs: Specs) -> list[tuple[int, str, dict[str, Any]]]:
+    """(index, name, params) of the candidates that are not search ops, with their params at this position."""
+    return [(i, name, candidate_params(name, extra, _out(p, specs), p["stride"]))
+            for i, (name, extra) in enumerate(candidate_list(p["candidates"])) if name not in SEARCH_OPS]
+
+
 def _mixed_check(params: dict[str, Any], specs: Specs) -> None:
     _check_inputs(params, specs)
     cands = candidate_list(params["candidates"])
     if params["alpha"] is not None and len(params["alpha"]) != len(cands):
         raise GraphError(f"alpha has {len(params['alpha'])} values but there are {len(cands)} candidates; give "
                          "one architecture weight per candidate (or leave alpha unset)")
+    n, _, h, w = specs[0].shape
+    s = params["stride"]
+    want = TensorSpec((n, _out(params, specs), (h - 1) // s + 1, (w - 1) // s + 1), specs[0].dtype)
+    for i, name, cand in _other_candidates(params, specs):
+        opdef = registry.get(name)
+        assert opdef.infer is not None
+        got = opdef.infer(opdef, cand, [specs[0]]).outputs
+        if got != (want,):
+            raise GraphError(f"candidates[{i}] = {name!r} gives {', '.join(map(str, got))} where the position needs "
+                             f"{want}; give it params that keep the shape (e.g. padding) or drop it")
 
 
 def _mixed_build(p: dict[str, Any], specs: Specs) -> nn.Module:
     cands = candidate_list(p["candidates"])
+    modules: list[nn.Module | None] = [None] * len(cands)
+    for i, name, cand in _other_candidates(p, specs):
+        opdef = registry.get(name)
+        assert opdef.build is not None
+        modules[i] = SingleInput(opdef.build(cand, [specs[0]]))
     return MixedOp(channels(specs), _out(p, specs), cands, initial_alpha(p, len(cands)), p["stride"],
-                   p["weighting"], p["norm"], p["affine"])
+                   p["weighting"], p["norm"], p["affine"], modules if any(m is not None for m in modules) else None)
 
 
 declare("mixed_op", CATEGORY,
         "A searched position: sum_i w_i * candidate_i(x), w = softmax(alpha) (DARTS) or alpha itself "
-        "(linear, for group-sparse screening). Candidates are search-space ops sharing out_channels and stride; "
-        "they run without their own residual (add the identity outside: x + mixed_op(x)) and, by default, "
+        "(linear, for group-sparse screening). Candidates are search-space ops sharing out_channels and stride, or "
+        "any other one-input op (given the position's out_channels and stride where it declares them). Search-op "
+        "candidates run without their own residual (add the identity outside: x + mixed_op(x)) and, by default, "
         "without affine norms.",
         params=named(candidates=Param("json", None, doc="candidate op names, e.g. ['ir_k3_e6', 'sd_k3_d2', "
                                                         "'skip'], or {'op': name, 'dilation': d} entries"),

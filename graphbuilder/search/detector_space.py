@@ -179,15 +179,16 @@ class DetectorSpace:
 Chooser = Callable[[Position], tuple[str, dict[str, Any]]]
 
 
-def position_params(pos: Position, op: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The node params of `op` at `pos`: the chooser's params plus stride, channels and norm; ops with their
-    own residual get ``residual=False`` (the position adds the identity itself)."""
-    out = {"stride": pos.stride, "norm": pos.norm, **params}
-    if pos.out_channels:
-        out["out_channels"] = pos.out_channels
-    if op != "mixed_op" and any(p.name == "residual" for p in registry.get(op).params):
-        out["residual"] = False
-    return out
+def position_params(pos: Position, op: str, params: dict[str, Any], channels: int) -> dict[str, Any]:
+    """The node params of `op` at `pos` whose input has `channels`: the chooser's params plus, for each one the
+    op declares, the position's stride, output channels (the input's where the position keeps them) and norm;
+    an op with its own residual gets ``residual=False`` (the position adds the identity itself). Any registered
+    op may be a candidate: it gets exactly the params it declares."""
+    declared = {p.name for p in registry.get(op).params}
+    at = {"stride": pos.stride, "out_channels": pos.out_channels or channels, "norm": pos.norm}
+    if op != "mixed_op":
+        at["residual"] = False
+    return {**{k: v for k, v in at.items() if k in declared}, **params}
 
 
 def _apply(g: Graph, pos: Position, inputs: list[Any], choose: Chooser, expand: bool) -> list[Any]:
@@ -199,12 +200,12 @@ def _apply(g: Graph, pos: Position, inputs: list[Any], choose: Chooser, expand: 
         for entry in cands:
             name, extra = entry
             node = g.add(name, *inputs, name=f"{pos.name}.{candidate_label(entry)}",
-                         **position_params(pos, name, extra))
+                         **position_params(pos, name, extra, inputs[0].shape[1]))
             outs += [node[i] for i in range(len(inputs))]
         merged = g.add("weighted_sum", *outs, name=pos.name, weights=tuple(float(w) for w in weights))
     else:
         kept = {k: v for k, v in params.items() if k != "display_weights"}
-        merged = g.add(op, *inputs, name=pos.name, **position_params(pos, op, kept))
+        merged = g.add(op, *inputs, name=pos.name, **position_params(pos, op, kept, inputs[0].shape[1]))
         merged.meta["component"] = pos.component
     outs = [merged[i] for i in range(len(inputs))] if len(inputs) > 1 else [merged]
     if not pos.identity:
@@ -312,7 +313,7 @@ def candidate_costs(graph: Graph, position: str, candidates: list[Any], space: D
     for entry in candidate_list(candidates):
         name, extra = entry
         opdef = registry.get(name)
-        params = opdef.validate_params(position_params(pos, name, extra))
+        params = opdef.validate_params(position_params(pos, name, extra, specs[0].shape[1]))
         assert opdef.flops is not None and opdef.infer is not None
         out[candidate_label(entry)] = {"flops": int(opdef.flops(opdef, params, specs)),
                                        "params": int(opdef.infer(opdef, params, specs).num_params)}

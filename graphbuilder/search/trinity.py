@@ -51,11 +51,12 @@ from graphbuilder.compile.weights import store_weights
 from graphbuilder.detection.evaluate import evaluate_detector
 from graphbuilder.detection.fcos import DetectionLayout, detection_loss
 from graphbuilder.detection.train import Batches, cosine_lr, train_detector
+from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import Graph
 from graphbuilder.ir.render import Summary
 from graphbuilder.ir.serialize import graph_from_dict, graph_to_dict
-from graphbuilder.ops.modules.search_space import SEARCH_OPS, MixedOp
+from graphbuilder.ops.modules.search_space import MixedOp
 from graphbuilder.ops.search_space import candidate_label, candidate_list
 from graphbuilder.search import darts
 from graphbuilder.search.detector_space import (
@@ -92,6 +93,7 @@ class TrinityConfig:
         search: components searched [all three]; the others use the `fixed` ops.
         operators: the large operator set each component screens, per component (a plain sequence applies to
             all) [`FULL_OPS`: the 13 search ops but `skip`; `skip` is refused, see `detector_space.FULL_OPS`].
+            Any registered one-input op whose output fits the positions may be listed (see `mixed_op`).
         top_k: ops screening keeps per component (an int applies to all) [4]. ``screen_steps=0`` skips
             screening and searches over all `operators`.
         fixed: op per role (``backbone``, ``lateral``, ``neck``, ``head``) for components not searched
@@ -153,10 +155,10 @@ class TrinityConfig:
         ops = dict(ops) if isinstance(ops, Mapping) else dict.fromkeys(COMPONENTS, ops)
         set_("operators", {c: tuple(ops.get(c, FULL_OPS)) for c in COMPONENTS})
         for comp, names in self.operators.items():
-            bad = [o for o in names if o not in SEARCH_OPS or o == "skip"]
+            bad = [o for o in names if o == "skip" or o not in registry.names()]
             if bad or not names:
-                raise GraphError(f"operators[{comp!r}] = {list(names)}: {bad or 'empty'}; choose search ops from "
-                                 f"{list(FULL_OPS)} (skip is left out: positions add their identity outside)")
+                raise GraphError(f"operators[{comp!r}] = {list(names)}: {bad or 'empty'}; choose registered ops, "
+                                 f"e.g. {list(FULL_OPS)} (skip is left out: positions add their identity outside)")
         k = self.top_k
         set_("top_k", {c: int(k[c] if isinstance(k, Mapping) else k) for c in COMPONENTS})
         if any(v < 1 for v in self.top_k.values()):

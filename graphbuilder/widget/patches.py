@@ -2,7 +2,8 @@
 
 Ops (snake_case here; docs/widget-protocol.md lists them with their wire form):
 
-    {"op": "add", "op_name", "name"?, "params"?, "position"?, "parent"?}   new node, inputs unconnected
+    {"op": "add", "op_name", "name"?, "params"?, "position"?, "parent"?}   new node, inputs unconnected; a
+                                                                         `gb.models` network name adds it as a block
     {"op": "remove", "nodes": [id, ...]}                                 disconnects their users
     {"op": "connect", "source": [id, out], "target": [id, port]}        port == len(inputs) appends (variadic)
     {"op": "disconnect", "target": [id, port]}
@@ -34,6 +35,7 @@ from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node, Port
 from graphbuilder.ir.serialize import graph_from_dict, graph_to_dict
+from graphbuilder.models import NETWORKS
 from graphbuilder.passes.blocks import group, ungroup
 from graphbuilder.widget.document import escape, join_id, resolve, resolve_graph, split_id
 
@@ -95,7 +97,9 @@ def _op_add(graph: Graph, op: Op, result: OpResult) -> None:
     if op.get("position") is not None:
         x, y = op["position"]
         meta["position"] = {"x": float(x), "y": float(y)}
-    node = add_unconnected(where, op_name, name, dict(op.get("params") or {}), meta=meta)
+    network = None if op_name in registry.names() else NETWORKS.get(op_name)  # a palette network: a block
+    node = add_unconnected(where, op_name, name, dict(op.get("params") or {}), meta=meta,
+                           block=network.build() if network is not None else None)
     node_id = join_id(parent, node.name)
     if isinstance(wanted, str) and wanted and join_id(parent, wanted) != node_id:
         result.renamed[join_id(parent, wanted)] = node_id

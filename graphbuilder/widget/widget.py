@@ -46,9 +46,10 @@ def _esm() -> str:
 
 
 def _ops_schema() -> list[dict[str, Any]]:
+    from graphbuilder.models import palette
     from graphbuilder.ops import schema_json
 
-    return schema_json()
+    return schema_json() + palette()  # ops, then the networks (dropped as blocks, see patches._op_add)
 
 
 def _document_to_json(value: Any, widget: GraphWidget) -> Any:
@@ -73,7 +74,8 @@ class GraphWidget(anywidget.AnyWidget):
     """The graph document (nodes, shapes, errors, totals, version) as of when the widget state is read:
     on display, on page reload and when the notebook is saved. Live changes travel as patch messages."""
     ops = traitlets.List().tag(sync=True, to_json=lambda value, widget: to_wire(value))
-    """Op schemas from the registry (`gb.ops.schema_json()`): the palette and the parameter forms."""
+    """Op schemas from the registry (`gb.ops.schema_json()`): the palette and the parameter forms; then the
+    ready-made networks (`gb.models.palette()`, entries with ``template: true``), which drop in as blocks."""
     highlights = traitlets.Dict().tag(sync=True)
     """Node id -> style: a name in ("highlight", "added", "removed", "faded") or CSS-like properties."""
     edge_styles = traitlets.List().tag(sync=True)

@@ -166,13 +166,16 @@ class MixedOp(nn.Module):
     """A searched position: ``sum_i w_i * op_i(x)`` over candidate ops, ``w = softmax(alpha)`` or ``alpha``.
 
     `candidates` is a list of ``(name, extra_kwargs)``; `alpha` holds the architecture weights (a trainable
-    parameter named ``alpha``). ``weighting="linear"`` uses alpha as is (for group-sparse screening, where
-    a weight must be able to reach exactly zero); ``"softmax"`` is the DARTS relaxation.
+    parameter named ``alpha``). `modules` gives, per candidate, a module already built (any registered op,
+    wrapped in `SingleInput`) or None for a search op built here. ``weighting="linear"`` uses alpha as is
+    (for group-sparse screening, where a weight must be able to reach exactly zero); ``"softmax"`` is the
+    DARTS relaxation.
 
-    Candidates run without their own residual: at a shape-preserving position the identity belongs outside
-    the mixture, ``x + sum_i w_i f_i(x)`` (the detector builder adds it as a graph node). Inside, every
+    Search-op candidates run without their own residual: at a shape-preserving position the identity belongs
+    outside the mixture, ``x + sum_i w_i f_i(x)`` (the detector builder adds it as a graph node). Inside, every
     candidate would carry the same ``x``: with linear weights it would be scaled by ``sum(alpha)`` and shrink
     under the sparsity step, with softmax it would hide the candidates' differences from the alpha gradient.
+    Their norms are `norm` layers, affine only with `affine`.
 
     `drop(i)` removes candidate i from the mixture (progressive shrinking): it is no longer computed, and the
     softmax runs over the remaining candidates.
@@ -180,12 +183,14 @@ class MixedOp(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, candidates: list[tuple[str, dict[str, Any]]],
                  alpha: list[float], stride: int = 1, weighting: str = "softmax", norm: str = "batch",
-                 affine: bool = False) -> None:
+                 affine: bool = False, modules: list[nn.Module | None] | None = None) -> None:
         super().__init__()
         self.names = [name for name, _ in candidates]
-        self.ops = nn.ModuleList(build_candidate(name, in_channels, out_channels, stride, residual=False,
-                                                 norm=norm, affine=affine, **extra)
-                                 for name, extra in candidates)
+        built = modules or [None] * len(candidates)  # candidates other than search ops come built
+        self.ops = nn.ModuleList(module if module is not None else
+                                 build_candidate(name, in_channels, out_channels, stride, residual=False, norm=norm,
+                                                 affine=affine, **extra)
+                                 for (name, extra), module in zip(candidates, built, strict=True))
         self.alpha = nn.Parameter(torch.tensor([float(a) for a in alpha]))
         self.weighting = weighting
         self.active = [True] * len(self.ops)
@@ -238,3 +243,14 @@ class WeightedSum(nn.Module):
                 total = term if total is None else total + term
             outs.append(total)
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+class SingleInput(nn.Module):
+    """Calls a one-tensor module the way search ops are called, with a list holding one tensor."""
+
+    def __init__(self, op: nn.Module) -> None:
+        super().__init__()
+        self.op = op
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return self.op(xs[0])
