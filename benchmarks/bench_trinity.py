@@ -36,6 +36,8 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -56,8 +58,8 @@ from graphbuilder.search.trinity_protocol import (
 )
 
 #: The protocol's settings, chosen on data seed 0 (positive control and pilot runs; docs/hit_detector.md).
-SEARCH = TrinityConfig(space=DetectorSpace(image_size=96), size_bounds=(8.0, 16.0), screen_steps=60,
-                       search_steps=150, retrain_steps=600, alpha_lr=0.05, sparsity=0.15, top_k=4)
+SEARCH = TrinityConfig(space=DetectorSpace(image_size=96), size_bounds=(8.0, 16.0), screen_steps=40,
+                       search_steps=120, retrain_steps=600, alpha_lr=0.1, sparsity=0.15, top_k=4)
 PROTOCOL = ProtocolConfig(task="context", num_train=512, num_val=256, image_size=96, search=SEARCH)
 QUICK = TrinityConfig(space=DetectorSpace(image_size=96, stem_channels=8, stages=((8, 1), (8, 1), (12, 1), (16, 1)),
                                           neck_channels=8, head_positions=2),
@@ -124,7 +126,7 @@ def positive_control(config: ProtocolConfig, seeds: list[int], out: str | None, 
     hand = config.hand_flops()
     print(f"\n== positive control: fixed architectures retrained on seeds {seeds}, data seed {config.data_seed}, "
           f"{config.search.retrain_steps} steps each; hand-designed {hand / 1e6:.2f} MFLOPs/image ==", flush=True)
-    done = {(r.arm, r.seed): r for r in load_done(out, config)}
+    done = {(r.arm, r.seed): r for r in load_done(out, config, retraining_settings)}
     runs: dict[str, list[UnitResult]] = {name: [] for name in variants}
     for seed in seeds:  # seed-major: every architecture's first seed comes early
         for name in variants:
@@ -150,6 +152,14 @@ def positive_control(config: ProtocolConfig, seeds: list[int], out: str | None, 
           f"{'a search can win on this task' if best >= 0.05 else 'below 0.05: change the task'}")
 
 
+def retraining_settings(protocol: dict) -> dict:
+    """The settings a fixed architecture's retraining depends on (data, space, level bounds, retraining): the
+    positive control reuses units across protocol settings that differ only in the search."""
+    search = protocol.get("search", {})
+    keys = ("space", "size_bounds", "retrain_steps", "retrain_batch_size", "lr", "fixed")
+    return {**{k: v for k, v in protocol.items() if k != "search"}, **{k: search.get(k) for k in keys}}
+
+
 def save_unit(folder: str | None, config: ProtocolConfig, unit: UnitResult) -> None:
     """Write one unit's result (with the settings it ran under) as ``{arm}_{seed}.json`` in `folder`."""
     if folder:
@@ -160,8 +170,9 @@ def save_unit(folder: str | None, config: ProtocolConfig, unit: UnitResult) -> N
         os.replace(path + ".tmp", path)
 
 
-def load_done(folder: str | None, config: ProtocolConfig) -> list[UnitResult]:
-    """Units saved by an earlier run of the same protocol settings."""
+def load_done(folder: str | None, config: ProtocolConfig, key: Callable[[dict], Any] = lambda d: d
+              ) -> list[UnitResult]:
+    """Units saved by an earlier run whose settings have the same `key` as `config`'s (default: all settings)."""
     if not folder or not os.path.isdir(folder):
         return []
     done = []
@@ -169,7 +180,7 @@ def load_done(folder: str | None, config: ProtocolConfig) -> list[UnitResult]:
         if name.endswith(".json"):
             with open(os.path.join(folder, name), encoding="utf-8") as f:
                 data = json.load(f)
-            if data.get("protocol") == config.to_dict():
+            if key(data.get("protocol", {})) == key(config.to_dict()):
                 done.append(UnitResult.from_dict(data["unit"]))
     return done
 
