@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import graphbuilder as gb
-from graphbuilder.ops.modules.search_space import SEARCH_OPS
+from graphbuilder.ops.modules.search_space import SEARCH_OPS, group_count
 
 
 def _node(op: str, shape=(2, 16, 8, 8), **params):
@@ -194,7 +194,8 @@ def test_group_norm_ops_match_hand_written_reference(op):
     model = gb.compile(g).train()
     norms = [m for m in model.modules() if isinstance(m, nn.GroupNorm)]
     assert norms and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    assert all(m.num_groups == math.gcd(m.num_channels, 8) for m in norms)
+    assert all(m.num_groups == math.gcd(m.num_channels, 8) for m in norms)  # 24 and 72 channels: 8 groups
+    assert [group_count(c) for c in (8, 4, 2, 1, 12, 144)] == [4, 2, 1, 1, 4, 8]  # >= 2 channels per group
     x = torch.randn(2, 24, 8, 8)
     # GroupNorm keeps no running statistics: train and eval mode agree (a shared head's levels never mix)
     torch.testing.assert_close(model(x), model.eval()(x))

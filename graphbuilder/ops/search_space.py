@@ -66,8 +66,8 @@ def _out(params: dict[str, Any], specs: Specs) -> int:
 
 
 def _norm() -> Param:
-    return choice("normalisation: BatchNorm, or GroupNorm with gcd(C, 8) groups (statistics per sample)", NORMS,
-                  "batch")
+    return choice("normalisation: BatchNorm, or GroupNorm with gcd(C, 8) groups of >= 2 channels (statistics per "
+                  "sample)", NORMS, "batch")
 
 
 def _affine(default: bool) -> Param:

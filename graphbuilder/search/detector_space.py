@@ -180,12 +180,16 @@ Chooser = Callable[[Position], tuple[str, dict[str, Any]]]
 
 
 def position_params(pos: Position, op: str, params: dict[str, Any], channels: int) -> dict[str, Any]:
-    """The node params of `op` at `pos` whose input has `channels`: the chooser's params plus, for each one the
-    op declares, the position's stride, output channels (the input's where the position keeps them) and norm;
-    an op with its own residual gets ``residual=False`` (the position adds the identity itself). Any registered
-    op may be a candidate: it gets exactly the params it declares."""
+    """The node params of `op` at `pos` whose input has `channels` (see `params_at`)."""
+    return params_at(op, params, pos.stride, pos.out_channels or channels, pos.norm)
+
+
+def params_at(op: str, params: dict[str, Any], stride: int, out_channels: int, norm: str) -> dict[str, Any]:
+    """The chooser's `params` of `op` plus, for each one the op declares, the position's stride, output
+    channels and norm; an op with its own residual gets ``residual=False`` (the position adds the identity
+    itself). Any registered op may be a candidate: it gets exactly the params it declares."""
     declared = {p.name for p in registry.get(op).params}
-    at = {"stride": pos.stride, "out_channels": pos.out_channels or channels, "norm": pos.norm}
+    at: dict[str, Any] = {"stride": stride, "out_channels": out_channels, "norm": norm}
     if op != "mixed_op":
         at["residual"] = False
     return {**{k: v for k, v in at.items() if k in declared}, **params}
@@ -301,19 +305,19 @@ def find_position(graph: Graph, position: str) -> Node:
     raise GraphError(f"graph {graph.name!r} has no searched position {position!r}", [position])
 
 
-def candidate_costs(graph: Graph, position: str, candidates: list[Any], space: DetectorSpace
-                    ) -> dict[str, dict[str, int]]:
+def candidate_costs(graph: Graph, position: str, candidates: list[Any]) -> dict[str, dict[str, int]]:
     """FLOPs (torch.utils.flop_counter on meta tensors) and params of each candidate at a position of
-    `graph`, built as the derived detector builds it, at that position's input shapes:
-    ``{label: {"flops": f, "params": p}}`` (FLOPs for the graph's example batch)."""
+    `graph`, built as the derived detector builds it (the position node's stride, output channels and norm),
+    at that position's input shapes: ``{label: {"flops": f, "params": p}}`` (FLOPs for the graph's example
+    batch)."""
     node = find_position(graph, position)
-    pos = space.position(position)
     specs = [p.spec for p in node.inputs if p is not None]
+    at = (node.params["stride"], node.params.get("out_channels") or specs[0].shape[1], node.params.get("norm", "batch"))
     out = {}
     for entry in candidate_list(candidates):
         name, extra = entry
         opdef = registry.get(name)
-        params = opdef.validate_params(position_params(pos, name, extra, specs[0].shape[1]))
+        params = opdef.validate_params(params_at(name, extra, *at))
         assert opdef.flops is not None and opdef.infer is not None
         out[candidate_label(entry)] = {"flops": int(opdef.flops(opdef, params, specs)),
                                        "params": int(opdef.infer(opdef, params, specs).num_params)}

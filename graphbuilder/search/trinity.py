@@ -521,8 +521,7 @@ def search(train: Any, config: TrinityConfig, kept: Mapping[str, Sequence[str]],
         darts.inherit_weights(screened.model, model, _qualified_labels(screened.supernet, screened.model),
                               _qualified_labels(graph, model))
     costs = {pos: {label: {k: v // (space.batch if k == "flops" else 1) for k, v in c.items()}  # FLOPs per image
-                   for label, c in candidate_costs(graph, pos, find_position(graph, pos).params["candidates"],
-                                                   space).items()}
+                   for label, c in candidate_costs(graph, pos, find_position(graph, pos).params["candidates"]).items()}
              for pos in lp.mixed}
     table = {pos: torch.tensor([float(c[config.cost]) for c in costs[pos].values()]) for pos in lp.mixed}
     scale = sum(float(t.mean()) for t in table.values()) or 1.0
@@ -624,7 +623,7 @@ def derive(space: DetectorSpace, graph: Graph, scores: Mapping[str, Sequence[flo
     if budget is None:
         return Derivation(derived, arch, total(derived), None)
     per = space.batch if cost == "flops" else 1
-    table = {p: [v[cost] / per for v in candidate_costs(graph, p, candidates[p], space).values()] for p in cands}
+    table = {p: [v[cost] / per for v in candidate_costs(graph, p, candidates[p]).values()] for p in cands}
     fixed_part = total(derived) - sum(table[p][choice[p]] for p in cands)
     fit = darts.fit_budget({p: list(scores[p]) for p in cands}, table, fixed_part, budget, tolerance)
     derived, arch = build(fit.choice)

@@ -15,11 +15,12 @@ bbox_heads/auto_head/mbblock_ops.py; paper arXiv:2003.11818):
 * ``conv_1x1``: 1x1 conv with bias, then norm (no ReLU), as the reference `ConvBlock`.
 * ``skip``: identity; when channels or stride change, 1x1 conv (no bias), norm, ReLU (FBNet's `Identity`).
 
-Every norm is `BatchNorm2d` (``norm="batch"``) or `GroupNorm` (``norm="group"``, gcd(C, 8) groups: the FCOS
-head's choice, whose statistics do not mix the pyramid levels a shared head sees), with learnable scale and
-shift unless ``affine=False``. Searches build their candidates without them: ``w_i * f_i(x)`` with an affine
-last norm is the same function as ``(w_i c) (f_i(x) / c)``, so the architecture weight could trade against the
-norm's scale (DARTS, arXiv:1806.09055, searches with affine-free BN for this reason).
+Every norm is `BatchNorm2d` (``norm="batch"``) or `GroupNorm` (``norm="group"``, gcd(C, 8) groups of at least
+2 channels: the FCOS head's choice, whose statistics do not mix the pyramid levels a shared head sees), with
+learnable scale and shift unless ``affine=False``. Searches build their candidates without them:
+``w_i * f_i(x)`` with an affine last norm is the same function as ``(w_i c) (f_i(x) / c)``, so the architecture
+weight could trade against the norm's scale (DARTS, arXiv:1806.09055, searches with affine-free BN for this
+reason).
 
 Every block is *shared over its inputs*: called with several tensors (e.g. the FPN levels) the same weights
 process each one and a tuple is returned, one output per input. That is how the shared detection head of
@@ -40,13 +41,22 @@ SEARCH_OPS = (
     "conv_1x1", "skip",
 )
 NORMS = ("batch", "group")
-MAX_GROUPS = 8  # GroupNorm groups: gcd(channels, 8)
+MAX_GROUPS = 8  # GroupNorm groups: gcd(channels, 8), halved until each group has 2 channels
+
+
+def group_count(channels: int) -> int:
+    """GroupNorm groups for `channels`: gcd(channels, 8), halved while a group would hold a single channel (a
+    1x1 map would then normalise single values)."""
+    groups = math.gcd(channels, MAX_GROUPS)
+    while groups > 1 and channels // groups < 2:
+        groups //= 2
+    return groups
 
 
 def norm_layer(kind: str, channels: int, affine: bool = True) -> nn.Module:
-    """`BatchNorm2d` or `GroupNorm` (gcd(channels, 8) groups) over `channels`."""
+    """`BatchNorm2d` or `GroupNorm` (`group_count` groups) over `channels`."""
     if kind == "group":
-        return nn.GroupNorm(math.gcd(channels, MAX_GROUPS), channels, affine=affine)
+        return nn.GroupNorm(group_count(channels), channels, affine=affine)
     if kind == "batch":
         return nn.BatchNorm2d(channels, affine=affine)
     raise ValueError(f"norm={kind!r}: choose from {NORMS}")
