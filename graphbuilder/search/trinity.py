@@ -146,7 +146,9 @@ class TrinityConfig:
     log_every: int = 5
 
     def __post_init__(self) -> None:
-        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen dataclass)
+        def set_(name: str, value: Any) -> None:  # normalise a field of this frozen dataclass
+            object.__setattr__(self, name, value)
+
         set_("search", tuple(self.search))
         for comp in self.search:
             if comp not in COMPONENTS:
