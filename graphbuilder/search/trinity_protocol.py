@@ -17,8 +17,8 @@ mean differences are at least `min_difference` mAP.
 
 Units of work: `run_unit(config, arm, seed, kept)` runs one (arm, seed) pair and returns a `UnitResult`
 (metrics, the derived graph, diagnostics). Units are independent except that `random` needs the trinity arm's
-screened sets (`kept`), so `run_protocol` runs them in two phases; both phases are plain lists of calls that
-an executor can spread over processes or machines.
+screened sets (`kept`), so `run_protocol` runs them in two phases; each phase is a plain list of calls that an
+executor can spread over processes or machines (``by_seed=False``: every seed at once).
 
 Boundary: data, the four arms, and the statistics of their comparison; the search itself is `trinity.py`.
 """
@@ -246,23 +246,27 @@ def run_local(config: ProtocolConfig, calls: list[Call]) -> Iterable[UnitResult]
 
 
 def run_protocol(config: ProtocolConfig, seeds: Sequence[int], *, runner: Runner = run_local,
-                 done: Iterable[UnitResult] = (), on_result: Callable[[UnitResult], None] | None = None
-                 ) -> list[UnitResult]:
-    """Run every (arm, seed) unit not already in `done`: phase 1 the hand, backbone and trinity arms, phase 2
-    the random arm (which needs the trinity arm's screened sets). `runner(config, calls)` yields one result
-    per call, in any order; `on_result` sees each new result (to save it). Returns all results."""
+                 done: Iterable[UnitResult] = (), on_result: Callable[[UnitResult], None] | None = None,
+                 by_seed: bool = True) -> list[UnitResult]:
+    """Run every (arm, seed) unit not already in `done`, in two phases: the hand, backbone and trinity arms,
+    then the random arm (which needs the trinity arm's screened sets). `runner(config, calls)` yields one result
+    per call, in any order; `on_result` sees each new result (to save it). With `by_seed` (for a runner that
+    works through calls one by one) each seed's units run before the next seed's, so a run stopped early
+    leaves complete seeds; without, each phase hands the runner every seed at once (for executors that run
+    calls in parallel). Returns all results, seed-major in `ARMS` order."""
     results = {(r.arm, r.seed): r for r in done}
-    for phase in (("hand", "backbone", "trinity"), ("random",)):
-        calls: list[Call] = []
-        for seed in seeds:
-            for arm in phase:
-                if (arm, seed) not in results:
-                    kept = results[("trinity", seed)].kept if arm == "random" else None
-                    calls.append((arm, seed, kept))
-        for res in runner(config, calls):
-            results[(res.arm, res.seed)] = res
-            if on_result is not None:
-                on_result(res)
+    for group in ([[s] for s in seeds] if by_seed else [list(seeds)]):
+        for phase in (("hand", "backbone", "trinity"), ("random",)):
+            calls: list[Call] = []
+            for seed in group:
+                for arm in phase:
+                    if (arm, seed) not in results:
+                        kept = results[("trinity", seed)].kept if arm == "random" else None
+                        calls.append((arm, seed, kept))
+            for res in runner(config, calls):
+                results[(res.arm, res.seed)] = res
+                if on_result is not None:
+                    on_result(res)
     return [results[(arm, s)] for s in seeds for arm in ARMS]
 
 
