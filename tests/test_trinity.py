@@ -24,7 +24,7 @@ from graphbuilder.search.trinity import (
     supernet,
     trinity,
 )
-from graphbuilder.search.trinity_protocol import ProtocolConfig, UnitResult, compare, run_unit
+from graphbuilder.search.trinity_protocol import ProtocolConfig, UnitResult, compare, run_protocol, run_unit
 from graphbuilder.search.trinity_view import WidgetView, display_graph
 
 SPACE = DetectorSpace(stem_channels=8, stages=((8, 1), (8, 2), (12, 1), (16, 1)), neck_channels=8, head_positions=2)
@@ -311,6 +311,35 @@ def test_protocol_compares_paired_seeds_and_needs_screened_sets_for_random():
         run_unit(config, "oracle", 0)
 
 
+@pytest.mark.parametrize("by_seed", [True, False])
+def test_run_protocol_orders_calls_and_hands_random_the_screened_sets(by_seed):
+    """The scheduling alone, through the runner hook that executors use: random units come after the trinity
+    unit of their seed and get its screened sets; done units are not rerun; by_seed finishes seed 0 first."""
+    graph = hand_designed(SPACE)
+    batches: list[list[tuple[str, int]]] = []
+
+    def runner(config, calls):
+        batches.append([(arm, seed) for arm, seed, _ in calls])
+        for arm, seed, kept in calls:
+            assert (kept is not None) == (arm == "random")
+            if kept is not None:
+                assert kept == {"backbone": [f"op{seed}"]}
+            yield UnitResult(arm, seed, {"mAP": 0.1}, 1.0, 1, {}, graph,
+                             kept={"backbone": [f"op{seed}"]} if arm == "trinity" else None)
+
+    config = ProtocolConfig(search=TrinityConfig(space=DetectorSpace(image_size=96)))
+    done = [UnitResult("hand", 0, {"mAP": 0.1}, 1.0, 1, {}, graph)]
+    results = run_protocol(config, [0, 1], runner=runner, done=done, by_seed=by_seed)
+    assert [(r.arm, r.seed) for r in results] == [(a, s) for s in (0, 1) for a in ("hand", "backbone", "trinity",
+                                                                                   "random")]
+    if by_seed:
+        assert batches == [[("backbone", 0), ("trinity", 0)], [("random", 0)],
+                           [("hand", 1), ("backbone", 1), ("trinity", 1)], [("random", 1)]]
+    else:
+        assert batches == [[("backbone", 0), ("trinity", 0), ("hand", 1), ("backbone", 1), ("trinity", 1)],
+                           [("random", 0), ("random", 1)]]
+
+
 @pytest.mark.slow
 def test_gamma_sweep_flops_fall_as_gamma_rises():
     train, _ = synthetic_detection(96, 8, image_size=64, seed=0)
@@ -324,8 +353,6 @@ def test_gamma_sweep_flops_fall_as_gamma_rises():
 
 @pytest.mark.slow
 def test_quick_protocol_runs_every_arm_within_budget(tmp_path):
-    from graphbuilder.search.trinity_protocol import run_protocol
-
     space = DetectorSpace(image_size=96, stem_channels=8, stages=((8, 1), (8, 1), (12, 1), (16, 1)), neck_channels=8,
                           head_positions=2)
     config = ProtocolConfig(num_train=32, num_val=8, search=TrinityConfig(
