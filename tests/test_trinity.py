@@ -361,7 +361,5 @@ def test_quick_protocol_runs_every_arm_within_budget(tmp_path):
     assert [r.arm for r in results] == ["hand", "backbone", "trinity", "random"]
     hand = config.hand_flops()
     assert all(abs(r.flops / hand - 1) <= 0.03 for r in results)
-    assert set(results[3].arch[p.name] for p in space.positions()) <= {o for ops in results[2].kept.values()
-                                                                        for o in ops} | set(config.search.operators[
-                                                                            "backbone"])
+    assert all(r.metrics and r.graph["backbone"].block.weights for r in results)  # retrained weights kept
     assert UnitResult.from_dict(results[2].to_dict()).arch == results[2].arch
