@@ -5,6 +5,9 @@
 #   make lab    setup, then JupyterLab on examples/.
 #   make test   setup + system packages (graphviz, chromium), then pytest on tests/ and the notebooks.
 #   make lint   ruff.
+#   make docs   the API reference and op catalogue (Sphinx) in docs/_build/html.
+#   make zoo    the timm model zoo (tests/test_zoo.py -m zoo) in .venv-zoo: torch 2.14.1 + torchvision + timm.
+#   make test-torch214   the test suite in that venv (torch 2.14.1), beside `make test` on torch 2.13.
 #
 # Needs python3 (3.11+) with venv, and Node 20 + npm for the widget bundle.
 
@@ -28,7 +31,7 @@ NOTEBOOKS := $(wildcard examples/*.ipynb)
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup lab test lint system widget
+.PHONY: setup lab test lint docs system widget zoo test-torch214
 
 setup: $(STAMP) widget $(LAB_SETTINGS) $(SERVER_CONFIG)
 
@@ -74,3 +77,27 @@ test: setup system
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+docs: setup
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# --- torch 2.14.1 (its wheel here is a ~5.5 GB CUDA build that runs on the CPU; torchvision 0.29.1, and so timm,
+# pairs only with it), in its own venv so the default run stays on the small CPU wheel. No editable install:
+# the venv's python runs this checkout through PYTHONPATH.
+ZOO_VENV := .venv-zoo
+ZOO_PY := $(ZOO_VENV)/bin/python
+ZOO_STAMP := $(ZOO_VENV)/.graphbuilder-zoo
+PROJECT_DEPS = $(shell $(PYTHON) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+  d = p["optional-dependencies"]; print(" ".join(f"\"{x}\"" for x in p["dependencies"] + d["dev"] + d["zoo"]))')
+
+$(ZOO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(ZOO_VENV)
+	$(ZOO_PY) -m pip install torch==2.14.1 torchvision==0.29.1
+	$(ZOO_PY) -m pip install $(PROJECT_DEPS)
+	touch $@
+
+zoo: $(ZOO_STAMP)
+	PYTHONPATH=$(CURDIR) OMP_NUM_THREADS=1 $(ZOO_PY) -m pytest tests/test_zoo.py -m zoo $(PYTEST_ARGS)
+
+test-torch214: $(ZOO_STAMP) widget system
+	PYTHONPATH=$(CURDIR) GB_FAST=1 $(ZOO_PY) -m pytest tests $(PYTEST_ARGS)

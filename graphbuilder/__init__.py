@@ -13,12 +13,12 @@ from graphbuilder.compile import compile, store_weights
 from graphbuilder.compile import weights_io as _weights_io  # noqa: F401  (registers WEIGHTS_IO)
 from graphbuilder.export import to_networkx, to_pyg
 from graphbuilder.importer import from_module
-from graphbuilder.ir import Graph, GraphError, Node, Param, Port, TensorSpec
+from graphbuilder.ir import Graph, GraphDiff, GraphError, GraphWarning, Node, Param, Port, TensorSpec, diff
 from graphbuilder.ops import op
 
-__all__ = ["Graph", "GraphError", "Node", "Param", "Port", "TensorSpec", "compile", "export", "from_module", "op",
-           "ops", "passes", "store_weights", "to_networkx", "to_pyg", "GraphWidget"]
-__all__ += ["datasets", "models", "search"]
+__all__ = ["Graph", "GraphDiff", "GraphError", "GraphWarning", "Node", "Param", "Port", "TensorSpec", "compile",
+           "export", "from_module", "op", "ops", "passes", "store_weights", "to_networkx", "to_pyg", "GraphWidget"]
+__all__ += ["datasets", "diff", "models", "search"]
 __version__ = "0.1.0"
 
 

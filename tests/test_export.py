@@ -18,11 +18,12 @@ import pytest
 import torch
 from models import MODELS
 from torch import nn
+from zoo import run_without_graphbuilder
 
 import graphbuilder as gb
 from graphbuilder.export import runtime
 from graphbuilder.ir import registry
-from graphbuilder.ops.neuron_graph import NeuronGraph
+from graphbuilder.ops.examples import example_graph, example_tensors
 
 RUFF = Path(sys.executable).with_name("ruff")
 
@@ -87,50 +88,12 @@ def test_onnx_runs_in_onnxruntime_within_1e_5(name: str, models: dict, tmp_path:
     assert sorted(os.listdir(tmp_path)) == [f"{name}.onnx"]  # no temp files left behind
 
 
-_RUNNER = """
-import importlib.abc, sys
-
-
-class NoGraphBuilder(importlib.abc.MetaPathFinder):
-    # graphbuilder is pip-installed (editable) into this venv: make it unimportable before anything runs.
-    def find_spec(self, name, path=None, target=None):
-        if name == "graphbuilder" or name.startswith("graphbuilder."):
-            raise ModuleNotFoundError(name)
-
-
-sys.meta_path.insert(0, NoGraphBuilder())
-try:
-    import graphbuilder  # noqa: F401
-    raise SystemExit("graphbuilder must not be importable here")
-except ModuleNotFoundError:
-    pass
-import torch
-for name in sys.argv[1:]:
-    namespace = {"__name__": name}
-    exec(compile(open(name + ".py").read(), name + ".py", "exec"), namespace)
-    model = namespace["Net"]()
-    model.load_state_dict(torch.load(name + ".state.pt", weights_only=True), strict=True)
-    x = torch.load(name + ".x.pt", weights_only=True)
-    with torch.no_grad():
-        y = model.eval()(x)
-    torch.save(y, name + ".y.pt")
-"""
-
-
 def run_standalone(sources: dict[str, tuple[str, dict[str, torch.Tensor], torch.Tensor]], folder: Path
                    ) -> dict[str, torch.Tensor]:
-    """Run each generated source in ONE fresh interpreter (``python -I``, empty cwd, no PYTHONPATH) where
-    graphbuilder cannot be imported; returns each model's output."""
-    for name, (source, state, x) in sources.items():
-        (folder / f"{name}.py").write_text(source)
-        torch.save(state, folder / f"{name}.state.pt")
-        torch.save(x, folder / f"{name}.x.pt")
-    (folder / "runner.py").write_text(_RUNNER)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    done = subprocess.run([sys.executable, "-I", "runner.py", *sources], cwd=folder, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return {name: torch.load(folder / f"{name}.y.pt", weights_only=True) for name in sources}
+    """Run each generated source in ONE fresh interpreter where graphbuilder cannot be imported (see
+    tests/zoo.py); returns each model's output."""
+    outputs = run_without_graphbuilder({name: (src, state, [x]) for name, (src, state, x) in sources.items()}, folder)
+    return {name: outs[0] for name, outs in outputs.items()}
 
 
 def test_python_source_runs_without_graphbuilder_and_matches(models: dict, tmp_path: Path) -> None:
@@ -233,93 +196,11 @@ def test_hostile_names_round_trip_weights(tmp_path: Path) -> None:
     assert f"{HOSTILE[6]}/{HOSTILE[0]}/weight" in keys  # escaped path: block / node / state_dict key
 
 
-# -- one-op graphs for every registered op ------------------------------------------------------------------------
-IMG, SEQ, VEC = (2, 4, 8, 8), (2, 6, 8), (2, 8)
-# op -> (input shapes, params, dtype of input 0)
-SAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any], str]] = {
-    "adaptive_avg_pool2d": ([IMG], {"output_size": (3, 2)}, "float32"),
-    "adaptive_max_pool2d": ([IMG], {"output_size": 2}, "float32"),
-    "add": ([IMG, (1, 4, 1, 8)], {}, "float32"),
-    "sub": ([IMG, IMG], {}, "float32"),
-    "mul": ([IMG, (2, 4, 1, 1)], {}, "float32"),
-    "avg_pool1d": ([SEQ], {"kernel_size": 3, "stride": 2, "padding": 1}, "float32"),
-    "avg_pool2d": ([IMG], {"kernel_size": 2}, "float32"),
-    "max_pool1d": ([SEQ], {"kernel_size": 2}, "float32"),
-    "max_pool2d": ([IMG], {"kernel_size": 3, "stride": 2, "padding": 1}, "float32"),
-    "batch_norm1d": ([SEQ], {}, "float32"),
-    "batch_norm2d": ([IMG], {}, "float32"),
-    "batch_norm3d": ([(2, 4, 3, 4, 4)], {}, "float32"),
-    "instance_norm2d": ([IMG], {"affine": True}, "float32"),
-    "group_norm": ([IMG], {"num_groups": 2}, "float32"),
-    "layer_norm": ([SEQ], {}, "float32"),
-    "cat": ([IMG, (2, 3, 8, 8)], {"dim": 1}, "float32"),
-    "conv1d": ([SEQ], {"out_channels": 5, "kernel_size": 3, "padding": 1}, "float32"),
-    "conv2d": ([IMG], {"out_channels": 6, "kernel_size": 3, "stride": 2, "groups": 2, "dilation": 1}, "float32"),
-    "conv3d": ([(2, 4, 3, 4, 4)], {"out_channels": 3, "kernel_size": 2}, "float32"),
-    "conv_transpose2d": ([IMG], {"out_channels": 3, "kernel_size": 2, "stride": 2}, "float32"),
-    "linear": ([SEQ], {"out_features": 5}, "float32"),
-    "embedding": ([(2, 5)], {"num_embeddings": 10, "embedding_dim": 4}, "int64"),
-    "dropout": ([IMG], {"p": 0.3}, "float32"),
-    "identity": ([IMG], {}, "float32"),
-    "flatten": ([IMG], {}, "float32"),
-    "reshape": ([IMG], {"shape": (-1, 4, 64)}, "float32"),
-    "permute": ([IMG], {"dims": (0, 2, 3, 1)}, "float32"),
-    "transpose": ([SEQ], {"dim0": 1, "dim1": 2}, "float32"),
-    "mean": ([IMG], {"dim": (2, 3), "keepdim": True}, "float32"),
-    "matmul": ([SEQ, (2, 8, 3)], {}, "float32"),
-    "split": ([IMG], {"split_size_or_sections": (1, 3), "dim": 1}, "float32"),
-    "multihead_attention": ([SEQ, SEQ, SEQ], {"num_heads": 2, "need_weights": True}, "float32"),
-    "scaled_dot_product_attention": ([(2, 2, 6, 4)] * 3, {"is_causal": True}, "float32"),
-    "upsample": ([IMG], {"scale_factor": 2.0, "mode": "bilinear", "align_corners": False}, "float32"),
-    "prelu": ([IMG], {"num_parameters": 4}, "float32"),
-    "leaky_relu": ([IMG], {"negative_slope": 0.2}, "float32"),
-    "gelu": ([IMG], {"approximate": "tanh"}, "float32"),
-    "softmax": ([SEQ], {"dim": 1}, "float32"),
-    "log_softmax": ([SEQ], {}, "float32"),
-    "glore_reproject": ([(2, 4, 3), (2, 3, 8, 8)], {}, "float32"),
-    "mixed_op": ([IMG], {"candidates": ["ir_k3_e3", "sd_k3_d2", "conv_1x1", "skip"],
-                         "alpha": (0.1, 0.2, 0.3, 0.4)}, "float32"),
-    "neuron_graph": ([VEC], {"topology": NeuronGraph.random(8, 5, 3, 30, seed=0).to_json()}, "float32"),
-    "weighted_sum": ([IMG, IMG], {"weights": (0.3, 0.7)}, "float32"),
-}
-_GENERIC_SHAPES = [IMG, SEQ, VEC, (2, 4, 3, 4, 4)]
-
-
-def one_op_graph(op: str) -> gb.Graph | None:
-    """A graph applying `op` once to fresh inputs (None when no sample input fits the op)."""
+def one_op_graph(op: str) -> gb.Graph:
+    """A graph applying `op` once to fresh inputs, from the op's first declared example."""
     opdef = registry.get(op)
-    if op in SAMPLES:
-        shapes, params, dtype = SAMPLES[op]
-        candidates = [(shapes, params, dtype)]
-    else:  # ops registered by other modules: try common layouts with small values for required params
-        params = {p.name: _fill(p) for p in opdef.params if p.required}
-        n = max(1, len(opdef.inputs))
-        candidates = [([s] * n, params, "float32") for s in _GENERIC_SHAPES]
-    for shapes, params, dtype in candidates:
-        g = gb.Graph(f"one_{op}")
-        ins = [g.input(f"x{i}", shape=s, dtype=dtype if i == 0 else "float32") for i, s in enumerate(shapes)]
-        try:
-            node = g.add(op, *ins, name=op, **params)
-        except gb.GraphError:
-            continue
-        for i in range(len(node.outputs)):
-            g.output(node[i], name=f"out{i}")
-        return g
-    return None
-
-
-def _fill(p: Any) -> Any:
-    if p.kind in ("int", "int_or_ints"):
-        return 4 if p.min is None or p.min <= 4 else int(p.min)
-    if p.kind in ("ints",):
-        return (4,)
-    if p.kind in ("float", "float_or_floats"):
-        return 0.5
-    if p.kind == "enum":
-        return p.choices[0]
-    if p.kind == "bool":
-        return False
-    return None
+    assert opdef.examples, f"op {op!r} declares no examples"
+    return example_graph(opdef, opdef.examples[0])[0]
 
 
 # -- failures: named, early, and leaving no file --------------------------------------------------------------------
@@ -373,7 +254,7 @@ def test_export_with_unexportable_custom_module_names_node() -> None:
     try:
         g = gb.Graph("custom")
         g.output(g.add("local_module_test_export", g.input("x", shape=(2, 3)), name="double"))
-        with pytest.raises(gb.GraphError, match="'double'.*graphbuilder/ops/modules"):
+        with pytest.raises(gb.GraphError, match="'double'.*not a module-level class"):
             gb.export.to_python(g)
     finally:
         registry.unregister("local_module_test_export")
@@ -390,7 +271,7 @@ def onnx_by_op() -> dict[str, Any]:
     """Export every sampled op's one-op graph inside ONE combined graph (one ONNX export instead of one per op),
     run it in onnxruntime, and return per op: the max abs diff, or the blocker reason from export alone."""
     graphs = {op: one_op_graph(op) for op in ALL_OPS}
-    usable = {op: g for op, g in graphs.items() if g is not None}
+    usable = dict(graphs)
     blocked: dict[str, str] = {}
     while True:  # export all ops together; ops named as blockers are set aside and the rest exported again
         try:
@@ -404,22 +285,28 @@ def onnx_by_op() -> dict[str, Any]:
 
 def _combined_diffs(usable: dict[str, gb.Graph], blocked: dict[str, str]) -> dict[str, float]:
     combined = gb.Graph("all_ops")
-    outs: dict[str, list[str]] = {}
+    inputs: list[torch.Tensor] = []
     for op, g in usable.items():
         if op in blocked:
             continue
+        ex = registry.get(op).examples[0]
+        inputs += example_tensors(ex)
         ins = [combined.input(f"{op}/{n.name}", shape=n.params["shape"], dtype=n.params["dtype"]) for n in g.inputs]
-        node = combined.add(op, *ins, name=op, **dict(g[op].params))
-        outs[op] = [combined.output(node[i], name=f"{op}/out{i}").name for i in range(len(node.outputs))]
+        if not ex.inputs:  # the pass-through input of an op without inputs
+            inputs.append(torch.zeros(1))
+        node = combined.add(op, *ins[:len(ex.inputs)], name=op, **dict(g[op].params))
+        for i in range(len(node.outputs)):
+            combined.output(node[i], name=f"{op}/out{i}")
+        for extra in ins[len(ex.inputs):]:
+            combined.output(extra, name=f"{op}/passed")
     gb.store_weights(combined, gb.compile(combined))
-    inputs = runtime.example_inputs(combined, batch=2)
-    got = gb.export.run_onnx(runtime.onnx_bytes(combined, dynamic_batch=True), inputs)
+    got = gb.export.run_onnx(runtime.onnx_bytes(combined, dynamic_batch=True), tuple(inputs))
     want = _eval(gb.compile(combined), *inputs)
     names = [n.name for n in combined.outputs]
     diffs: dict[str, float] = {}
     for name, a, b in zip(names, got, want, strict=True):
         op = name.rsplit("/", 1)[0]
-        diffs[op] = max(diffs.get(op, 0.0), float((a - b).abs().max()) if b.numel() else 0.0)
+        diffs[op] = max(diffs.get(op, 0.0), float((torch.as_tensor(a) - b).abs().max()) if b.numel() else 0.0)
     return diffs
 
 
@@ -427,8 +314,6 @@ def _combined_diffs(usable: dict[str, gb.Graph], blocked: dict[str, str]) -> dic
 def test_every_registered_op_exports_to_onnx_or_is_named_as_blocker(op: str, onnx_by_op: dict, tmp_path: Path
                                                                     ) -> None:
     graph = onnx_by_op["graphs"][op]
-    if graph is None:
-        pytest.skip(f"no sample input for op {op!r}: add one to SAMPLES in tests/test_export.py")
     if op in onnx_by_op["blocked"]:
         target = tmp_path / "op.onnx"
         with pytest.raises(gb.GraphError) as info:
@@ -442,8 +327,6 @@ def test_every_registered_op_exports_to_onnx_or_is_named_as_blocker(op: str, onn
 @pytest.mark.parametrize("op", ALL_OPS)
 def test_every_registered_op_alone_through_all_formats(op: str) -> None:
     graph = one_op_graph(op)
-    if graph is None:
-        pytest.skip(f"no sample input for op {op!r}")
     report = gb.export.check(graph)
     for fmt, result in report.formats.items():
         if not result.ok:

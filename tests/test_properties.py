@@ -1,4 +1,5 @@
-"""Property tests: random DAGs from the registry either compile and run or raise GraphError; files round-trip.
+"""Property tests: random DAGs built from the ops' declared examples either compile and run or raise GraphError;
+files round-trip.
 
 Also: any node name, however hostile, compiles to code that only uses identifiers we generated.
 """
@@ -15,14 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphbuilder as gb
-from graphbuilder.ir.schema import OpDef, Param
+from graphbuilder.ir.schema import OpDef, Param, TensorSpec
+from graphbuilder.ops.examples import example_tensors
 
-SKIP_OPS = {"input", "output"}
+STRUCTURAL = {"input", "output"}  # every random graph has them
 
 
 def _ops() -> list[OpDef]:
-    return [d for d in gb.ops.all_ops()
-            if d.name not in SKIP_OPS and not any(p.kind == "json" for p in d.params)]
+    return [d for d in gb.ops.all_ops() if d.name not in STRUCTURAL]
 
 
 def _value(draw: st.DrawFn, p: Param) -> Any:
@@ -51,42 +52,74 @@ def _value(draw: st.DrawFn, p: Param) -> Any:
 
 
 @st.composite
-def random_graph(draw: st.DrawFn) -> gb.Graph:
+def random_graph(draw: st.DrawFn) -> tuple[gb.Graph, list[torch.Tensor]]:
+    """A random DAG built from the ops' declared examples, and inputs for it.
+
+    Each step takes an op and one of its examples. Ops on float tensors read any earlier float value or a
+    fresh input, and get some params redrawn at random from their schema, so most steps probe errors.
+    Ops with integer or bool inputs (ids, indices, masks) keep their example's inputs and params, whose
+    values are only valid together."""
     g = gb.Graph("random")
-    rank = draw(st.integers(2, 4))
-    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=rank, max_size=rank)))
-    values: list[gb.Node | gb.Port] = [g.input("x", shape=shape)]
-    ops = _ops()
+    feeds: list[torch.Tensor] = []
+    values: list[gb.Port] = []
+
+    def fresh(spec: Any, tensor: torch.Tensor) -> gb.Port:
+        feeds.append(tensor)
+        return g.input(f"x{len(feeds)}", shape=spec.shape, dtype=spec.dtype)[0]
+
     for _ in range(draw(st.integers(1, 6))):
-        opdef = draw(st.sampled_from(ops))
-        params = {p.name: _value(draw, p) for p in opdef.params if p.required or draw(st.booleans())}
-        arity = len(opdef.inputs) + (draw(st.integers(0, 2)) if opdef.variadic else 0)
-        inputs = [draw(st.sampled_from(values)) for _ in range(arity)]
+        opdef = draw(st.sampled_from(_ops()))
+        ex = draw(st.sampled_from(opdef.examples))
+        tensors = example_tensors(ex, seed=len(feeds))
+        floats_only = all(s.dtype.startswith("float") for s in ex.inputs)
+        inputs = []
+        for spec, tensor in zip(ex.inputs, tensors, strict=True):
+            reusable = [v for v in values if v.dtype == "float32"]
+            if floats_only and reusable and draw(st.booleans()):
+                inputs.append(draw(st.sampled_from(reusable)))
+            else:
+                inputs.append(fresh(spec, tensor))
+        params = dict(ex.params)
+        if floats_only:
+            for p in opdef.params:
+                if p.kind != "json" and draw(st.integers(0, 3)) == 0:
+                    params[p.name] = _value(draw, p)
         try:
             node = g.add(opdef.name, *inputs, **params)
         except gb.GraphError:
             continue
         values.extend(node[i] for i in range(node.num_outputs))
+    if not values:
+        values.append(fresh(TensorSpec((2, 3)), torch.randn(2, 3)))
     g.output(values[-1])
-    return g
+    if not g.inputs:  # a graph of learnable tensors and constants only
+        g.output(fresh(TensorSpec((1,)), torch.zeros(1)))
+    return g, feeds
+
+
+def _run(model: torch.nn.Module, feeds: list[torch.Tensor]) -> list[torch.Tensor]:
+    with torch.no_grad():
+        out = model(*feeds)
+    return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_graph())
-def test_random_graphs_compile_and_run_or_raise_graph_error(g: gb.Graph) -> None:
+def test_random_graphs_compile_and_run_or_raise_graph_error(case: tuple[gb.Graph, list[torch.Tensor]]) -> None:
+    g, feeds = case
     try:
         model = gb.compile(g).eval()
     except gb.GraphError:
         return
-    x = torch.randn(g["x"].shape)
-    with torch.no_grad():
-        out = model(x)
-    assert tuple(out.shape) == g.outputs[0].shape
+    outs = _run(model, feeds)
+    assert [tuple(o.shape) for o in outs] == [n.shape for n in g.outputs]
+    assert [str(o.dtype).removeprefix("torch.") for o in outs] == [n.dtype for n in g.outputs]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_graph())
-def test_save_load_compile_gives_same_structure_and_output(g: gb.Graph) -> None:
+def test_save_load_compile_gives_same_structure_and_output(case: tuple[gb.Graph, list[torch.Tensor]]) -> None:
+    g, feeds = case
     try:
         model = gb.compile(g).eval()
     except gb.GraphError:
@@ -95,9 +128,8 @@ def test_save_load_compile_gives_same_structure_and_output(g: gb.Graph) -> None:
     assert g2.to_dict() == g.to_dict()
     model2 = gb.compile(g2).eval()
     model2.load_state_dict(model.state_dict())
-    x = torch.randn(g["x"].shape)
-    with torch.no_grad():
-        torch.testing.assert_close(model2(x), model(x), rtol=0, atol=0, equal_nan=True)
+    for a, b in zip(_run(model2, feeds), _run(model, feeds), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
 
 
 HOSTILE = ["__import__('os').system('touch pwned')", "a\nb = 1\nimport os", "'; drop", '"""', "class", "self",

@@ -27,36 +27,10 @@ from graphbuilder.compile import store_weights
 from graphbuilder.ops.modules.light_nl import light_nl_macs
 from graphbuilder.ops.modules.micronet import squeeze_channels
 
-# op -> [(input shapes, params)]: the examples every op-driven test below runs (one record per op).
+# op -> [(input shapes, params)]: the examples declared with each op, which every op-driven test below runs.
 EXAMPLES: dict[str, list[tuple[list[tuple[int, ...]], dict[str, Any]]]] = {
-    "oct_conv2d": [([(2, 8, 8, 8), (2, 8, 4, 4)], dict(out_channels=16)),
-                   ([(2, 12, 8, 8)], dict(out_channels=16, alpha_in=0.0, alpha_out=0.25, bias=True)),
-                   ([(2, 12, 8, 8), (2, 4, 4, 4)], dict(out_channels=8, alpha_in=0.25, alpha_out=0.0, stride=2)),
-                   ([(2, 8, 8, 8), (2, 8, 4, 4)], dict(out_channels=16, stride=2, groups=2, bias=True))],
-    "dynamic_conv2d": [([(3, 8, 7, 7)], dict(out_channels=6, padding=1, bias=True)),
-                       ([(2, 8, 9, 9)], dict(out_channels=8, kernel_size=3, stride=2, padding=2, dilation=2,
-                                             groups=8, num_kernels=3, temperature=4.0))],
-    "dy_relu": [([(2, 8, 5, 5)], dict(variant="A")), ([(2, 8, 5, 5)], dict(variant="B", num_pieces=3)),
-                ([(2, 16, 6, 5)], dict(variant="C", reduction=4))],
-    "micro_factorized_conv2d": [([(2, 8, 6, 6)], dict(out_channels=12, groups=2, reduction=2)),
-                                ([(2, 4, 7, 7)], dict(out_channels=16, kind="depthwise", kernel_size=5, stride=2,
-                                                      expansion=2))],
-    "dynamic_shift_max": [([(2, 12, 5, 5)], dict(groups=3)),
-                          ([(2, 16, 4, 4)], dict(groups=4, fusions=1, reduction=2, init_a=(1.0, 0.5),
-                                                 init_b=(0.0, 0.5)))],
-    "channel_shuffle": [([(2, 12, 3, 3)], dict(groups=3))],
-    "double_attention": [([(2, 8, 5, 6)], dict(c_m=6, c_n=3)), ([(2, 8, 4, 4)], dict(residual=False))],
-    "light_nl": [([(2, 8, 6, 6)], dict(zero_init=False, ratio=0.5)),
-                 ([(2, 32, 4, 4)], dict(zero_init=False, ratio=0.25, stride=1))],
-    "idle_block": [([(2, 8, 5, 5)], dict(idle_ratio=0.5)), ([(2, 10, 4, 4)], dict(idle_ratio=0.3, expansion=2))],
-    "multi_fiber_unit": [([(2, 8, 6, 6)], dict(out_channels=16, mid_channels=16, fibers=4, first_block=True,
-                                               stride=2)),
-                         ([(2, 8, 3, 6, 6)], dict(out_channels=8, mid_channels=16, fibers=4))],
-    "re_attention": [([(2, 5, 8)], dict(num_heads=2, qkv_bias=True)),
-                     ([(2, 4, 12)], dict(num_heads=3, norm=False, transform_scale=True))],
-    "class_token_embedding": [([(2, 5, 8)], {})],
-    "select_token": [([(2, 5, 8)], dict(index=-1))],
-}
+    op.name: [([s.shape for s in ex.inputs], dict(ex.params)) for ex in op.examples]
+    for op in gb.ops.all_ops() if op.category == "research"}
 RESEARCH_OPS = sorted(EXAMPLES)
 CASES = [(op, i) for op in RESEARCH_OPS for i in range(len(EXAMPLES[op]))]
 

@@ -267,7 +267,7 @@ def test_copy_paste_across_widgets() -> None:
     assert not reply["ok"] and "clipboard" in reply["errors"][0]["message"]
 
 
-def test_apply_pass_is_one_step_and_highlights_inserted(widget: gb.GraphWidget) -> None:
+def test_apply_pass_is_one_step_and_colours_its_diff(widget: gb.GraphWidget) -> None:
     b = Browser(widget)
     g = widget.graph
 
@@ -280,7 +280,9 @@ def test_apply_pass_is_one_step_and_highlights_inserted(widget: gb.GraphWidget) 
 
     inserted = widget.apply(insert_identity)
     assert inserted == ["tap"] and widget.graph is g and g["pool"].inputs[0].node.name == "tap"
-    assert widget.highlights == {"tap": "added"}
+    assert widget.highlights == {"tap": "added", "untagged": "added", "pool": "changed"}
+    assert {(e["source"], e["target"]) for e in widget.edge_styles} == {("relu", "tap"), ("tap", "pool"),
+                                                                        ("conv", "untagged")}
     b.receive()
     assert b.doc["nodes"]["pool"]["inputs"] == [["tap", 0]]
     assert widget.undo()

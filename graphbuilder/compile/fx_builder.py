@@ -26,9 +26,16 @@ def compile(graph: Graph, *, class_name: str | None = None) -> fx.GraphModule:  
     """Compile `graph` into a `torch.fx.GraphModule` (an ordinary `nn.Module`; CPU, `.to("cuda")`).
 
     The module's positional inputs are the graph's input nodes in creation order; it returns the single
-    output tensor, or a tuple when the graph has several outputs. Raises `GraphError` if the graph is invalid.
+    output tensor, or a tuple when the graph has several outputs. It is in training mode unless
+    ``graph.meta["training"]`` is False (`gb.from_module` records the imported module's mode there, so a graph
+    imported from a model in eval mode compiles to a model in eval mode). Raises `GraphError` if the graph
+    is invalid.
     """
     graph.check()
+    training = graph.meta.get("training", True)
+    if not isinstance(training, bool):
+        raise GraphError(f"graph {graph.name!r}: meta['training'] must be True or False (the mode of the compiled "
+                         f"module), got {training!r}")
     total = sum(n.num_params for n in graph)
     if total > MAX_PARAMS:
         biggest = max(graph, key=lambda n: n.num_params)
@@ -42,6 +49,11 @@ def compile(graph: Graph, *, class_name: str | None = None) -> fx.GraphModule:  
     submodules: dict[str, str] = {}  # node name -> attribute of its module (multi-output nodes included)
     for node in graph:
         ident = names.create(node.name)
+        owner = graph.shared.get(node.name)
+        if owner is not None:  # weight sharing: call the owner's submodule again
+            values[node] = _emit(node, ident, root, fx_graph, values, names, module=submodules[owner])
+            submodules[node.name] = submodules[owner]
+            continue
         values[node] = _emit(node, ident, root, fx_graph, values, names)
         if ident in root._modules:
             submodules[node.name] = ident
@@ -50,12 +62,13 @@ def compile(graph: Graph, *, class_name: str | None = None) -> fx.GraphModule:  
     module = fx.GraphModule(root, fx_graph, class_name=_class_name(class_name or graph.name))
     module.meta["graphbuilder_names"] = {n.name: values[n][0].name for n in graph if values[n]}
     module.meta["graphbuilder_modules"] = submodules
-    return module
+    return module.train(training)
 
 
 def _emit(node: Node, ident: str, root: nn.Module, fx_graph: fx.Graph, values: dict[Node, list[fx.Node]],
-          names: Namespace) -> list[fx.Node]:
-    """Emit the fx node(s) for `node`; returns one fx value per output of the node."""
+          names: Namespace, module: str | None = None) -> list[fx.Node]:
+    """Emit the fx node(s) for `node`; returns one fx value per output of the node. With `module` (the
+    attribute of the node whose weights it shares) the node calls that submodule instead of building one."""
     args = [values[p.node][p.index] for p in node.inputs if p is not None]
     if node.op == "input":
         return [fx_graph.create_node("placeholder", ident, name=ident)]
@@ -63,16 +76,19 @@ def _emit(node: Node, ident: str, root: nn.Module, fx_graph: fx.Graph, values: d
         return args
     if node.op == BLOCK:
         assert node.block is not None
-        root.add_module(ident, compile(node.block))
-        fx_node = fx_graph.create_node("call_module", ident, tuple(args), name=ident)
+        if module is None:
+            root.add_module(ident, compile(node.block))
+        fx_node = fx_graph.create_node("call_module", module or ident, tuple(args), name=ident)
     else:
         opdef = registry.get(node.op)
         kwargs = opdef.kwargs(dict(node.params)) if opdef.kwargs else {}
         call_args: tuple[Any, ...] = (args,) if opdef.variadic else tuple(args)
+        if opdef.args is not None:
+            call_args += tuple(opdef.args(dict(node.params)))
         if opdef.build is not None:
-            module = _build(opdef, node)
-            root.add_module(ident, module)
-            fx_node = fx_graph.create_node("call_module", ident, call_args, kwargs, name=ident)
+            if module is None:
+                root.add_module(ident, _build(opdef, node))
+            fx_node = fx_graph.create_node("call_module", module or ident, call_args, kwargs, name=ident)
         else:
             fx_node = fx_graph.create_node("call_function", opdef.function, call_args, kwargs, name=ident)
     if not node.packed:

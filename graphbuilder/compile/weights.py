@@ -19,7 +19,7 @@ def store_weights(graph: Graph, module: fx.GraphModule) -> Graph:
         raise GraphError("this module was not made by gb.compile; store_weights needs the module compiled from "
                          f"graph {graph.name!r}")
     for node in graph:
-        if node.op in ("input", "output"):
+        if node.op in ("input", "output") or node.name in graph.shared:  # a shared node's weights are its owner's
             continue
         # the module attribute (a multi-output node's fx value is a getitem, not the module call)
         ident = module.meta.get("graphbuilder_modules", {}).get(node.name) or names.get(node.name)

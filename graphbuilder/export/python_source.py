@@ -22,8 +22,10 @@ import ast
 import inspect
 import keyword
 import math
+import operator
 import re
 import sys
+import textwrap
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,20 +44,35 @@ from graphbuilder.ir.naming import Namespace
 _MODULES_PACKAGE = "graphbuilder.ops.modules."
 
 
-def to_python(graph: Graph, class_name: str = "Net") -> str:
+USER_OPS = ("import", "inline")
+
+
+def to_python(graph: Graph, class_name: str = "Net", *, user_ops: str = "import") -> str:
     """Standalone PyTorch source defining `class_name` (an ``nn.Module``) that computes `graph`.
 
-    The file imports only torch (plus math/typing where an inlined op module does). Load trained weights
-    with ``Net().load_state_dict(gb.compile(graph).state_dict())``. Raises `GraphError` naming the node
-    when an op cannot be written as source (e.g. a module class defined outside ``graphbuilder/ops/modules``
-    whose source is unavailable).
+    The file imports only torch (plus math/typing where an inlined op module does). Ops from user code
+    (``@gb.op`` classes) are written by `user_ops`: ``"import"`` (default) imports the class from its module,
+    so the file needs that module but not GraphBuilder; ``"inline"`` copies the class's source (and its
+    module's imports) into the file. Load trained weights with
+    ``Net().load_state_dict(gb.compile(graph).state_dict())``. A graph whose module compiles in eval mode
+    (``graph.meta["training"]`` False) gives a class that starts in eval mode too.
+
+    Raises `GraphError` naming the node when the graph has an error or an op cannot be written as source.
     """
+    errors = graph.infer()
+    if errors:
+        first = next(n for n in graph if n.name in errors)
+        raise GraphError(f"cannot write Python source while node {first.name!r} has an error "
+                         f"({len(errors)} node(s) in all): {errors[first.name].message}; fix it first "
+                         "(print(graph) lists every error)", errors[first.name].nodes)
     graph.check()
     if not class_name.isidentifier() or class_name in ("nn", "torch", "F"):
         raise GraphError(f"class_name must be a Python identifier, got {class_name!r}")
-    writer = _Writer()
+    if user_ops not in USER_OPS:
+        raise GraphError(f"user_ops must be one of {USER_OPS}, got {user_ops!r}")
+    writer = _Writer(user_ops=user_ops)
     writer.used.add(class_name)
-    writer.class_for(graph, class_name, path=[])
+    writer.class_for(graph, class_name, path=[], eval_mode=graph.meta.get("training", True) is False)
     return writer.render(graph, class_name)
 
 
@@ -68,9 +85,12 @@ class _Writer:
     inlined: dict[str, str] = field(default_factory=dict)  # module name -> source (imports hoisted)
     imports: set[str] = field(default_factory=set)
     uses_f: bool = False
+    user_ops: str = "import"
+    user_classes: dict[str, str] = field(default_factory=dict)  # user class name -> its source (inline)
+    user_imports: bool = False  # the file imports user modules
 
-    def class_for(self, graph: Graph, name: str | None, path: list[str]) -> str:
-        body = self._body(graph, path)
+    def class_for(self, graph: Graph, name: str | None, path: list[str], eval_mode: bool = False) -> str:
+        body = self._body(graph, path, eval_mode)
         if name is None:
             if body in self.by_body:
                 return self.by_body[body]
@@ -83,7 +103,7 @@ class _Writer:
         self.classes.append(f"class {name}(nn.Module):\n{body}")
         return name
 
-    def _body(self, graph: Graph, path: list[str]) -> str:
+    def _body(self, graph: Graph, path: list[str], eval_mode: bool = False) -> str:
         names = Namespace()
         idents: dict[Node, str] = {}
         init: list[str] = []
@@ -93,39 +113,48 @@ class _Writer:
         for node in graph:
             ident = names.create(node.name)
             idents[node] = ident
+            var = _local_name(ident, names)
             where = "/".join([*path, node.name])
             label = f"  # {ascii(node.name)}" if ident != node.name else ""
             args = [values[p.node][p.index] for p in node.inputs if p is not None]
             if node.op == "input":
-                values[node] = [ident]
+                values[node] = [var]
                 continue
             if node.op == "output":
                 continue
+            owner = graph.shared.get(node.name)
+            module = idents[graph[owner]] if owner is not None else ident  # a shared node calls its owner's
             if node.op == BLOCK:
                 assert node.block is not None
                 cls = self.class_for(node.block, None, [*path, node.name])
-                init.append(f"self.{ident} = {cls}(){label}")
-                call = f"self.{ident}({', '.join(args)})"
+                if owner is None:
+                    init.append(f"self.{ident} = {cls}(){label}")
+                call = f"self.{module}({', '.join(args)})"
             else:
                 opdef = registry.get(node.op)
                 kwargs = opdef.kwargs(dict(node.params)) if opdef.kwargs else {}
                 call_args = [f"[{', '.join(args)}]"] if opdef.variadic else list(args)
+                if opdef.args is not None:
+                    call_args += [_literal(v, where, "argument") for v in opdef.args(dict(node.params))]
                 call_args += [f"{k}={_literal(v, where, k)}" for k, v in kwargs.items()]
                 if opdef.build is not None:
-                    init.append(f"self.{ident} = {self._constructor(opdef, node, where)}{label}")
-                    call = f"self.{ident}({', '.join(call_args)})"
+                    if owner is None:
+                        init.append(f"self.{ident} = {self._constructor(opdef, node, where)}{label}")
+                    call = f"self.{module}({', '.join(call_args)})"
                 else:
                     call = f"{self._function(opdef.function, where)}({', '.join(call_args)})"
             n_out = len(node.outputs)
-            values[node] = [f"{ident}[{i}]" for i in range(n_out)] if node.packed else [ident]
+            values[node] = [f"{var}[{i}]" for i in range(n_out)] if node.packed else [var]
             if node in live:
                 shapes = " | ".join(_shape(s.shape) for s in node.outputs)
-                line = f"{ident} = {call}"
+                line = f"{var} = {call}"
                 forward.append(line if len(line) + len(shapes) + 4 > 116 else f"{line}  # {shapes}")
         outs = [values[p.node][p.index] for n in graph.outputs for p in n.inputs if p is not None]
-        params = ", ".join(["self", *(idents[n] for n in graph.inputs)])
+        params = ", ".join(["self", *(values[n][0] for n in graph.inputs)])
         lines = [f'    """{_docstring(graph)}"""', "", "    def __init__(self) -> None:", "        super().__init__()"]
         lines += [f"        {line}" for line in init]
+        if eval_mode:
+            lines.append("        self.eval()  # the graph was imported from a module in eval mode")
         lines += ["", f"    def forward({params}):"]
         lines += [f"        {line}" for line in forward]
         lines.append(f"        return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ')'}")
@@ -158,6 +187,9 @@ class _Writer:
 
     def _function(self, fn: Any, where: str) -> str:
         name = getattr(fn, "__name__", "")
+        if fn is operator.getitem:
+            self.imports.add("import operator")
+            return "operator.getitem"
         if name and getattr(torch, name, None) is fn:
             return f"torch.{name}"
         if name and getattr(F, name, None) is fn:
@@ -169,10 +201,8 @@ class _Writer:
     def _inline(self, obj: Any, where: str) -> None:
         module_name = getattr(obj, "__module__", "") or ""
         if not module_name.startswith(_MODULES_PACKAGE):
-            raise GraphError(f"node {where!r}: {module_name}.{getattr(obj, '__qualname__', obj)} is not defined in "
-                             "torch or graphbuilder/ops/modules/, so it cannot be written into a standalone file; "
-                             "move the class into graphbuilder/ops/modules/<name>.py (torch-only imports)",
-                             [where])
+            self._user_class(obj, where)
+            return
         if module_name in self.inlined:
             return
         source = inspect.getsource(sys.modules[module_name])
@@ -186,7 +216,7 @@ class _Writer:
                     continue
                 roots = {a.name.split(".")[0] for a in stmt.names} if isinstance(stmt, ast.Import) else {
                     (stmt.module or "").split(".")[0]}
-                if not roots <= {"torch", "math", "typing", "collections"}:
+                if not roots <= {"torch", "math", "typing", "collections", "operator"}:
                     raise GraphError(f"node {where!r}: {module_name} imports {sorted(roots)}; op modules may import "
                                      "only torch, math and typing", [where])
                 self.imports.add(segment)
@@ -199,10 +229,53 @@ class _Writer:
                 self.inlined_names.add(stmt.name)
         self.inlined[module_name] = "\n\n\n".join(keep)
 
+    def _user_class(self, obj: Any, where: str) -> None:
+        """A class from user code (``@gb.op``): import it from its module, or copy its source in."""
+        module_name, qualname = getattr(obj, "__module__", "") or "", getattr(obj, "__qualname__", repr(obj))
+        if not isinstance(obj, type) or "." in qualname:
+            raise GraphError(f"node {where!r}: {module_name}.{qualname} is not a module-level class, so it cannot "
+                             "be imported or copied into the file; define it at the top level of a module", [where])
+        if self.user_ops == "import":
+            if module_name == "__main__" or not module_name:
+                raise GraphError(f"node {where!r}: class {qualname} is defined in __main__ (a notebook or "
+                                 "script), which an exported file cannot import; move it into a module, or "
+                                 "pass user_ops='inline' to copy its source into the file", [where])
+            if not all(part.isidentifier() for part in module_name.split(".")):
+                raise GraphError(f"node {where!r}: module name {module_name!r} cannot be imported", [where])
+            self.imports.add(f"from {module_name} import {qualname}")
+            self.user_imports = True
+            self.inlined_names.add(qualname)
+            return
+        if qualname in self.user_classes:
+            return
+        try:
+            source = inspect.getsource(obj)
+        except (OSError, TypeError):
+            raise GraphError(f"node {where!r}: the source of {module_name}.{qualname} is not available to copy; "
+                             "use user_ops='import' (the default) or define the class in a .py file", [where]) from None
+        tree = ast.parse(textwrap.dedent(source))
+        stmt = tree.body[0]
+        lines = textwrap.dedent(source).splitlines()
+        self.user_classes[qualname] = "\n".join(lines[stmt.lineno - 1:stmt.end_lineno])  # decorators dropped
+        self.inlined_names.add(qualname)
+        module = sys.modules.get(module_name)
+        try:
+            module_source = inspect.getsource(module) if module is not None else ""
+        except (OSError, TypeError):
+            module_source = ""
+        for top in ast.parse(module_source).body if module_source else []:
+            if isinstance(top, (ast.Import, ast.ImportFrom)):
+                roots = ({a.name.split(".")[0] for a in top.names} if isinstance(top, ast.Import)
+                         else {(top.module or "").split(".")[0]})
+                if roots & {"graphbuilder", "__future__"}:
+                    continue  # the file needs neither GraphBuilder nor a second __future__ line
+                self.imports.add(ast.get_source_segment(module_source, top) or "")
+
     def render(self, graph: Graph, class_name: str) -> str:
         header = [f'"""{class_name}: the network {_doc_text(graph.name)}, written out by GraphBuilder.',
                   "",
-                  "Standalone: needs only torch. Load weights trained in GraphBuilder with",
+                  ("Needs torch and the user modules imported below, not GraphBuilder." if self.user_imports else
+                   "Standalone: needs only torch.") + " Load weights trained in GraphBuilder with",
                   f"    model = {class_name}(); model.load_state_dict(state_dict)",
                   '"""', "", "from __future__ import annotations", ""]
         imports = {"import torch", "from torch import nn"} | self.imports
@@ -213,8 +286,25 @@ class _Writer:
         parts = ["\n".join(header)]
         for module_name, source in self.inlined.items():
             parts.append(f"# -- inlined from {module_name} " + "-" * max(0, 80 - len(module_name)) + "\n\n" + source)
+        for qualname, source in self.user_classes.items():
+            parts.append(f"# -- copied from user code: {qualname} " + "-" * max(0, 70 - len(qualname)) + "\n\n"
+                         + source)
         parts += self.classes
         return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def _called_names() -> set[str]:
+    """Names of the functions from graphbuilder/ops/modules that compiled code calls (inlined when used)."""
+    return {op.function.__name__ for op in registry.all_ops()
+            if op.function is not None and getattr(op.function, "__module__", "").startswith(_MODULES_PACKAGE)}
+
+
+def _local_name(ident: str, names: Namespace) -> str:
+    """The forward() variable for a node: its identifier, unless that would shadow an inlined function or
+    ``operator`` (a local assigned anywhere in a function hides the global everywhere in it)."""
+    if ident not in _called_names() and ident != "operator":
+        return ident
+    return names.create(f"{ident}_out")
 
 
 def _live(graph: Graph) -> set[Node]:
@@ -251,6 +341,15 @@ def _literal(value: Any, where: str, what: str) -> str:
     """`repr` of a plain literal; anything else raises (so nothing but data reaches the source)."""
     if isinstance(value, torch.Size):
         value = tuple(value)
+    if value is Ellipsis:
+        return "..."
+    if isinstance(value, slice):
+        return f"slice({', '.join(_literal(v, where, what) for v in (value.start, value.stop, value.step))})"
+    if isinstance(value, torch.dtype):
+        name = str(value).removeprefix("torch.")
+        if getattr(torch, name, None) is not value:
+            raise GraphError(f"node {where!r}: dtype {value} has no torch.<name> to write", [where])
+        return f"torch.{name}"
     if value is None or isinstance(value, (bool, int, str)):
         return repr(value)
     if isinstance(value, float):

@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from graphbuilder.importer.mapping import Emit, Ref
+from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
-from graphbuilder.ir.graph import Graph, Port
+from graphbuilder.ir.graph import Graph, Node, Port
 from graphbuilder.ops.declare import DTYPE_NAMES
 
 Key = tuple[int, int]  # (id of the Emit, output index)
@@ -32,6 +33,7 @@ def assemble(calls: list[Emit], name: str) -> Graph:
             users.setdefault((id(ref.call), ref.index), []).append(call)
     graph = Graph(name)
     env: dict[Key, Port] = {}
+    _NODES.clear()
     _fill(graph, calls, 0, env, users)
     graph.infer()
     return graph
@@ -53,6 +55,9 @@ def _fill(graph: Graph, calls: list[Emit], depth: int, env: dict[Key, Port], use
         i = j
 
 
+_NODES: dict[int, Node] = {}  # id of an Emit -> the node made for it (within one assemble call)
+
+
 def _add(graph: Graph, call: Emit, env: dict[Key, Port]) -> None:
     where = call.source or call.label
     if call.op == "input":
@@ -67,11 +72,38 @@ def _add(graph: Graph, call: Emit, env: dict[Key, Port]) -> None:
         except GraphError as e:
             raise GraphError(f"importing {where}: {e.message}", e.nodes) from None
         if call.weights:
-            graph.weights[node.name] = call.weights
+            graph.weights[node.name] = _fitted_weights(call, node, where)
+        owner = _NODES.get(id(call.shares)) if call.shares is not None else None
+        if owner is not None and owner.graph is graph:  # a module called again: one set of weights
+            graph.share_weights(node, owner)
+        elif owner is not None:  # called from another block: the IR ties nodes within one graph only
+            node.meta["copy_of"] = call.shares.source
+        _NODES[id(call)] = node
     node.meta["source"] = where
     for index in range(len(node.outputs)):
         env[(id(call), index)] = Port(node, index)
     _check_shapes(call, node.outputs, where)
+
+
+def _fitted_weights(call: Emit, node: Node, where: str) -> dict[str, Any]:
+    """The call's weights under the keys of the op's module (a wrapper's ``lstm.weight_ih_l0`` for torch's
+    ``weight_ih_l0``), checked against the shapes the op's module has."""
+    opdef = registry.get(call.op)
+    inferred = opdef.infer(opdef, dict(node.params), [p.spec for p in node.inputs if p is not None])
+    shapes = dict(inferred.weight_shapes)
+    if not shapes:
+        return call.weights
+    out = {}
+    for key, tensor in call.weights.items():
+        if key not in shapes:
+            matches = [k for k in shapes if k.endswith("." + key)]
+            key = matches[0] if len(matches) == 1 else key
+        if shapes.get(key) != tuple(tensor.shape):
+            raise GraphError(f"importing {where}: weight {key!r} of shape {tuple(tensor.shape)} does not fit the "
+                             f"{call.op} node (expects {shapes.get(key, 'no such weight')}); the mapping of this "
+                             "call is wrong, please report it", [call.label])
+        out[key] = tensor
+    return out
 
 
 def _check_shapes(call: Emit, specs: Any, where: str) -> None:
@@ -104,9 +136,9 @@ def _add_block(graph: Graph, members: list[Emit], depth: int, env: dict[Key, Por
             k = (id(call), index)
             if any(id(u) not in inside for u in users.get(k, [])):
                 produced.append(Ref(call, index, None))  # type: ignore[arg-type]
-    if not external:
-        raise GraphError(f"module path {path!r} ({class_name}) reads no tensor from its inputs; GraphBuilder blocks "
-                         "need at least one input", [path])
+    if not external:  # computes from its own tensors only (a bias table from a parameter): inlined
+        _fill(graph, members, depth + 1, env, users)
+        return
     if not produced:
         raise GraphError(f"module path {path!r} ({class_name}) produces nothing used later", [path])
     block = Graph(class_name)

@@ -18,6 +18,7 @@ changes the user's module, and the weights stored are the ones it had before.
 
 from __future__ import annotations
 
+import inspect
 import operator
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -28,8 +29,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from graphbuilder.importer import mapping
-from graphbuilder.importer.mapping import Args, Emit, Ref, Unsupported
+from graphbuilder.importer import mapping, tensor_calls
+from graphbuilder.importer.mapping import Args, Attr, Emit, Ref, Unsupported
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ops.declare import DTYPE_NAMES
 
@@ -78,19 +79,68 @@ def _buffers_kept(module: nn.Module) -> Iterator[None]:
                 buf.copy_(value)
 
 
-def capture(module: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> Capture:
-    """Trace `module` on `example_inputs` into IR calls (see the module docstring)."""
+def capture(module: nn.Module, example_inputs: tuple[torch.Tensor, ...],
+            example_kwargs: dict[str, Any] | None = None) -> Capture:
+    """Trace `module` on `example_inputs` (and keyword inputs) into IR calls (see the module docstring).
+
+    Every failure is a `GraphError`: an unforeseen exception from torch or the model is reported with the
+    module's class and what to do, never raised as it is."""
+    try:
+        return _capture(module, example_inputs, example_kwargs)
+    except GraphError:
+        raise
+    except Exception as e:
+        text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise GraphError(f"cannot import {type(module).__name__}: {type(e).__name__}: {text}; {REGISTER_HINT}",
+                         [type(module).__name__]) from None
+
+
+def _capture(module: nn.Module, example_inputs: tuple[torch.Tensor, ...],
+             example_kwargs: dict[str, Any] | None) -> Capture:
+    kwargs = {k: v for k, v in (example_kwargs or {}).items() if v is not None}
     tracer = _Tracer()
     try:
-        fx_graph = tracer.trace(module)
+        concrete = _concrete_args(module, len(example_inputs), kwargs)
+        fx_graph = tracer.trace(module, concrete_args=concrete or None)
     except GraphError:
         raise
     except Exception as e:  # symbolic tracing cannot follow this module: fall back to torch.export
         where = _innermost(tracer.module_stack, module)
-        return _capture_export(module, example_inputs, fx_failure=(where, e))
+        return _capture_export(module, example_inputs, kwargs, fx_failure=(where, e))
     gm = fx.GraphModule(tracer.root, fx_graph)
-    values = _run(gm, module, example_inputs)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    feed = _feed(module, example_inputs, kwargs | concrete, len(placeholders))
+    values = _run(gm, module, feed)
     return Capture(_translate(gm, module, values, leaf_calls=None), "fx")
+
+
+def _concrete_args(module: nn.Module, n_positional: int, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The forward arguments not given: fixed to their defaults (None masks and flags), so tracing specialises."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    out = {}
+    for i, p in enumerate(params):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or i < n_positional or p.name in kwargs:
+            continue
+        if p.default is inspect.Parameter.empty:
+            raise GraphError(f"{type(module).__name__}.forward needs argument {p.name!r}: pass it in example_inputs "
+                             "or example_kwargs")
+        out[p.name] = p.default
+    return out
+
+
+def _feed(module: nn.Module, args: tuple[torch.Tensor, ...], kwargs: dict[str, Any], count: int) -> tuple:
+    """Example values for the traced program's `count` placeholders: one per forward argument, in signature
+    order (fx renames the fixed ones), positional inputs first, the rest by name."""
+    try:
+        order = [p.name for p in inspect.signature(module.forward).parameters.values()
+                 if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    except (TypeError, ValueError):
+        order = []
+    values = list(args) + [kwargs.get(name) for name in order[len(args):]]
+    return tuple(values[:count])
 
 
 def _innermost(stack: OrderedDict[str, tuple[str, Any]], root: nn.Module) -> tuple[str, str]:
@@ -148,96 +198,248 @@ def _label(node: fx.Node) -> str:
 
 
 def _translate(gm: fx.GraphModule, root: nn.Module, values: dict[fx.Node, Any],
-               leaf_calls: dict[fx.Node, tuple[nn.Module, str, Scope]] | None) -> list[Emit]:
+               leaf_calls: dict[fx.Node, tuple[nn.Module, str, Scope]] | None,
+               output_names: list[str] | None = None) -> list[Emit]:
     """Turn a traced program into `Emit`s. `leaf_calls` (export path) marks collapsed leaf-module calls."""
-    env: dict[fx.Node, Any] = {}
-    calls: list[Emit] = []
+    return _Translator(gm, root, values, leaf_calls).run(output_names)
 
-    def emit(e: Emit, node: fx.Node, scope: Scope, source: str) -> None:
+
+class _Translator:
+    """One pass over a traced program: every value becomes a `Ref` (computed from the inputs), an `Attr` (a
+    module's tensor, or a value folded from those), or a plain Python value (sizes, dims, flags)."""
+
+    def __init__(self, gm: fx.GraphModule, root: nn.Module, values: dict[fx.Node, Any],
+                 leaf_calls: dict[fx.Node, tuple[nn.Module, str, Scope]] | None) -> None:
+        self.gm, self.root, self.values, self.leaf_calls = gm, root, values, leaf_calls
+        self.env: dict[fx.Node, Any] = {}
+        self.calls: list[Emit] = []
+        self.tensor_nodes: dict[int, Ref] = {}  # id of an Attr's tensor -> its parameter/constant node
+        self.module_calls: dict[int, Emit] = {}  # id of a module -> its first call (later calls share weights)
+
+    def run(self, output_names: list[str] | None) -> list[Emit]:
+        for node in self.gm.graph.nodes:
+            try:
+                self._node(node, output_names)
+            except (GraphError, Unsupported):
+                raise
+            except Exception as e:  # a bug or an unforeseen call: still a GraphError that says where
+                scope = _scope_of(node, drop_last=False)
+                raise _fail(f"the call {mapping.function_name(node.target)} ({type(e).__name__}: "
+                            f"{str(e).strip()[:200]})", scope, self.root, node.name) from None
+        return self.calls
+
+    # -- values ------------------------------------------------------------------------------------------------
+    def emit(self, e: Emit, node: fx.Node, scope: Scope, source: str, value: Any = None) -> None:
         e.scope, e.source = scope, source
         e.label = e.label or _label(node)
-        calls.append(e)
-        value = values[node]
-        outs = value if isinstance(value, (tuple, list)) else [value]
-        e.expected = [(tuple(v.shape), DTYPE_NAMES.get(v.dtype, str(v.dtype))) for v in outs
-                      if isinstance(v, torch.Tensor)]
+        self.calls.append(e)
+        value = self.values[node] if value is None else value
+        flat = _flatten(value)
+        e.expected = [(tuple(v.shape), DTYPE_NAMES.get(v.dtype, str(v.dtype))) for v in flat]
+        refs = iter(Ref(e, i, v) for i, v in enumerate(flat))
         if isinstance(value, torch.Tensor):
-            env[node] = Ref(e, 0, value)
+            self.env[node] = next(refs)
         elif isinstance(value, (tuple, list)):
-            env[node] = tuple(Ref(e, i, v) if isinstance(v, torch.Tensor) else v for i, v in enumerate(value))
+            self.env[node] = _rebuild(value, refs)
         else:
-            raise _fail(f"{source}, which returned {type(value).__name__}", scope, root, node.name)
+            raise _fail(f"{source}, which returned {type(value).__name__}", scope, self.root, node.name)
 
-    for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            value = values[node]
-            if not isinstance(value, torch.Tensor):
-                raise GraphError(f"input {node.name!r} is {type(value).__name__}; from_module takes tensor inputs "
-                                 "only (pass constants as module attributes)", [node.name])
-            e = Emit("input", {"shape": tuple(value.shape), "dtype": DTYPE_NAMES[value.dtype]}, [], label=node.name)
-            emit(e, node, (), node.name)
-        elif node.op == "get_attr":
-            env[node] = values.get(node, getattr(gm, str(node.target), None))
-        elif node.op == "output":
-            result = fx.node.map_arg(node.args[0], lambda a: env[a])
-            outs = list(result) if isinstance(result, (tuple, list)) else [result]
-            for i, ref in enumerate(outs):
-                if not isinstance(ref, Ref):
-                    raise GraphError(f"the module returns {type(ref).__name__} at output {i}; from_module needs it "
-                                     "to return a tensor or a tuple of tensors")
-                calls.append(Emit("output", {}, [ref], label="output" if len(outs) == 1 else f"output_{i}"))
-        elif leaf_calls is not None and node in leaf_calls:
-            module, path, scope = leaf_calls[node]
-            args = fx.node.map_arg(node.args, lambda a: env[a])
-            try:
-                e = mapping.module_emit(module, Args(args, dict(node.target.kwargs), values[node]))
-            except Unsupported as err:
-                raise _fail(f"{type(module).__name__} at {path!r} ({err})", (*scope, ("", path, type(module).__name__)),
-                            root, node.name) from None
-            e.label = path.rsplit(".", 1)[-1]
-            emit(e, node, scope, path)
-        elif node.op == "call_module" and leaf_calls is not None:
-            continue  # torch.export's guard function
-        elif node.op == "call_module":
-            module = gm.get_submodule(str(node.target))
-            scope = _scope_of(node, drop_last=True)
-            args = fx.node.map_arg(node.args, lambda a: env[a])
-            kwargs = fx.node.map_arg(node.kwargs, lambda a: env[a])
-            try:
-                e = mapping.module_emit(module, Args(args, kwargs, values[node]))
-            except Unsupported as err:
-                full = (*scope, ("", str(node.target), type(module).__name__))
-                raise _fail(f"this call of {type(module).__name__} ({err})", full, root, node.name) from None
-            e.label = str(node.target).rsplit(".", 1)[-1]
-            emit(e, node, scope, str(node.target))
-        else:  # call_function, call_method
-            value = values[node]
-            args = fx.node.map_arg(node.args, lambda a: env[a])
-            kwargs = fx.node.map_arg(node.kwargs, lambda a: env[a])
-            if not _holds_tensor(value):
-                env[node] = value  # sizes, dims and arithmetic on them: constants for these example shapes
-                continue
-            scope = _scope_of(node, drop_last=False)
-            if node.target is operator.getitem and isinstance(args[0], (tuple, list)):
-                env[node] = args[0][args[1]]
-                continue
-            target = mapping.aten_target(node.target) if leaf_calls is not None else node.target
-            handler = mapping.function_handler(node.op, target)
-            name = mapping.function_name(node.target)
-            if handler is None:
-                if target in mapping.FUNCTIONAL_WITH_WEIGHTS:
-                    raise _fail(f"{name} reading a parameter tensor directly (use the layer "
-                                f"{mapping.FUNCTIONAL_WITH_WEIGHTS[target]} for it)", scope, root, node.name)
-                raise _fail(f"the call {name}: GraphBuilder has no op for it", scope, root, node.name)
-            try:
-                result = handler(Args(args, kwargs, value))
-            except Unsupported as err:
-                raise _fail(f"the call {name} ({err})", scope, root, node.name) from None
-            if isinstance(result, Ref):
-                env[node] = result
+    def tensor_ref(self, attr: Attr, scope: Scope) -> Ref:
+        """The node for a module tensor or folded value: one per tensor, so every use shares it."""
+        key = id(attr.value)
+        if key not in self.tensor_nodes:
+            value = attr.value.detach()
+            if value.dtype not in DTYPE_NAMES:
+                raise _fail(f"the tensor {attr.name} of dtype {value.dtype}", scope, self.root, attr.name)
+            if attr.trainable:
+                e = Emit("parameter", {"shape": tuple(value.shape), "init": "zeros"}, [])
             else:
-                emit(result, node, scope, f"{scope[-1][1] + '/' if scope else ''}{name}")
-    return calls
+                e = Emit("constant", {"shape": tuple(value.shape), "dtype": DTYPE_NAMES[value.dtype]}, [])
+            e.weights = {"value": value.clone()}
+            e.label = attr.name.rsplit(".", 1)[-1]
+            e.scope, e.source = scope, attr.name
+            e.expected = [(tuple(value.shape), DTYPE_NAMES[value.dtype])]
+            self.calls.append(e)
+            self.tensor_nodes[key] = Ref(e, 0, value)
+        return self.tensor_nodes[key]
+
+    def resolve(self, args: Any, scope: Scope, keep_attrs: bool = False) -> Any:
+        """Arguments with fx nodes replaced by their values; module tensors become nodes unless `keep_attrs`."""
+        def one(a: fx.Node) -> Any:
+            value = self.env[a]
+            if isinstance(value, Attr) and not keep_attrs:
+                return self.tensor_ref(value, scope)
+            return value
+        return fx.node.map_arg(args, one)
+
+    # -- nodes -------------------------------------------------------------------------------------------------
+    def _node(self, node: fx.Node, output_names: list[str] | None) -> None:
+        if node.op == "placeholder":
+            value = self.values[node]
+            if not isinstance(value, torch.Tensor):  # a forward argument fixed to its default (None, a flag)
+                self.env[node] = value
+                return
+            e = Emit("input", {"shape": tuple(value.shape), "dtype": DTYPE_NAMES[value.dtype]}, [],
+                     label=str(node.target))
+            self.emit(e, node, (), str(node.target))
+        elif node.op == "get_attr":
+            value = _attribute(self.gm, str(node.target))
+            if isinstance(value, torch.Tensor):
+                value = Attr(value, str(node.target), isinstance(value, nn.Parameter))
+            self.env[node] = value
+        elif node.op == "output":
+            self._outputs(node, output_names)
+        elif self.leaf_calls is not None and node in self.leaf_calls:
+            module, path, scope = self.leaf_calls[node]
+            args = self.resolve(node.args, scope)
+            self._module_call(module, path, scope, Args(args, dict(node.target.kwargs), self.values[node]), node)
+        elif node.op == "call_module" and self.leaf_calls is not None:
+            return  # torch.export's guard function
+        elif node.op == "call_module":
+            module = self.gm.get_submodule(str(node.target))
+            scope = _scope_of(node, drop_last=True)
+            args, kwargs = self.resolve(node.args, scope), self.resolve(node.kwargs, scope)
+            self._module_call(module, str(node.target), scope, Args(args, kwargs, self.values[node]), node)
+        else:
+            self._function(node)
+
+    def _module_call(self, module: nn.Module, path: str, scope: Scope, a: Args, node: fx.Node) -> None:
+        try:
+            e = mapping.module_emit(module, a)
+        except Unsupported as err:
+            full = (*scope, ("", path, type(module).__name__))
+            raise _fail(f"this call of {type(module).__name__} ({err})", full, self.root, node.name) from None
+        first = self.module_calls.setdefault(id(module), e)
+        if first is not e and e.weights:
+            e.shares = first
+        e.label = path.rsplit(".", 1)[-1]
+        self.emit(e, node, scope, path)
+
+    def _function(self, node: fx.Node) -> None:
+        scope = _scope_of(node, drop_last=False)
+        if not _holds_tensor(self.values[node]):
+            self.env[node] = self.values[node]  # sizes, dims and arithmetic on them: constants for these shapes
+            return
+        raw_args = self.resolve(node.args, scope, keep_attrs=True)
+        raw_kwargs = self.resolve(node.kwargs, scope, keep_attrs=True)
+        leaves = _flatten((raw_args, raw_kwargs), kinds=(Ref, Attr))
+        shape_only = _call_name(node) in tensor_calls.SHAPE_ONLY
+        if shape_only or (not any(isinstance(v, Ref) for v in leaves)
+                          and not any(v.trainable for v in leaves if isinstance(v, Attr))):
+            self.env[node] = self._fold(node, raw_args, raw_kwargs, scope)
+            return
+        value = self.values[node]
+        name = mapping.function_name(node.target)
+        weighted = tensor_calls.weighted_handler(node.target) if node.op == "call_function" else None
+        if weighted is not None:
+            args, kwargs = self.resolve(node.args, scope, keep_attrs=True), self.resolve(node.kwargs, scope,
+                                                                                        keep_attrs=True)
+            handler: Any = weighted
+        else:
+            args, kwargs = self.resolve(node.args, scope), self.resolve(node.kwargs, scope)
+            if node.target is operator.getitem and isinstance(args[0], (tuple, list)):
+                self.env[node] = args[0][args[1]]
+                return
+            target = mapping.aten_target(node.target) if self.leaf_calls is not None else node.target
+            handler = mapping.function_handler(node.op, target) or tensor_calls.generic_for(node.op, node.target)
+        if handler is None:
+            if node.target in mapping.FUNCTIONAL_WITH_WEIGHTS:
+                raise _fail(f"{name} reading a parameter tensor directly (use the layer "
+                            f"{mapping.FUNCTIONAL_WITH_WEIGHTS[node.target]} for it)", scope, self.root, node.name)
+            raise _fail(f"the call {name}: GraphBuilder has no op for it", scope, self.root, node.name)
+        call = Args(args, kwargs, value)
+        call.to_ref = lambda attr: self.tensor_ref(attr, scope)
+        try:
+            result = handler(call)
+        except Unsupported as err:
+            raise _fail(f"the call {name} ({err})", scope, self.root, node.name) from None
+        if isinstance(result, Ref):
+            self.env[node] = result
+        else:
+            self.emit(result, node, scope, f"{scope[-1][1] + '/' if scope else ''}{name}")
+
+    def _fold(self, node: fx.Node, args: Any, kwargs: Any, scope: Scope) -> Any:
+        """Compute a call on constants for real (fake tensors ran the trace): sizes, aranges, masks, tables."""
+        def unwrap(v: Any) -> Any:
+            if isinstance(v, Ref):  # only its shape and dtype matter (SHAPE_ONLY calls)
+                return torch.zeros(v.value.shape, dtype=v.value.dtype)
+            return v.value if isinstance(v, Attr) else v
+
+        args = torch.utils._pytree.tree_map(unwrap, args)
+        kwargs = torch.utils._pytree.tree_map(unwrap, kwargs)
+        try:
+            with torch.no_grad():
+                if node.op == "call_method":
+                    result = getattr(args[0], str(node.target))(*args[1:], **kwargs)
+                elif node.op == "call_module":
+                    result = self.gm.get_submodule(str(node.target))(*args, **kwargs)
+                else:
+                    result = node.target(*args, **kwargs)
+        except Exception as e:
+            raise _fail(f"the call {mapping.function_name(node.target)} on constants ({type(e).__name__}: "
+                        f"{str(e).strip()[:200]})", scope, self.root, node.name) from None
+        wrap = lambda v: Attr(v, node.name, False) if isinstance(v, torch.Tensor) else v  # noqa: E731
+        return torch.utils._pytree.tree_map(wrap, result)
+
+    def _outputs(self, node: fx.Node, output_names: list[str] | None) -> None:
+        result = self.resolve(node.args[0], ())
+        leaves, _ = torch.utils._pytree.tree_flatten_with_path(result)
+        kept = [(path, v) for path, v in leaves if v is not None]
+        names = output_names if output_names is not None else [_path_name(p) for p, _ in kept]
+        if output_names is not None:
+            kept = [(p, v) for (p, v) in leaves]
+        for i, ((_, ref), label) in enumerate(zip(kept, names, strict=True)):
+            if ref is None:
+                continue
+            if not isinstance(ref, Ref):
+                raise GraphError(f"the module returns {type(ref).__name__} at output {label!r}; from_module needs "
+                                 "tensors (or tuples, dicts and dataclasses of them)")
+            label = label or ("output" if len(kept) == 1 else f"output_{i}")
+            self.calls.append(Emit("output", {}, [ref], label=label))
+
+
+def _call_name(node: fx.Node) -> str:
+    packet = getattr(node.target, "overloadpacket", None)
+    return str(node.target) if node.op == "call_method" else getattr(packet or node.target, "__name__", "")
+
+
+def _attribute(gm: fx.GraphModule, target: str) -> Any:
+    value: Any = gm
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _path_name(path: tuple[Any, ...]) -> str:
+    """An output's name from its place in the returned structure (``last_hidden_state``, ``0``, ``logits``)."""
+    parts = []
+    for key in path:
+        for field_name in ("key", "name", "idx"):
+            if hasattr(key, field_name):
+                parts.append(str(getattr(key, field_name)))
+                break
+    return "_".join(parts)
+
+
+def _flatten(value: Any, kinds: tuple[type, ...] = (torch.Tensor,)) -> list[Any]:
+    """The leaves of nested tuples, lists and dicts that are of `kinds`, in order."""
+    if isinstance(value, kinds):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [leaf for v in value for leaf in _flatten(v, kinds)]
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _flatten(v, kinds)]
+    return []
+
+
+def _rebuild(value: Any, refs: Any) -> Any:
+    """`value`'s nesting with each tensor replaced by the next `Ref` (``(out, (h, c))`` of an LSTM)."""
+    if isinstance(value, torch.Tensor):
+        return next(refs)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_rebuild(v, refs) for v in value) if isinstance(value, tuple) else [
+            _rebuild(v, refs) for v in value]
+    return value
 
 
 def _holds_tensor(value: Any) -> bool:
@@ -249,14 +451,14 @@ def _holds_tensor(value: Any) -> bool:
 
 
 # -- torch.export fallback -------------------------------------------------------------------------------------
-def _capture_export(module: nn.Module, inputs: tuple[torch.Tensor, ...],
+def _capture_export(module: nn.Module, inputs: tuple[torch.Tensor, ...], kwargs: dict[str, Any],
                     fx_failure: tuple[tuple[str, str], Exception]) -> Capture:
     (path, kind), error = fx_failure
     where = f"module path {path!r} ({kind})" if path else f"the top-level module ({kind})"
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     try:
         with _buffers_kept(module):
-            program = torch.export.export(module, inputs, strict=False)
+            program = torch.export.export(module, inputs, kwargs=kwargs or None, strict=False)
     except Exception as e:
         second = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise GraphError(
@@ -266,9 +468,13 @@ def _capture_export(module: nn.Module, inputs: tuple[torch.Tensor, ...],
     gm = program.module()
     gm.graph.eliminate_dead_code()
     leaf_calls = _collapse_leaves(gm, module)
-    values = _run(gm, module, inputs)
+    flat = tuple(torch.utils._pytree.tree_flatten((inputs, kwargs))[0])
+    values = _run(gm, module, flat)
+    spec = program.call_spec.out_spec
+    structure = torch.utils._pytree.tree_unflatten(list(range(spec.num_leaves)), spec) if spec is not None else None
+    names = [_path_name(p) for p, _ in torch.utils._pytree.tree_flatten_with_path(structure)[0]] if spec else None
     try:
-        calls = _translate(gm, module, values, leaf_calls)
+        calls = _translate(gm, module, values, leaf_calls, output_names=names)
     except GraphError as e:
         raise GraphError(f"{e.message} (symbolic tracing had failed at {where}: {reason[:200]}; "
                          "this came from the torch.export fallback)", e.nodes) from None
@@ -309,6 +515,8 @@ def _collapse_leaves(gm: fx.GraphModule, root: nn.Module) -> dict[fx.Node, tuple
             for a in n.all_input_nodes:
                 if a not in inside and a.op != "get_attr" and a not in external:
                     external.append(a)
+        if not external:  # reads only its own tensors (an embedding of a position buffer): left as aten calls
+            continue
         used_outside = [n for n in members if any(u not in inside for u in n.users)]
         path = next(p for k, p, _ in _scope_of(members[0], False) if k == key)
         if len(used_outside) != 1:

@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from graphbuilder.ir import registry
+from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.schema import OpDef
+from graphbuilder.ops.declare import read_attributes
 
 
 @dataclass
@@ -34,6 +36,17 @@ class Ref:
     call: Emit
     index: int
     value: torch.Tensor
+
+
+@dataclass(eq=False)
+class Attr:
+    """A tensor not computed from the inputs: a module's parameter or buffer (`name` is its attribute path), or a
+    value folded from such tensors and sizes. Becomes a ``parameter`` node (`trainable`) or a ``constant`` node
+    where an op reads it, or a weight of the op where a functional call reads its own module's parameters."""
+
+    value: torch.Tensor
+    name: str
+    trainable: bool
 
 
 @dataclass(eq=False)
@@ -48,6 +61,7 @@ class Emit:
     scope: tuple[tuple[str, str, str], ...] = ()  # (module key, qualified path, class name), outermost first
     source: str = ""  # module path (or path/function) the call came from, for messages and node.meta
     expected: list[tuple[tuple[int, ...], str]] = field(default_factory=list)  # example (shape, dtype) per output
+    shares: Emit | None = None  # an earlier call of the same module: this node uses that node's weights
 
 
 class Unsupported(Exception):
@@ -65,6 +79,7 @@ class Args:
         self.args = list(args)
         self.kwargs = dict(kwargs)
         self.out = out  # the call's concrete example result (shapes that follow from runtime sizes)
+        self.to_ref: Callable[[Attr], Ref] | None = None  # set where module tensors arrive unresolved
 
     def get(self, i: int, name: str, default: Any = None) -> Any:
         """Argument `i` (positional) or `name` (keyword), else `default`."""
@@ -75,6 +90,8 @@ class Args:
     def tensor(self, i: int, name: str = "input") -> Ref:
         """Argument `i` that must be a tensor."""
         value = self.get(i, name)
+        if isinstance(value, Attr) and self.to_ref is not None:  # a module tensor read as an input
+            value = self.to_ref(value)
         if not isinstance(value, Ref):
             raise Unsupported(f"argument {name!r} is {type(value).__name__} {value!r}, not a tensor computed from "
                               "the inputs (constants and parameters used as tensors have no op)")
@@ -153,22 +170,64 @@ _register(_softmax("softmax"), F.softmax, torch.softmax, "softmax")
 _register(_softmax("log_softmax"), F.log_softmax, torch.log_softmax, "log_softmax")
 
 
-def _binary(op: str) -> Handler:
+def _number(value: Any, op: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Unsupported(f"{op} with {type(value).__name__} {value!r}: only tensors and numbers are supported")
+    return float(value)
+
+
+def _binary(op: str, scalar: str | None = None, reverse: str | None = None, scalar_param: str = "other") -> Handler:
+    """`op` on two tensors; `scalar` when the second is a number; `reverse` when the first is."""
     def handle(a: Args) -> Emit:
-        x, y = a.get(0, "input"), a.get(1, "other")
-        if not isinstance(x, Ref) or not isinstance(y, Ref):
-            const = y if isinstance(x, Ref) else x
-            raise Unsupported(f"{op} with the constant {const!r}: the {op} op takes two tensors")
+        x, y = a.get(0, "input"), a.get(1, "other", a.get(1, "exponent"))
         if a.get(2, "alpha", 1) != 1:
             raise Unsupported(f"{op} with alpha={a.get(2, 'alpha')} is not supported")
-        return Emit(op, {}, [x, y])
+        if a.get(2, "rounding_mode") is not None:
+            raise Unsupported(f"{op} with rounding_mode={a.get(2, 'rounding_mode')!r} is not supported")
+        if isinstance(x, Ref) and isinstance(y, Ref):
+            return Emit(op, {}, [x, y])
+        if isinstance(x, Ref) and scalar is not None:
+            return Emit(scalar, {scalar_param: _number(y, op)}, [x])
+        if isinstance(y, Ref) and reverse is not None:
+            return Emit(reverse, {"other" if reverse != "rpow_scalar" else "base": _number(x, op)}, [y])
+        if isinstance(y, Ref) and scalar is not None and op in ("add", "mul"):  # commutative: 2 * x
+            return Emit(scalar, {"other": _number(x, op)}, [y])
+        raise Unsupported(f"{op} of {type(x).__name__} and {type(y).__name__}")
     return handle
 
 
-_register(_binary("add"), operator.add, operator.iadd, torch.add, "add", "add_", "__add__", "__iadd__")
-_register(_binary("sub"), operator.sub, operator.isub, torch.sub, "sub", "sub_", "__sub__")
-_register(_binary("mul"), operator.mul, operator.imul, torch.mul, "mul", "mul_", "__mul__")
-_register(_binary("matmul"), operator.matmul, torch.matmul, torch.bmm, "matmul", "bmm")
+_register(_binary("add", "add_scalar"), operator.add, operator.iadd, torch.add, "add", "add_", "__add__",
+          "__iadd__", "__radd__")
+_register(_binary("sub", "sub_scalar", "rsub_scalar"), operator.sub, operator.isub, torch.sub, "sub", "sub_",
+          "__sub__", "__isub__")
+_register(_binary("mul", "mul_scalar"), operator.mul, operator.imul, torch.mul, "mul", "mul_", "__mul__", "__imul__",
+          "__rmul__")
+_register(_binary("div", "div_scalar", "rdiv_scalar"), operator.truediv, operator.itruediv, torch.div,
+          torch.true_divide, "div", "div_", "__truediv__", "__itruediv__", "true_divide")
+_register(_binary("pow", "pow_scalar", "rpow_scalar", "exponent"), operator.pow, torch.pow, "pow", "__pow__")
+_register(lambda a: _binary("sub", "sub_scalar", "rsub_scalar")(Args([a.get(1, "other"), a.get(0, "input")], {})),
+          torch.rsub, "__rsub__")
+_register(lambda a: _binary("div", "div_scalar", "rdiv_scalar")(Args([a.get(1, "other"), a.get(0, "input")], {})),
+          "__rtruediv__")
+_register(_binary("matmul"), operator.matmul, torch.matmul, "matmul")
+_register(_binary("bmm"), torch.bmm, "bmm")
+_register(_binary("maximum"), torch.maximum, "maximum")
+_register(_binary("minimum"), torch.minimum, "minimum")
+for _op, _keys in {"eq": (operator.eq, torch.eq, "eq", "__eq__"), "ne": (operator.ne, torch.ne, "ne", "__ne__"),
+                   "lt": (operator.lt, torch.lt, "lt", "__lt__"), "le": (operator.le, torch.le, "le", "__le__"),
+                   "gt": (operator.gt, torch.gt, "gt", "__gt__"),
+                   "ge": (operator.ge, torch.ge, "ge", "__ge__")}.items():
+    def _compare(a: Args, op: str = _op) -> Emit:
+        x, y = a.get(0, "input"), a.get(1, "other")
+        if isinstance(x, Ref) and isinstance(y, Ref):
+            return Emit(op, {}, [x, y])
+        if isinstance(x, Ref):
+            return Emit("compare_scalar", {"other": _number(y, op), "mode": op}, [x])
+        flipped = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}.get(op, op)
+        return Emit("compare_scalar", {"other": _number(x, op), "mode": flipped}, [a.tensor(1)])
+    _register(_compare, *_keys)
+_register(_binary("logical_and"), torch.logical_and, "logical_and", operator.and_, "__and__")
+_register(_binary("logical_or"), torch.logical_or, "logical_or", operator.or_, "__or__")
 
 
 def _cat(a: Args) -> Emit:
@@ -320,10 +379,17 @@ _register(_chunk, torch.chunk, "chunk")
 
 
 def _sdpa(a: Args) -> Emit:
-    _need_default(a, {(3, "attn_mask"): None, (6, "scale"): None, (7, "enable_gqa"): False})
-    return Emit("scaled_dot_product_attention",
-                {"dropout_p": float(a.get(4, "dropout_p", 0.0)), "is_causal": bool(a.get(5, "is_causal", False))},
-                [a.tensor(0, "query"), a.tensor(1, "key"), a.tensor(2, "value")])
+    mask, scale = a.get(3, "attn_mask"), a.get(6, "scale")
+    params: dict[str, Any] = {"dropout_p": float(a.get(4, "dropout_p", 0.0)),
+                              "scale": None if scale is None else float(scale),
+                              "enable_gqa": bool(a.get(7, "enable_gqa", False))}
+    tensors = [a.tensor(0, "query"), a.tensor(1, "key"), a.tensor(2, "value")]
+    if mask is None:
+        return Emit("scaled_dot_product_attention", {**params, "is_causal": bool(a.get(5, "is_causal", False))},
+                    tensors)
+    if a.get(5, "is_causal", False):
+        raise Unsupported("attn_mask together with is_causal=True (torch refuses it too)")
+    return Emit("scaled_dot_product_attention_masked", params, [*tensors, a.tensor(3, "attn_mask")])
 
 
 _register(_sdpa, F.scaled_dot_product_attention)
@@ -392,13 +458,24 @@ def aten_target(target: Any) -> Any:
 
 
 def function_handler(kind: str, target: Any) -> Handler | None:
-    """The handler for a ``call_function`` (target: the function) or ``call_method`` (target: its name)."""
+    """The handler for a ``call_function`` (target: the function) or ``call_method`` (target: its name).
+
+    An ATen overload not in the table (export path) takes the handler of the torch function or tensor method
+    of the same name, whose arguments come in the same order."""
     if kind == "call_method":
         return METHODS.get(target)
     try:
-        return FUNCTIONS.get(target)
+        found = FUNCTIONS.get(target)
     except TypeError:  # unhashable target
         return None
+    packet = getattr(target, "overloadpacket", None)
+    if found is None and packet is not None:
+        name = packet.__name__
+        found = ATEN_HANDLERS.get(packet) or FUNCTIONS.get(getattr(torch, name, None)) or METHODS.get(name)
+    return found
+
+
+ATEN_HANDLERS: dict[Any, Handler] = {}  # ATen calls whose arguments differ from their torch function's
 
 
 def function_name(target: Any) -> str:
@@ -411,131 +488,9 @@ def function_name(target: Any) -> str:
 
 
 # -- modules ----------------------------------------------------------------------------------------------------------
+# Which module classes import as which op comes from the op declarations (`module=`, `read=`); the only
+# module mapped here is one whose call arguments choose params.
 ModuleMapper = Callable[[nn.Module, Args], Emit]
-MODULES: dict[type[nn.Module], ModuleMapper] = {}
-
-
-def _conv_padding(m: nn.Module) -> Any:
-    padding = m.padding
-    if isinstance(padding, str):
-        if padding == "valid":
-            return 0
-        total = [d * (k - 1) for d, k in zip(m.dilation, m.kernel_size, strict=True)]
-        if any(t % 2 for t in total):
-            raise Unsupported("padding='same' with an even kernel pads asymmetrically; pad explicitly instead")
-        return _spatial(tuple(t // 2 for t in total))
-    return _spatial(padding)
-
-
-def _conv(op: str) -> ModuleMapper:
-    def handle(m: nn.Module, a: Args) -> Emit:
-        params = {"out_channels": m.out_channels, "kernel_size": _spatial(m.kernel_size),
-                  "stride": _spatial(m.stride), "padding": _conv_padding(m), "dilation": _spatial(m.dilation),
-                  "groups": m.groups, "bias": m.bias is not None}
-        if op == "conv_transpose2d":
-            if m.padding_mode != "zeros":
-                raise Unsupported("transposed convs only support padding_mode='zeros'")
-            if a.get(1, "output_size") is not None:
-                raise Unsupported("calling a transposed conv with output_size= is not supported; set output_padding")
-            params["output_padding"] = _spatial(m.output_padding)
-        else:
-            params["padding_mode"] = m.padding_mode
-        return Emit(op, params, [a.tensor(0)])
-    return handle
-
-
-for _cls, _op in ((nn.Conv1d, "conv1d"), (nn.Conv2d, "conv2d"), (nn.Conv3d, "conv3d"),
-                  (nn.ConvTranspose2d, "conv_transpose2d")):
-    MODULES[_cls] = _conv(_op)
-
-MODULES[nn.Linear] = lambda m, a: Emit("linear", {"out_features": m.out_features, "bias": m.bias is not None},
-                                       [a.tensor(0)])
-
-
-def _embedding(m: nn.Embedding, a: Args) -> Emit:
-    if m.max_norm is not None or m.scale_grad_by_freq or m.sparse:
-        raise Unsupported("Embedding with max_norm, scale_grad_by_freq or sparse is not supported")
-    return Emit("embedding", {"num_embeddings": m.num_embeddings, "embedding_dim": m.embedding_dim,
-                              "padding_idx": m.padding_idx}, [a.tensor(0)])
-
-
-MODULES[nn.Embedding] = _embedding
-
-
-def _batch_norm(op: str) -> ModuleMapper:
-    def handle(m: nn.Module, a: Args) -> Emit:
-        if m.momentum is None:
-            raise Unsupported("momentum=None (cumulative moving average) is not supported; set a momentum")
-        return Emit(op, {"eps": m.eps, "momentum": m.momentum, "affine": m.affine,
-                         "track_running_stats": m.track_running_stats}, [a.tensor(0)])
-    return handle
-
-
-for _cls, _op in ((nn.BatchNorm1d, "batch_norm1d"), (nn.BatchNorm2d, "batch_norm2d"), (nn.BatchNorm3d, "batch_norm3d"),
-                  (nn.InstanceNorm2d, "instance_norm2d")):
-    MODULES[_cls] = _batch_norm(_op)
-MODULES[nn.GroupNorm] = lambda m, a: Emit("group_norm", {"num_groups": m.num_groups, "eps": m.eps,
-                                                         "affine": m.affine}, [a.tensor(0)])
-
-
-def _layer_norm(m: nn.LayerNorm, a: Args) -> Emit:
-    x = a.tensor(0)
-    k = len(m.normalized_shape)
-    if tuple(x.value.shape[-k:]) != tuple(m.normalized_shape):
-        raise Unsupported(f"normalized_shape {tuple(m.normalized_shape)} differs from the input's last dims")
-    return Emit("layer_norm", {"normalized_dims": k, "eps": m.eps, "elementwise_affine": m.elementwise_affine,
-                               "bias": m.bias is not None or not m.elementwise_affine}, [x])
-
-
-MODULES[nn.LayerNorm] = _layer_norm
-
-for _cls, _op in ((nn.ReLU, "relu"), (nn.ReLU6, "relu6"), (nn.SiLU, "silu"), (nn.Sigmoid, "sigmoid"),
-                  (nn.Tanh, "tanh"), (nn.Hardswish, "hardswish"), (nn.Hardsigmoid, "hardsigmoid"),
-                  (nn.Identity, "identity")):
-    MODULES[_cls] = (lambda op: lambda m, a: Emit(op, {}, [a.tensor(0)]))(_op)
-MODULES[nn.LeakyReLU] = lambda m, a: Emit("leaky_relu", {"negative_slope": m.negative_slope}, [a.tensor(0)])
-MODULES[nn.GELU] = lambda m, a: Emit("gelu", {"approximate": m.approximate}, [a.tensor(0)])
-MODULES[nn.PReLU] = lambda m, a: Emit("prelu", {"num_parameters": m.num_parameters,
-                                                "init": float(m.init)}, [a.tensor(0)])
-MODULES[nn.Dropout] = lambda m, a: Emit("dropout", {"p": m.p}, [a.tensor(0)])
-MODULES[nn.Flatten] = lambda m, a: Emit("flatten", {"start_dim": m.start_dim, "end_dim": m.end_dim}, [a.tensor(0)])
-
-
-def _softmax_module(op: str) -> ModuleMapper:
-    def handle(m: nn.Module, a: Args) -> Emit:
-        if m.dim is None:
-            raise Unsupported(f"{type(m).__name__} without dim is ambiguous; set dim")
-        return Emit(op, {"dim": m.dim}, [a.tensor(0)])
-    return handle
-
-
-MODULES[nn.Softmax] = _softmax_module("softmax")
-MODULES[nn.LogSoftmax] = _softmax_module("log_softmax")
-
-
-def _pool_module(m: nn.Module, a: Args) -> Emit:
-    op = {nn.MaxPool1d: "max_pool1d", nn.MaxPool2d: "max_pool2d", nn.AvgPool1d: "avg_pool1d",
-          nn.AvgPool2d: "avg_pool2d"}[type(m)]
-    params: dict[str, Any] = {"kernel_size": _spatial(m.kernel_size), "stride": _spatial(m.stride),
-                              "padding": _spatial(m.padding), "ceil_mode": m.ceil_mode}
-    if op.startswith("max"):
-        if m.return_indices:
-            raise Unsupported("max pooling with return_indices=True is not supported")
-        params["dilation"] = _spatial(m.dilation)
-    else:
-        if getattr(m, "divisor_override", None) is not None:
-            raise Unsupported("average pooling with divisor_override is not supported")
-        params["count_include_pad"] = m.count_include_pad
-    return Emit(op, params, [a.tensor(0)])
-
-
-for _cls in (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d):
-    MODULES[_cls] = _pool_module
-MODULES[nn.AdaptiveAvgPool2d] = lambda m, a: _adaptive("adaptive_avg_pool2d")(Args([a.tensor(0), m.output_size], {}))
-MODULES[nn.AdaptiveMaxPool2d] = lambda m, a: _adaptive("adaptive_max_pool2d")(
-    Args([a.tensor(0), m.output_size, m.return_indices], {}))
-MODULES[nn.Upsample] = lambda m, a: Emit("upsample", upsample_params(
-    m.size, m.scale_factor, m.mode, m.align_corners, m.recompute_scale_factor), [a.tensor(0)])
 
 
 def _mha(m: nn.MultiheadAttention, a: Args) -> Emit:
@@ -553,37 +508,38 @@ def _mha(m: nn.MultiheadAttention, a: Args) -> Emit:
                 [a.tensor(0, "query"), a.tensor(1, "key"), a.tensor(2, "value")])
 
 
-MODULES[nn.MultiheadAttention] = _mha
+CALL_MAPPERS: dict[type[nn.Module], ModuleMapper] = {nn.MultiheadAttention: _mha}
 
 
-def registered_op_for(cls: type) -> OpDef | None:
-    """The op registered with ``@gb.op`` for module class `cls`, if any."""
+def module_opdef(cls: type) -> OpDef | None:
+    """The op declared for module class `cls` (``module=`` in its declaration, ``@gb.op`` classes included)."""
     source = f"{cls.__module__}.{cls.__qualname__}"
     for opdef in registry.all_ops():
+        if opdef.module is cls:
+            return opdef
+    for opdef in registry.all_ops():  # declared with source= naming the class (and built from it)
         if opdef.source == source and opdef.build is not None:
             return opdef
     return None
 
 
 def is_leaf(m: nn.Module) -> bool:
-    """Whether a module call becomes one IR node (a mapped torch.nn layer or a ``@gb.op`` class)."""
-    return type(m) in MODULES or registered_op_for(type(m)) is not None
+    """Whether a module call becomes one IR node (a declared torch.nn layer or a ``@gb.op`` class)."""
+    return type(m) in CALL_MAPPERS or module_opdef(type(m)) is not None
 
 
 def module_emit(m: nn.Module, a: Args) -> Emit:
     """The IR node for a call of leaf module `m` with arguments `a` (weights: its state_dict)."""
-    mapper = MODULES.get(type(m))
+    mapper = CALL_MAPPERS.get(type(m))
     if mapper is not None:
         emit = mapper(m, a)
     else:
-        opdef = registered_op_for(type(m))
+        opdef = module_opdef(type(m))
         assert opdef is not None
-        params = {}
-        for p in opdef.params:
-            if not hasattr(m, p.name):
-                raise Unsupported(f"@gb.op class {type(m).__name__} does not keep its constructor argument "
-                                  f"{p.name!r} as an attribute; store it as self.{p.name} so it can be imported")
-            params[p.name] = getattr(m, p.name)
+        try:
+            params = (opdef.read or read_attributes(opdef.params))(m)
+        except GraphError as e:
+            raise Unsupported(e.message) from None
         if a.kwargs or len(a.args) != len(opdef.inputs):
             raise Unsupported(f"op {opdef.name!r} takes {len(opdef.inputs)} tensor input(s) {opdef.inputs}")
         if opdef.variadic:  # the module takes its tensors as one list, as compiled code calls it

@@ -28,3 +28,8 @@ class GraphError(ValueError):
         """Return a copy of this error located at JSON `path` (prefixing any existing path)."""
         joined = f"{path}.{self.path}" if self.path else path
         return GraphError(self.message, self.nodes, joined)
+
+
+class GraphWarning(UserWarning):
+    """Something about a graph the user should know that does not stop the operation (saving a graph that
+    still has errors, loading weights that no longer fit)."""

@@ -321,6 +321,7 @@ class Graph:
             raise GraphError(f"graph name must be a non-empty string, got {name!r}")
         self.name = name
         self.weights: dict[str, dict[str, Any]] = {}
+        self.shared: dict[str, str] = {}  # node name -> the earlier node whose weights it uses (share_weights)
         self.meta: dict[str, Any] = {}
         self._nodes: dict[str, Node] = {}
         self._dirty: set[Node] = set()
@@ -362,6 +363,43 @@ class Graph:
     def input(self, name: str, shape: tuple[int, ...] | list[int], dtype: str = "float32") -> Node:
         """Add a graph input with a fixed example `shape` (the batch size included) and `dtype`."""
         return self.add("input", name=name, shape=tuple(shape), dtype=dtype)
+
+    def parameter(self, name: str, shape: tuple[int, ...] | list[int], init: str = "trunc_normal", std: float = 0.02,
+                  value: Any = None) -> Node:
+        """Add a learnable tensor (``parameter`` op: a class token, a position embedding, a layer scale).
+
+        Its value is the node's weight (``graph.weights[name]["value"]``, saved in the safetensors file); a
+        new one starts from `init`, or from `value` (a tensor of this shape) when given.
+
+            cls_token = g.parameter("cls_token", shape=(1, 1, 192))
+        """
+        node = self.add("parameter", name=name, shape=tuple(shape), init=init, std=std)
+        if value is not None:
+            self._set_value(node, value)
+        return node
+
+    def constant(self, name: str, value: Any = None, *, shape: tuple[int, ...] | list[int] | None = None,
+                 dtype: str = "float32", fill: str = "zeros", fill_value: float = 0.0) -> Node:
+        """Add a non-trainable tensor (``constant`` op: a mask, an index table, a buffer).
+
+        Give `value` (a tensor: its shape and dtype are read from it and it becomes the node's weight), or a
+        `shape` with a `fill` (zeros, ones, full with `fill_value`, arange).
+        """
+        if value is not None:
+            shape, dtype = tuple(value.shape), str(value.dtype).removeprefix("torch.")
+        if shape is None:
+            raise GraphError(f"constant {name!r}: give a value tensor or a shape")
+        node = self.add("constant", name=name, shape=tuple(shape), dtype=dtype, fill=fill, value=fill_value)
+        if value is not None:
+            self._set_value(node, value)
+        return node
+
+    def _set_value(self, node: Node, value: Any) -> None:
+        if tuple(getattr(value, "shape", ())) != node.shape:
+            self.remove(node)
+            raise GraphError(f"node {node.name!r}: value of shape {tuple(getattr(value, 'shape', ()))} does not match "
+                             f"its shape {node.shape}", [node.name])
+        self.weights[node.name] = {"value": value}
 
     def output(self, *values: Node | Port, name: str | None = None) -> Node | tuple[Node, ...]:
         """Mark `values` as graph outputs (one ``output`` node each); returns the output node(s)."""
@@ -470,6 +508,7 @@ class Graph:
                     self._set_input(user, i, None)
         self._detach(node)
         self.weights.pop(node.name, None)
+        self.shared = {k: v for k, v in self.shared.items() if node.name not in (k, v)}
         self._emit({"kind": "remove", "node": node.name})
 
     def _detach(self, node: Node) -> None:
@@ -497,6 +536,7 @@ class Graph:
         node._name = new
         if old in self.weights:
             self.weights[new] = self.weights.pop(old)
+        self.shared = {(new if k == old else k): (new if v == old else v) for k, v in self.shared.items()}
         self._emit({"kind": "rename", "node": new, "old": old})
 
     def _set_params(self, node: Node, params: dict[str, Any]) -> None:
@@ -677,6 +717,29 @@ class Graph:
             names = list(opdef.inputs)
         return names[min(index, len(names) - 1)] if names else str(index)
 
+    def share_weights(self, node: Node | str, owner: Node | str) -> Node:
+        """Make `node` use `owner`'s weights: one module called twice, as in the original model. Both must have
+        the same op and params (or equal block graphs) and `owner` must come first; the tie holds in the
+        file, in the compiled module (one submodule, called twice) and in every export. Returns `node`."""
+        node, owner = self._own(node), self._own(owner)
+        if node is owner or owner.name in self.shared:
+            raise GraphError(f"node {node.name!r} cannot share the weights of {owner.name!r}: share with the node "
+                             "that owns them", [node.name, owner.name])
+        self.shared[node.name] = owner.name
+        self.weights.pop(node.name, None)
+        return node
+
+    def _check_shared(self) -> None:
+        order = {n: i for i, n in enumerate(self.topological_order())}
+        for name, owner_name in self.shared.items():
+            node, owner = self._nodes[name], self._nodes[owner_name]
+            same = node.op == owner.op and node._params == owner._params and (
+                node.block is None or (owner.block is not None and node.block.to_dict() == owner.block.to_dict()))
+            if not same or order[owner] > order[node]:
+                raise GraphError(f"node {name!r} shares the weights of {owner_name!r} but "
+                                 f"{'comes first' if same else 'differs in op, params or block'}; make them equal, "
+                                 f"or untie with del graph.shared[{name!r}]", [name, owner_name])
+
     def errors(self) -> dict[str, GraphError]:
         """Current inference errors by node name (empty when the graph is valid)."""
         return self.infer()
@@ -687,6 +750,7 @@ class Graph:
         for node in self.topological_order():
             if node.name in errors:
                 raise errors[node.name]
+        self._check_shared()
         if not self.outputs:
             raise GraphError(f"graph {self.name!r} has no outputs: call g.output(node) on the result node")
         if not self.inputs:
@@ -699,6 +763,7 @@ class Graph:
         new = Graph(name or self.name)
         new.meta = _copy_meta(self.meta)
         new.weights = {k: dict(v) for k, v in self.weights.items()}
+        new.shared = dict(self.shared)
         mapping: dict[Node, Node] = {}
         for node in self.topological_order():
             twin = Node(new, node.name, node.op, dict(node._params),
@@ -725,11 +790,12 @@ class Graph:
         """
         if other is self:
             raise GraphError(f"graph {self.name!r} cannot replace its contents with itself")
-        self.name, self.meta, self.weights = other.name, other.meta, other.weights
+        self.name, self.meta, self.weights, self.shared = other.name, other.meta, other.weights, other.shared
         for node in other._nodes.values():
             node.graph = self
         self._nodes, self._dirty, self._order = other._nodes, other._dirty, None
         other._nodes, other._dirty, other._order, other.weights, other.meta = {}, set(), None, {}, {}
+        other.shared = {}
         self._emit({"kind": "replace", "node": None})
         return self
 

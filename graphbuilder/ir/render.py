@@ -82,6 +82,7 @@ class Summary:
 
     graph_name: str
     rows: list[SummaryRow]
+    errors: int = 0
 
     @property
     def total_params(self) -> int:
@@ -95,17 +96,19 @@ class Summary:
 
     @classmethod
     def of(cls, graph: Graph) -> Summary:
-        """Compute the summary of a checked graph."""
-        graph.check()
-        return cls(graph.name, [SummaryRow(n.name, n.op, _outputs_text(n), n.num_params, node_flops(n))
-                                for n in graph])
+        """Compute the summary. A node with an error gets a row with ``ERROR: ...`` as its output and no
+        params or FLOPs, so a broken graph still shows its table (totals then cover the valid nodes)."""
+        errors = graph.infer()
+        rows = [SummaryRow(n.name, n.op, _outputs_text(n), 0 if n._error else n.num_params,
+                           0 if n._error else node_flops(n)) for n in graph]
+        return cls(graph.name, rows, len(errors))
 
     def __str__(self) -> str:
         header = ("node", "op", "output", "params", "FLOPs")
         rows = [(r.name, r.op, r.output, f"{r.params:,}", f"{r.flops:,}") for r in self.rows]
         rows.append(("total", "", "", f"{self.total_params:,}", f"{self.total_flops:,}"))
         widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-        lines = []
+        lines = [f"{self.errors} node(s) have errors; totals count the valid nodes only"] if self.errors else []
         for k, row in enumerate([header, *rows]):
             cells = [c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))]
             lines.append("  ".join(cells).rstrip())
@@ -120,7 +123,8 @@ class Summary:
             f"<tr><td>{html.escape(r.name)}</td><td>{r.op}</td><td>{html.escape(r.output)}</td>"
             f"<td style='text-align:right'>{r.params:,}</td><td style='text-align:right'>{r.flops:,}</td></tr>"
             for r in self.rows)
-        return (f"<table><caption>{html.escape(self.graph_name)}</caption><tr><th>node</th><th>op</th>"
+        caption = html.escape(self.graph_name) + (f" ({self.errors} node(s) with errors)" if self.errors else "")
+        return (f"<table><caption>{caption}</caption><tr><th>node</th><th>op</th>"
                 f"<th>output</th><th>params</th><th>FLOPs</th></tr>{cells}<tr><th>total</th><th></th><th></th>"
                 f"<th style='text-align:right'>{self.total_params:,}</th>"
                 f"<th style='text-align:right'>{self.total_flops:,}</th></tr></table>")

@@ -161,6 +161,30 @@ class Inference:
 
 
 @dataclass(frozen=True)
+class Example:
+    """One example call of an op: what its tests run (compiled against `ref`, export parity, random DAGs).
+
+    Attributes:
+        inputs: one `TensorSpec` per input tensor (a variadic port takes the remaining ones).
+        params: the node's params for this call.
+        ref: a hand-written torch reference (PyTorch's OpInfo habit), called as
+            ``ref(*tensors, **weights)`` where `weights` is the node's state_dict with dots as underscores;
+            it returns the expected output (a tuple for several outputs). None: compared with the op's own
+            torch call, for ops whose references live in their own tests.
+        low, high: the range input values are drawn from (uniform floats, or integers in [low, high)); unset:
+            standard normal floats, integers in [0, 2), random bools.
+        atol: tolerance against `ref` where the op re-expresses it (0: bitwise equal).
+    """
+
+    inputs: tuple[TensorSpec, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    ref: Callable[..., Any] | None = None
+    low: float | None = None
+    high: float | None = None
+    atol: float = 0.0
+
+
+@dataclass(frozen=True)
 class OpDef:
     """The one declaration of an op. Everything else (palette, forms, docs, checks) is generated from it.
 
@@ -176,6 +200,14 @@ class OpDef:
         kwargs: maps validated params to the keyword arguments of `function`.
         infer: shape inference, attached by `graphbuilder.ops` (runs the op on meta tensors).
         flops: FLOP counter for `Graph.summary`, attached by `graphbuilder.ops` (torch's flop counter).
+        args: extra positional arguments after the tensors, from params (``x[index]`` is
+            ``operator.getitem(x, index)``).
+        check: ``check(params, input_specs)`` raising `GraphError` with a clearer message than torch's.
+        examples: example calls (`Example`) every op test is driven from; an op without them fails a test.
+        module: the torch.nn class an imported module of which becomes this op (the importer's table).
+        read: ``read(module) -> params`` for such a module (default: its attributes named like the params).
+        aten: the ATen overload packets that map to this op when the importer meets them (the allow-list:
+            nothing else in a captured program is resolved by name).
         input_hint: what the inputs must look like, used in error messages (``"(N, C, H, W)"``).
         source: where the op was declared, for docs (``"builtin"`` or the user's module).
     """
@@ -189,11 +221,16 @@ class OpDef:
     build: Callable[..., Any] | None = None
     function: Callable[..., Any] | None = None
     kwargs: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    args: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
+    check: Callable[[dict[str, Any], Sequence[TensorSpec]], None] | None = None
+    examples: tuple[Example, ...] = ()
+    module: type | None = None
+    read: Callable[[Any], dict[str, Any]] | None = None
+    aten: tuple[Any, ...] = ()
     infer: InferFn | None = None
     flops: Callable[[OpDef, dict[str, Any], Sequence[TensorSpec]], int] | None = None
     input_hint: str = ""
     source: str = "builtin"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def param(self, name: str) -> Param:
         """Return the parameter called `name` or raise `GraphError` listing the valid names."""
@@ -202,6 +239,11 @@ class OpDef:
                 return p
         valid = ", ".join(p.name for p in self.params) or "none"
         raise GraphError(f"op {self.name!r} has no parameter {name!r}; its parameters are: {valid}")
+
+    @property
+    def from_user_code(self) -> bool:
+        """Whether the op was registered by user code (``@gb.op``), not by GraphBuilder's own library."""
+        return not (self.source == "builtin" or self.source.startswith("graphbuilder."))
 
     def defaults(self) -> dict[str, Any]:
         """Default values of all parameters that have one."""
@@ -223,4 +265,5 @@ class OpDef:
             "name": self.name, "category": self.category, "doc": self.doc,
             "params": [p.to_json() for p in self.params], "inputs": list(self.inputs),
             "variadic": self.variadic, "input_hint": self.input_hint, "source": self.source,
+            "user_code": self.from_user_code,
         }

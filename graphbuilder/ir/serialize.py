@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from graphbuilder.ir import registry
-from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.errors import GraphError, GraphWarning
 from graphbuilder.ir.graph import BLOCK, Graph, Node, Port
 
 FORMAT = "graphbuilder.graph"
@@ -28,15 +29,35 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_NODES = 100_000
 MAX_BLOCK_DEPTH = 32
 _NODE_KEYS = {"name", "op", "params", "inputs", "meta", "block"}
-_GRAPH_KEYS = {"name", "nodes", "meta"}
+_GRAPH_KEYS = {"name", "nodes", "meta", "shared"}
 
 # Filled by the torch side (graphbuilder.compile.weights): save(graph, json_path) and load(graph, json_path).
 WEIGHTS_IO: dict[str, Callable[[Graph, str], None]] = {}
 
 
 def graph_to_dict(graph: Graph) -> dict[str, Any]:
-    """The file document for `graph`: format tag, version, name, meta and nodes in creation order."""
-    return {"format": FORMAT, "version": VERSION, **_body(graph)}
+    """The file document for `graph`: format tag, version, name, meta and nodes in creation order, plus
+    ``ops``, where each op from user code (``@gb.op``) came from, when there are any."""
+    doc = {"format": FORMAT, "version": VERSION, **_body(graph)}
+    origins = user_op_origins(graph)
+    if origins:
+        doc["ops"] = origins
+    return doc
+
+
+def user_op_origins(graph: Graph) -> dict[str, str]:
+    """Op name -> ``module.Class`` for every op in `graph` (blocks included) that user code registered."""
+    origins: dict[str, str] = {}
+    stack = [graph]
+    while stack:
+        for node in stack.pop()._nodes.values():
+            if node.block is not None:
+                stack.append(node.block)
+            elif node.op not in origins:
+                opdef = registry.get(node.op)
+                if opdef.from_user_code:
+                    origins[node.op] = opdef.source
+    return dict(sorted(origins.items()))
 
 
 def _body(graph: Graph) -> dict[str, Any]:
@@ -53,7 +74,10 @@ def _body(graph: Graph) -> dict[str, Any]:
             assert node.block is not None
             entry["block"] = _body(node.block)
         nodes.append(entry)
-    return {"name": graph.name, "meta": _jsonable(graph.meta), "nodes": nodes}
+    body = {"name": graph.name, "meta": _jsonable(graph.meta), "nodes": nodes}
+    if graph.shared:
+        body["shared"] = dict(graph.shared)
+    return body
 
 
 def _jsonable(value: Any) -> Any:
@@ -80,14 +104,41 @@ def graph_from_dict(data: Any, strict: bool = True) -> Graph:
     if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
         raise GraphError(f"unsupported version {version!r}: this GraphBuilder reads version {VERSION}; "
                          "upgrade graphbuilder to read newer files", path="version")
-    body = {k: v for k, v in data.items() if k not in ("format", "version")}
-    graph = _graph(body, "", depth=0)
+    origins = _origins(data.get("ops", {}))
+    body = {k: v for k, v in data.items() if k not in ("format", "version", "ops")}
+    try:
+        graph = _graph(body, "", depth=0)
+    except GraphError as e:
+        raise _explain_unknown_op(e, origins) from None
     if strict:
         errors = graph.infer()
         for index, node in enumerate(graph._nodes.values()):
             if node.name in errors:
-                raise errors[node.name].at(f"nodes[{index}]")
+                e = errors[node.name]
+                raise GraphError(f"{e.message}. The file holds a graph with errors ({len(errors)} node(s)); "
+                                 "load it anyway with gb.Graph.load(path, strict=False) to fix it (in the editor "
+                                 "its broken nodes show red)", e.nodes, f"nodes[{index}]")
     return graph
+
+
+def _origins(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in value.items()):
+        raise GraphError("'ops' must map op names to the user module.Class that defines them", path="ops")
+    return dict(value)
+
+
+def _explain_unknown_op(error: GraphError, origins: dict[str, str]) -> GraphError:
+    """An unknown op that the file says comes from user code: say which module to import (never import it)."""
+    for op, source in origins.items():
+        if error.message.startswith(f"unknown op {op!r}"):
+            module, _, cls = source.rpartition(".")
+            how = (f"run `import {module}` (which registers it with @gb.op)" if module and module != "__main__"
+                   else "run the notebook cell or script that defines it with @gb.op")
+            return GraphError(f"op {op!r} comes from user code ({source}), which is not loaded: {how}, then "
+                              "load the file again. Loading never imports code named in a file", error.nodes,
+                              error.path)
+    return error
 
 
 def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
@@ -116,6 +167,12 @@ def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
         graph.topological_order()
     except GraphError as e:
         raise e.at(_join(path, "nodes")) from None
+    shared = _expect(body.get("shared", {}), dict, _join(path, "shared"))
+    for name, owner in shared.items():
+        if name not in graph._nodes or not isinstance(owner, str) or owner not in graph._nodes:
+            raise GraphError(f"shared entry {name!r}: {owner!r} names no node of this graph",
+                             path=_join(path, f"shared.{name}"))
+        graph.shared[name] = owner
     graph._dirty = set(graph._nodes.values())
     return graph
 
@@ -227,9 +284,16 @@ def _reject_constant(name: str) -> Any:
 
 
 def save(graph: Graph, path: str | os.PathLike[str]) -> None:
-    """Write `graph` to `path` atomically; its weights (if any) go beside it as safetensors."""
+    """Write `graph` to `path` atomically; its weights (if any) go beside it as safetensors.
+
+    A graph with errors saves too (work in progress is never lost), with a warning that names the broken
+    nodes and how to load the file back (``strict=False``)."""
     path = os.fspath(path)
     text = dumps(graph)
+    errors = graph.infer()
+    if errors:
+        warnings.warn(f"graph {graph.name!r} has errors at {sorted(errors)[:5]}; saved anyway. Load it back "
+                      f"with gb.Graph.load({path!r}, strict=False)", GraphWarning, stacklevel=3)
     if "save" in WEIGHTS_IO:  # called without weights too, so a stale weights file is removed
         WEIGHTS_IO["save"](graph, path)
     elif _has_weights(graph):

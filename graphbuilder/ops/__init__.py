@@ -15,9 +15,11 @@ from graphbuilder.ops import (
     convolution,
     detection,  # Hit-Detector search space (issue 8), with search_space
     glore,  # GloRe global reasoning (issue 7)
+    lowlevel,
     neuron_graph,  # prune/grow neuron graphs (issue 6)
     normalization,
     pooling,
+    recurrent,
     research,  # the research palette: operators from efficient-network papers
     search_space,
     structure,
@@ -26,6 +28,7 @@ from graphbuilder.ops import (
 from graphbuilder.ops.declare import (
     TORCH_DTYPES,
     declare,
+    example,
     function_op,
     meta_flops,
     meta_infer,
@@ -34,10 +37,10 @@ from graphbuilder.ops.declare import (
     op,
 )
 
-__all__ = ["TORCH_DTYPES", "all_ops", "declare", "function_op", "get", "meta_flops", "meta_infer", "module_op",
-           "named", "names", "op", "schema_json", "unregister"]
+__all__ = ["TORCH_DTYPES", "all_ops", "declare", "example", "function_op", "get", "meta_flops", "meta_infer",
+           "module_op",           "named", "names", "op", "schema_json", "unregister"]
 
-_LIBRARY = (activation, attention, convolution, normalization, pooling, structure, tensor)
+_LIBRARY = (activation, attention, convolution, normalization, pooling, structure, tensor, lowlevel, recurrent)
 _LIBRARY += (detection, search_space)
 _LIBRARY += (glore,)
 _LIBRARY += (neuron_graph,)

@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
-from graphbuilder.ir.schema import Inference, OpDef, Param, TensorSpec
+from graphbuilder.ir.schema import Example, Inference, OpDef, Param, TensorSpec
 
 MAX_DIM = 2**31 - 1  # any size beyond this overflows torch's index math; refuse it with a clear message
 
@@ -138,6 +138,8 @@ def call(opdef: OpDef, module: nn.Module | None, tensors: Sequence[Any], params:
     """Apply an op to tensors the way compiled code does (module call or function call)."""
     kwargs = opdef.kwargs(params) if opdef.kwargs else {}
     args: list[Any] = [list(tensors)] if opdef.variadic else list(tensors)
+    if opdef.args is not None:
+        args += opdef.args(params)
     if module is not None:
         return module(*args, **kwargs)
     assert opdef.function is not None
@@ -146,9 +148,8 @@ def call(opdef: OpDef, module: nn.Module | None, tensors: Sequence[Any], params:
 
 def _run_meta(opdef: OpDef, params: dict[str, Any], specs: Specs, flop_mode: FlopCounterMode | None = None
               ) -> tuple[Any, nn.Module | None]:
-    check = opdef.extra.get("check")
-    if check is not None:
-        check(params, specs)
+    if opdef.check is not None:
+        opdef.check(params, specs)
     try:
         tensors = meta_tensors(specs)
         module = None
@@ -249,16 +250,38 @@ def _explain(error: Exception, opdef: OpDef) -> str:
 
 
 # -- declaring ops ---------------------------------------------------------------------------------------------
+def example(*inputs: tuple[int, ...] | TensorSpec, ref: Callable[..., Any] | None = None, low: float | None = None,
+            high: float | None = None, atol: float = 0.0, **params: Any) -> Example:
+    """One example call of an op: input shapes (float32) or `TensorSpec`s, then the node's params.
+
+        example((2, 4, 9, 9), out_channels=8, kernel_size=3, ref=lambda x, weight, bias: F.conv2d(x, weight, bias))
+
+    `ref` gets the input tensors and the node's weights by state_dict key (dots as underscores).
+    """
+    specs = tuple(s if isinstance(s, TensorSpec) else TensorSpec(tuple(s)) for s in inputs)
+    return Example(specs, params, ref, low, high, atol)
+
+
 def declare(name: str, category: str, doc: str, *, params: tuple[Param, ...] = (), inputs: tuple[str, ...] = ("input",),
             build: Builder | None = None, function: Callable[..., Any] | None = None,
-            kwargs: Callable[[dict[str, Any]], dict[str, Any]] | None = None, variadic: bool = False,
-            check: Callable[[dict[str, Any], Specs], None] | None = None, hint: str = "",
-            infer: Any = None, source: str = "builtin", replace: bool = False, **extra: Any) -> OpDef:
-    """Register one op. Give `build` (returns an nn.Module) or `function` (a torch function)."""
+            kwargs: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+            args: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None, variadic: bool = False,
+            check: Callable[[dict[str, Any], Specs], None] | None = None,
+            flops: Callable[[OpDef, dict[str, Any], Specs], int] | None = None, examples: Sequence[Example] = (),
+            module: type[nn.Module] | None = None, read: Callable[[nn.Module], dict[str, Any]] | None = None,
+            aten: Sequence[Any] = (), hint: str = "", infer: Any = None, source: str = "builtin",
+            replace: bool = False) -> OpDef:
+    """Register one op: everything about it in one record (PyTorch's OpInfo habit).
+
+    Give `build` (returns an nn.Module) or `function` (a torch function called as
+    ``function(*tensors, *args(params), **kwargs(params))``). `check` gives clearer errors than torch's,
+    `flops` replaces the flop counter, `examples` (see `example`) drive every op test, `module`/`read` and
+    `aten` tell the importer which torch modules and ATen calls become this op. An unknown keyword raises.
+    """
     opdef = OpDef(name=name, category=category, doc=doc, params=params, inputs=inputs, variadic=variadic,
-                  build=build, function=function, kwargs=kwargs, infer=infer or meta_infer,
-                  flops=meta_flops if (build or function) else None,
-                  input_hint=hint, source=source, extra={"check": check, **extra})
+                  build=build, function=function, kwargs=kwargs, args=args, check=check, examples=tuple(examples),
+                  module=module, read=read, aten=tuple(aten), infer=infer or meta_infer,
+                  flops=flops or (meta_flops if (build or function) else None), input_hint=hint, source=source)
     return registry.register(opdef, replace=replace)
 
 
@@ -269,7 +292,9 @@ def module_op(name: str, category: str, doc: str, cls: type[nn.Module], params: 
 
     `derive` fills constructor arguments from input shapes (``in_channels`` from dim 1), so users never type
     sizes that follow from their inputs. `rename` maps param names to constructor names where they differ;
-    `ctor_exclude` names params that go to the call (through `kwargs`), not the constructor.
+    `ctor_exclude` names params that go to the call (through `kwargs`), not the constructor. The importer
+    maps instances of `cls` to this op, reading the params back from their attributes (`read_attributes`)
+    unless `read=` says otherwise.
     """
     derive = derive or {}
     rename = rename or {}
@@ -279,6 +304,8 @@ def module_op(name: str, category: str, doc: str, cls: type[nn.Module], params: 
         args.update({k: f(specs) for k, f in derive.items()})
         return cls(**args)
 
+    kw.setdefault("module", cls)
+    kw.setdefault("read", read_attributes(params, rename))
     return declare(name, category, doc, params=params, build=build, **kw)
 
 
@@ -287,6 +314,32 @@ def function_op(name: str, category: str, doc: str, function: Callable[..., Any]
     """Declare a stateless op that is a torch function called with the params as keyword arguments."""
     kw.setdefault("kwargs", dict)
     return declare(name, category, doc, params=params, function=function, **kw)
+
+
+def read_attributes(params: tuple[Param, ...], rename: dict[str, str] | None = None
+                    ) -> Callable[[nn.Module], dict[str, Any]]:
+    """The importer's default `read`: each param from the module attribute of the same (or renamed) name.
+
+    A tensor-or-None attribute read for a bool param (``bias``) gives whether it is set; a tuple for an
+    int-or-ints param collapses to one int when its entries are equal, as a person writes it.
+    """
+    rename = rename or {}
+
+    def read(m: nn.Module) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for p in params:
+            attr = rename.get(p.name, p.name)
+            if not hasattr(m, attr):
+                raise GraphError(f"{type(m).__name__} keeps no attribute {attr!r} for param {p.name!r}; store the "
+                                 f"constructor argument as self.{attr}")
+            value = getattr(m, attr)
+            if p.kind == "bool" and (value is None or isinstance(value, torch.Tensor)):
+                value = value is not None
+            elif isinstance(value, (list, tuple)) and p.kind.endswith("_or_ints") and len(set(value)) == 1:
+                value = value[0]
+            out[p.name] = tuple(value) if isinstance(value, list) else value
+        return out
+    return read
 
 
 # -- custom ops: @gb.op ----------------------------------------------------------------------------------------
@@ -304,14 +357,14 @@ def op(name: str | None = None, *, category: str = "custom", params: dict[str, P
     The parameter schema is `params`, or is read from the ``__init__`` signature: annotations ``int``,
     ``float``, ``bool``, ``str``, ``tuple[int, ...]`` and ``Literal[...]`` (a dropdown), with the defaults.
     Constructor arguments named ``in_channels``, ``num_features``, ``in_features``, ``embed_dim`` (and any in
-    `from_inputs`) are filled from input shapes and never asked of the user.
+    `from_inputs`) are filled from input shapes and never asked of the user::
 
         @gb.op("scaled_relu")
         class ScaledReLU(nn.Module):
             def __init__(self, scale: float = 1.0): ...
     """
     def register_class(cls: type[nn.Module]) -> type[nn.Module]:
-        op_name = name or _snake(cls.__name__)
+        op_name = name or snake_case(cls.__name__)
         derived = {k: v for k, v in _DERIVED_NAMES.items() if k in inspect.signature(cls).parameters}
         derived.update(from_inputs or {})
         schema = params if params is not None else _params_from_signature(cls, set(derived))
@@ -322,8 +375,18 @@ def op(name: str | None = None, *, category: str = "custom", params: dict[str, P
     return register_class
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+# Words of this field written in mixed case that read as one word in snake_case (``ScaledReLU`` -> scaled_relu).
+_WHOLE_WORDS = ("PReLU", "ReLU", "GELU", "SiLU", "GloRe", "ResNeXt", "ResNet", "ConvNeXt", "MobileNet",
+                "EfficientNet", "RegNet", "DenseNet")
+
+
+def snake_case(name: str) -> str:
+    """The op name for a class name: words split at case changes, acronyms and the field's mixed-case words
+    kept whole (``SEBlock`` -> ``se_block``, ``MLP`` -> ``mlp``, ``ScaledReLU`` -> ``scaled_relu``,
+    ``Conv2dBN`` -> ``conv2d_bn``, ``ResNetStem`` -> ``resnet_stem``)."""
+    for word in _WHOLE_WORDS:
+        name = name.replace(word, word.capitalize())
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def _params_from_signature(cls: type[nn.Module], derived: set[str]) -> dict[str, Param]:

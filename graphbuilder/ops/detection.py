@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphbuilder.ir.errors import GraphError
-from graphbuilder.ops.declare import Specs, channels, declare, named, number, size
+from graphbuilder.ops.declare import Specs, channels, declare, example, named, number, size
 from graphbuilder.ops.modules.detection import DetectionPredictor
 
 
@@ -32,4 +32,5 @@ declare("det_predict", "detection",
                                   lo=1e-6, hi=0.5)),
         inputs=("levels",), variadic=True,
         build=lambda p, specs: DetectionPredictor(channels(specs), p["num_classes"], p["prior"]),
-        check=_check, hint="one (N, C, H, W) feature map per level")
+        check=_check, hint="one (N, C, H, W) feature map per level",
+        examples=[example((2, 4, 8, 8), (2, 4, 4, 4), num_classes=3)])

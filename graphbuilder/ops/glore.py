@@ -31,7 +31,7 @@ from typing import Any
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.schema import OpDef
-from graphbuilder.ops.declare import Specs, declare, flag, integer, named, need_rank
+from graphbuilder.ops.declare import Specs, declare, example, flag, integer, named, need_rank
 from graphbuilder.ops.modules.glore import GCNInteraction, GloReProject, GloReReproject, GloReUnit
 
 CATEGORY = "reasoning"
@@ -112,20 +112,21 @@ _unit = declare(
     params=named(num_state=integer("states per node, Cs (default C/2)", lo=1, optional=True),
                  num_node=integer("number of graph nodes, N (default C/4)", lo=1, optional=True),
                  normalize=_NORMALIZE),
-    build=_unit_build, check=_unit_check, hint=_HINT)
+    build=_unit_build, check=_unit_check, hint=_HINT, examples=[example((2, 8, 5, 5), num_state=4, num_node=2)])
 registry.register(dataclasses.replace(_unit, flops=_unit_flops), replace=True)
 
 declare("gcn_interaction", CATEGORY,
         "Graph convolution in GloRe's interaction space: node-wise Conv1d N->N with bias (learned adjacency) "
         "plus identity, ReLU, state-wise Conv1d Cs->Cs without bias. Sizes come from the input (B, Cs, N).",
         build=lambda p, specs: GCNInteraction(specs[0].shape[1], specs[0].shape[2]),
-        check=need_rank(3, hint="(B, Cs, N)"), hint="(B, Cs, N)")
+        check=need_rank(3, hint="(B, Cs, N)"), hint="(B, Cs, N)", examples=[example((2, 4, 3))])
 declare("glore_project", CATEGORY,
         "GloRe projection V = Xs B^T: states (B, Cs, *S) times projection (B, N, *S) over positions -> (B, Cs, N).",
         params=named(normalize=_NORMALIZE), inputs=("states", "proj"),
         build=lambda p, specs: GloReProject(p["normalize"]), check=_project_check,
-        hint="states (B, Cs, *S) and projection (B, N, *S)")
+        hint="states (B, Cs, *S) and projection (B, N, *S)", examples=[example((2, 4, 5, 5), (2, 3, 5, 5))])
 declare("glore_reproject", CATEGORY,
         "GloRe reverse projection Z B: node features (B, Cs, N) times projection (B, N, *S) -> (B, Cs, *S).",
         inputs=("nodes", "proj"), build=lambda p, specs: GloReReproject(), check=_reproject_check,
-        hint="node features (B, Cs, N) and projection (B, N, *S)")
+        hint="node features (B, Cs, N) and projection (B, N, *S)",
+        examples=[example((2, 4, 3), (2, 3, 8, 8))])

@@ -33,7 +33,7 @@ from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import Graph, Node
 from graphbuilder.ir.schema import OpDef, Param
-from graphbuilder.ops.declare import Specs, choice, declare, named
+from graphbuilder.ops.declare import Specs, choice, declare, example, named
 from graphbuilder.ops.modules.neuron_graph import ACTIVATIONS, Neuron, NeuronGraphModule, activate
 
 __all__ = ["ACTIVATIONS", "NeuronGraph"]
@@ -698,7 +698,8 @@ _op = declare(
     params=named(topology=Param("json", doc="the neuron DAG: NeuronGraph(...).to_json()"),
                  mode=choice("evaluation per topological level: dense blocks, sparse gathers, or by density",
                              ("auto", "dense", "sparse"), "auto")),
-    build=_graph_build, check=_graph_check, hint="(N, inputs): one column per input neuron")
+    build=_graph_build, check=_graph_check, hint="(N, inputs): one column per input neuron",
+    examples=[example((2, 8), topology=NeuronGraph.random(8, 5, 3, 30, seed=0).to_json())])
 registry.register(dataclasses.replace(_op, flops=_graph_flops), replace=True)
 
 
@@ -715,4 +716,4 @@ declare("neuron", "search",
         params=named(activation=choice("activation function", ACTIVATIONS, "identity")),
         inputs=("inputs",), variadic=True, check=_neuron_check,
         build=lambda p, specs: Neuron(sum(s.shape[1] for s in specs), p["activation"]),
-        hint="one or more (N, k) tensors")
+        hint="one or more (N, k) tensors", examples=[example((4, 2), (4, 3), activation="tanh")])

@@ -29,7 +29,7 @@ from torch import nn
 from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.schema import Param, TensorSpec
-from graphbuilder.ops.declare import Specs, channels, choice, declare, flag, integer, named
+from graphbuilder.ops.declare import Specs, channels, choice, declare, example, flag, integer, named
 from graphbuilder.ops.modules.search_space import (
     NORMS,
     SEARCH_OPS,
@@ -100,7 +100,8 @@ def _declare_block(name: str) -> None:
                                affine=p["affine"], **extra)
 
     declare(name, CATEGORY, doc + " Several inputs share the weights (one output each).", params=named(**params),
-            inputs=("inputs",), variadic=True, build=build, check=_check_inputs, hint=_HINT)
+            inputs=("inputs",), variadic=True, build=build, check=_check_inputs, hint=_HINT,
+            examples=[example((2, 4, 8, 8), (2, 4, 4, 4), out_channels=6, stride=2)])
 
 
 for _name in SEARCH_OPS:
@@ -212,7 +213,9 @@ declare("mixed_op", CATEGORY,
                      weighting=choice("softmax(alpha) (DARTS search) or alpha as is (screening)",
                                       ("softmax", "linear"), "softmax"),
                      out_channels=_out_channels(), stride=_stride(), norm=_norm(), affine=_affine(False)),
-        inputs=("inputs",), variadic=True, build=_mixed_build, check=_mixed_check, hint=_HINT)
+        inputs=("inputs",), variadic=True, build=_mixed_build, check=_mixed_check, hint=_HINT,
+        examples=[example((2, 4, 8, 8), candidates=["ir_k3_e3", "sd_k3_d2", "conv_1x1", "skip"],
+                          alpha=(0.1, 0.2, 0.3, 0.4))])
 
 
 def _sum_check(params: dict[str, Any], specs: Specs) -> None:
@@ -232,4 +235,5 @@ declare("weighted_sum", CATEGORY,
         "returns L sums. The merge node of a mixed op drawn with its candidates.",
         params=named(weights=Param("floats", None, doc="one weight per candidate, e.g. softmax(alpha)")),
         inputs=("inputs",), variadic=True, build=lambda p, specs: WeightedSum(list(p["weights"])),
-        check=_sum_check, hint="k * L tensors, candidate-major")
+        check=_sum_check, hint="k * L tensors, candidate-major",
+        examples=[example((2, 4, 8, 8), (2, 4, 8, 8), weights=(0.3, 0.7))])

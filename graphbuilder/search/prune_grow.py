@@ -225,10 +225,10 @@ def prune_grow(X: Any, y: Any, target_error: float, *, start: NeuronGraph | Grap
         saliency: connection score for pruning: "trial" (default; exact training-loss increase when the
             connection is removed: one forward pass per connection, cheap for small networks, and on
             image_function 32x32 it pruned to 13 / 36 connections where magnitude stopped at 19 / 41),
-            "magnitude" |w| or "obd" (Optimal Brain Damage, 1/2 h_kk w_k^2 with the Gauss-Newton diagonal).
+            "magnitude" ``|w|`` or "obd" (Optimal Brain Damage, 1/2 h_kk w_k^2 with the Gauss-Newton diagonal).
         insertion: how neurons are added: "cascade" (default; cascade-correlation style: fed by every input
             and hidden neuron with small random weights, feeding every output with weight 0) or "split"
-            (NEAT: a connection chosen with probability ~ |w| is split, plus zero-weight connections from
+            (NEAT: a connection chosen with probability ~ ``|w|`` is split, plus zero-weight connections from
             every input so the new unit can learn more than a 1-D function).
         optimizer: "adam" (default; `lr`) or "lbfgs" (strong-Wolfe line search), full batch.
         activation: activation of added neurons (one of `ACTIVATIONS`; outputs stay linear).

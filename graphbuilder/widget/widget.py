@@ -24,6 +24,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from graphbuilder.ir.diff import GraphDiff, NodePath, diff
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import Graph, Node
 from graphbuilder.widget import actions as _actions
@@ -32,7 +33,8 @@ from graphbuilder.widget.session import ActionFn, Session
 from graphbuilder.widget.wire import from_wire, to_wire
 
 _STATIC = Path(__file__).parent / "static" / "widget.js"
-NAMED_STYLES = ("highlight", "added", "removed", "faded")
+NAMED_STYLES = ("highlight", "added", "changed", "removed", "faded")
+ADDED_EDGE = {"width": 3, "color": "#43a047", "opacity": 1.0}
 _STYLE_KEYS = {"color", "background", "border", "border_color", "border_width", "opacity", "width", "label",
                "outline", "box_shadow"}
 HIGHLIGHT_INTERVAL_S = 0.05
@@ -77,11 +79,14 @@ class GraphWidget(anywidget.AnyWidget):
     """Op schemas from the registry (`gb.ops.schema_json()`): the palette and the parameter forms; then the
     ready-made networks (`gb.models.palette()`, entries with ``template: true``), which drop in as blocks."""
     highlights = traitlets.Dict().tag(sync=True)
-    """Node id -> style: a name in ("highlight", "added", "removed", "faded") or CSS-like properties."""
+    """Node id -> style: a name in ("highlight", "added", "changed", "removed", "faded") or CSS-like properties."""
     edge_styles = traitlets.List().tag(sync=True)
     """Edge styles: ``[{"source", "target", "width", "color", "opacity", "label"}]`` (node ids)."""
     actions = traitlets.List().tag(sync=True)
     """Editor actions (``[{"name", "doc"}]``), run on the selection as one undoable step."""
+    checkpoints = traitlets.Dict().tag(sync=True)
+    """Named checkpoints (`checkpoint`): name -> ``{"time", "nodes", "graph"}`` with the graph file document
+    (without weights). Saved with the notebook's widget state, so the record travels with the notebook."""
     direction = traitlets.Unicode("LR").tag(sync=True)
     """Auto-layout direction: "LR" or "TB"."""
     height = traitlets.Int(520).tag(sync=True)
@@ -94,6 +99,7 @@ class GraphWidget(anywidget.AnyWidget):
         self._session = Session(graph, self._post)
         for name, (fn, doc) in _actions.ACTIONS.items():
             self._session.actions[name] = (fn, doc)
+        self._checkpoints: dict[str, Graph] = {}
         self._highlight_sent = 0.0
         self._pending_visual: dict[str, Any] = {}
         self._visual_timer: asyncio.TimerHandle | None = None
@@ -151,16 +157,68 @@ class GraphWidget(anywidget.AnyWidget):
         return self._session.redo()
 
     def apply(self, pass_fn: Callable[[Graph], Graph | None], *, highlight: bool = True) -> list[str]:
-        """Run a graph -> graph pass as one undoable editor step and highlight the nodes it inserted.
+        """Run a graph -> graph pass as one undoable editor step and show what it changed.
 
         `pass_fn` gets a copy of the graph and returns the new graph (or edits the copy and returns None).
-        Inserted nodes are the new ones tagged ``meta["inserted_by"]``, or all new ones if none is tagged.
-        `widget.graph` stays the same object. Returns the inserted node names.
+        With `highlight`, the editor colours the diff (`gb.diff`) of the graph before and after: added nodes
+        green, changed or rewired nodes blue, new edges green. `widget.graph` stays the same object.
+        Returns the inserted node names: the new ones tagged ``meta["inserted_by"]``, or all new ones if
+        none is tagged.
         """
+        before = self.graph.copy() if highlight else None
         inserted = self._session.apply(pass_fn)
-        if highlight:
-            self.highlight(inserted, style="added")
+        if before is not None:
+            self._show_diff(diff(before, self.graph))
         return inserted
+
+    # -- checkpoints and comparison ------------------------------------------------------------------------------
+    def checkpoint(self, name: str) -> None:
+        """Remember the graph as it is now under `name` (weights included), to `compare` with or `restore`
+        later. Re-using a name replaces that checkpoint."""
+        if not isinstance(name, str) or not name.strip():
+            raise GraphError(f"a checkpoint needs a non-empty name, got {name!r}")
+        self._session.snapshot()
+        self._checkpoints[name] = self.graph.copy()
+        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "nodes": len(self.graph), "graph": self.graph.to_dict()}
+        self.checkpoints = {**self.checkpoints, name: entry}
+
+    def compare(self, against: str | Graph | None) -> GraphDiff | None:
+        """Show the graph against a checkpoint name or another graph: nodes added since are green, nodes
+        changed (op, params, inputs or weights) or renamed are blue, new edges green. Nodes that are only
+        downstream of a change (their shapes changed, nothing else) are not coloured. Returns the
+        `GraphDiff` (print it for the list, removed nodes included); ``compare(None)`` clears the colours."""
+        if against is None:
+            self._visual(highlights={}, edge_styles=[])
+            return None
+        if isinstance(against, str):
+            if against not in self._checkpoints:
+                known = ", ".join(map(repr, self._checkpoints)) or "none yet"
+                raise GraphError(f"no checkpoint {against!r}; checkpoints: {known} (make one with "
+                                 "editor.checkpoint(name))")
+            base = self._checkpoints[against]
+        elif isinstance(against, Graph):
+            base = against
+        else:
+            raise GraphError(f"compare() takes a checkpoint name or a gb.Graph, got {type(against).__name__}")
+        result = diff(base, self.graph)
+        self._show_diff(result)
+        return result
+
+    def restore(self, name: str) -> None:
+        """Make the graph what it was at checkpoint `name` (one undo step; weights included)."""
+        if name not in self._checkpoints:
+            raise GraphError(f"no checkpoint {name!r}; checkpoints: {', '.join(map(repr, self._checkpoints))}")
+        saved = self._checkpoints[name]
+        self._session.apply(lambda _: saved.copy())
+        self._visual(highlights={}, edge_styles=[])
+
+    def _show_diff(self, result: GraphDiff) -> None:
+        changed = [c.path for c in result.changed if c.op or c.params or c.inputs or c.weights]
+        changed += [new for _, new in result.renamed]
+        styles: dict[str, Any] = {_node_id(p): "added" for p in result.added}
+        styles.update({_node_id(p): "changed" for p in changed})
+        edges = [{"source": _node_id(s), "target": _node_id(t), **ADDED_EDGE} for s, t in result.edges_added]
+        self._visual(highlights=styles, edge_styles=edges)
 
     def on_action(self, name: str, fn: ActionFn, doc: str = "") -> None:
         """Add an editor action: a toolbar entry that runs ``fn(graph, selected_ids)`` via `apply`."""
@@ -185,7 +243,7 @@ class GraphWidget(anywidget.AnyWidget):
         else:
             new = {k: v for k, v in self.highlights.items() if v != value}
             new.update({i: value for i in ids})
-        self._visual("highlights", new)
+        self._visual(highlights=new)
 
     def style_edges(self, styles: Mapping[tuple[str | Node, str | Node], Mapping[str, Any]]) -> None:
         """Style edges, e.g. ``{("conv", "relu"): {"width": 4, "color": "#f00", "opacity": 0.8, "label": "0.93"}}``.
@@ -203,12 +261,12 @@ class GraphWidget(anywidget.AnyWidget):
                     raise GraphError(f"edge style {prop!r} is not one of width, color, opacity, label")
                 entry[prop] = value
             out.append(entry)
-        self._visual("edge_styles", out)
+        self._visual(edge_styles=out)
 
-    def _visual(self, trait: str, value: Any) -> None:
-        """Set a highlight trait now, or (if one was sent under `HIGHLIGHT_INTERVAL_S` ago) keep only the
-        latest value and send it from the event loop, so a search loop is never slowed down."""
-        self._pending_visual[trait] = value
+    def _visual(self, **traits: Any) -> None:
+        """Set highlight traits now, or (if some were sent under `HIGHLIGHT_INTERVAL_S` ago) keep only the
+        latest values and send them from the event loop, so a search loop is never slowed down."""
+        self._pending_visual.update(traits)
         if time.monotonic() - self._highlight_sent >= HIGHLIGHT_INTERVAL_S:
             self._send_visual()
             return
@@ -254,6 +312,15 @@ class GraphWidget(anywidget.AnyWidget):
         if session is not None:
             session.close()
         super().close()
+
+
+def _node_id(path: NodePath) -> str:
+    """The editor's id of the node at `path` (names through blocks)."""
+    node_id = None
+    for name in path:
+        node_id = join_id(node_id, name)
+    assert node_id is not None
+    return node_id
 
 
 def _check_style(style: str | Mapping[str, Any]) -> str | dict[str, Any]:
