@@ -35,11 +35,13 @@ import dataclasses
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from graphbuilder.datasets import synthetic_detection
 from graphbuilder.detection import box_iou, nms
@@ -71,6 +73,12 @@ SHAPES_SPACE = DetectorSpace(image_size=64)  # the shapes task's 64 px images, d
 CONTROLS = {"hand": {}, "dilated-neck": {"neck": "sd_k3_d3"}, "dilated-head": {"head": "sd_k3_d3"},
             "dilated-both": {"neck": "sd_k3_d3", "head": "sd_k3_d3"}}
 LEVELS = ("AP_P3", "AP_P4", "AP_P5")
+
+
+def say(text: str) -> None:
+    """Print a line above the progress bar (flushed: the log of a long run is read while it runs)."""
+    tqdm.write(text)
+    sys.stdout.flush()
 
 
 def median_time(fn, repeat: int = 5) -> float:
@@ -106,13 +114,13 @@ def bench_gamma(quick: bool) -> None:
     steps = 10 if quick else 80
     print(f"\n== resource penalty: joint search over 4 ops, {steps} steps, plain argmax (shapes task) ==")
     flops = []
-    for gamma in (0.0, 0.1, 1.0, 4.0):
+    for gamma in tqdm((0.0, 0.1, 1.0, 4.0), desc="gamma", leave=False):
         res = trinity(train, None, TrinityConfig(space=SHAPES_SPACE, operators=["ir_k5_e6", "ir_k3_e3", "sd_k3_d1",
                                                                                 "conv_1x1"],
                                                  screen_steps=0, search_steps=steps, retrain_steps=0, gamma=gamma,
                                                  shrink_at=()), progress=False, evaluate=False)
         flops.append(res.flops)
-        print(f"gamma {gamma:4.1f}: derived {res.flops / 1e6:6.2f} MFLOPs/image "
+        say(f"gamma {gamma:4.1f}: derived {res.flops / 1e6:6.2f} MFLOPs/image "
               f"(x{res.flops / flops[0]:.2f} of gamma 0)")
     falls = all(b <= a for a, b in zip(flops, flops[1:], strict=False))
     print(f"derived FLOPs fall as gamma rises: {'yes' if falls else 'NO'}")
@@ -128,15 +136,16 @@ def positive_control(config: ProtocolConfig, seeds: list[int], out: str | None, 
           f"{config.search.retrain_steps} steps each; hand-designed {hand / 1e6:.2f} MFLOPs/image ==", flush=True)
     done = {(r.arm, r.seed): r for r in load_done(out, config, retraining_settings)}
     runs: dict[str, list[UnitResult]] = {name: [] for name in variants}
-    for seed in seeds:  # seed-major: every architecture's first seed comes early
-        for name in variants:
+    units = [(seed, name) for seed in seeds for name in variants]  # seed-major: every architecture's first seed early
+    with tqdm(units, desc="retrained", unit="unit") as bar:
+        for seed, name in bar:
             r = done.get((name, seed))
             if r is None:
                 r = run_fixed(config, seed, CONTROLS[name], arm=name)
                 save_unit(out, config, r)
             runs[name].append(r)
-            print(f"  {name:13s} seed {seed}: mAP {r.metrics['mAP']:.4f}  {fmt_levels([r.metrics])}  "
-                  f"{r.flops / 1e6:.2f} MFLOPs  {r.seconds:.0f} s", flush=True)
+            say(f"  {name:13s} seed {seed}: mAP {r.metrics['mAP']:.4f}  {fmt_levels([r.metrics])}  "
+                f"{r.flops / 1e6:.2f} MFLOPs  {r.seconds:.0f} s")
     if "hand" not in runs:
         return
     base = [r.metrics["mAP"] for r in runs["hand"]]
@@ -192,17 +201,22 @@ def protocol(config: ProtocolConfig, seeds: list[int], out: str | None) -> None:
           f"{hand / 1e6:.3f} MFLOPs/image; retraining {config.search.retrain_steps} steps ==", flush=True)
     print("settings: " + json.dumps(config.to_dict(), sort_keys=True), flush=True)
     start = time.perf_counter()
-
-    def save(r: UnitResult) -> None:
-        print(f"  seed {r.seed} {r.arm:8s} mAP {r.metrics.get('mAP', 0):.4f}  {fmt_levels([r.metrics])}  "
-              f"{r.flops / 1e6:.3f} MFLOPs ({r.flops / hand - 1:+.1%})  {r.seconds:.0f} s  "
-              f"[{time.perf_counter() - start:.0f} s]", flush=True)
-        save_unit(out, config, r)
-
     done = [r for r in load_done(out, config) if r.seed in seeds]
     if done:
         print(f"  resuming: {len(done)} units from {out}", flush=True)
-    results = run_protocol(config, seeds, done=done, on_result=save)
+    # One step per unit still to run; a run stopped early closes the bar at the units really done.
+    bar = tqdm(total=len(seeds) * len(ARMS) - len({(r.arm, r.seed) for r in done if r.arm in ARMS}), desc="protocol",
+               unit="unit")
+
+    def save(r: UnitResult) -> None:
+        say(f"  seed {r.seed} {r.arm:8s} mAP {r.metrics.get('mAP', 0):.4f}  {fmt_levels([r.metrics])}  "
+            f"{r.flops / 1e6:.3f} MFLOPs ({r.flops / hand - 1:+.1%})  {r.seconds:.0f} s  "
+            f"[{time.perf_counter() - start:.0f} s]")
+        save_unit(out, config, r)
+        bar.update(1)
+
+    with bar:
+        results = run_protocol(config, seeds, done=done, on_result=save)
     by = {(r.arm, r.seed): r for r in results}
 
     print(f"\n== per seed: mAP (FLOPs vs hand-designed) ==\n{'seed':>4s} " + " ".join(f"{a:>17s}" for a in ARMS))
