@@ -5,8 +5,9 @@ Dtype rule (docs/format.md): a weight takes the dtype of the module state it fil
 for floating-point state of another precision (float64 weights for a float32 layer) is converted, with a
 warning naming the node; any other mismatch (integer, bool or complex values for a float layer, floats for
 an integer buffer) is refused with `GraphError`. A weights file holds only the dtypes modules have
-(`FILE_DTYPES`): a file with int32, bool or complex tensors, or float bytes relabelled as integers, is
-refused when loaded, and such weights are refused when saved.
+(`FILE_DTYPES`) and the dtype a node declares for the tensor it holds (a bool `constant` mask): a file with
+int32, bool or complex tensors for a layer, or float bytes relabelled as integers, is refused when loaded, and
+such weights are refused when saved.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import warnings
 import torch
 from torch import fx
 
+from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
-from graphbuilder.ir.graph import BLOCK, Graph
+from graphbuilder.ir.graph import BLOCK, Graph, Node
 
 FILE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int64)
 """Dtypes a weights file may hold: every floating precision, and int64 (counters such as BatchNorm's
@@ -28,9 +30,22 @@ def _name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def check_file_dtype(node: str, key: str, tensor: torch.Tensor, where: str) -> None:
-    """Raise `GraphError` unless `tensor`'s dtype may be in a weights file (`FILE_DTYPES`)."""
-    if tensor.dtype not in FILE_DTYPES:
+def declared_dtype(node: Node | None) -> torch.dtype | None:
+    """The dtype a node declares for the tensor it holds (a `constant` mask is bool, a `parameter` may be
+    int64), or None for a layer, whose weights follow `FILE_DTYPES`."""
+    from graphbuilder.ops.declare import TORCH_DTYPES
+
+    if node is None or node.op == BLOCK:
+        return None
+    name = node.params.get("dtype") if "dtype" in node.params else None
+    return TORCH_DTYPES.get(name) if isinstance(name, str) and registry.get(node.op).build is not None else None
+
+
+def check_file_dtype(node: str, key: str, tensor: torch.Tensor, where: str, declared: torch.dtype | None = None
+                     ) -> None:
+    """Raise `GraphError` unless `tensor`'s dtype may be in a weights file: one of `FILE_DTYPES`, or the dtype
+    its node declares (`declared_dtype`)."""
+    if tensor.dtype not in FILE_DTYPES and tensor.dtype != declared:
         names = ", ".join(_name(d) for d in FILE_DTYPES)
         raise GraphError(f"{where}: weight {key!r} of node {node!r} has dtype {_name(tensor.dtype)}, "
                          f"which no layer holds (weights are {names}); convert it (tensor.float()) or drop it",

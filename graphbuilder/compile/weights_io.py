@@ -35,7 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from graphbuilder.compile.weights import check_file_dtype, fits_dtypes
+from graphbuilder.compile.weights import check_file_dtype, declared_dtype, fits_dtypes
 from graphbuilder.ir import registry, serialize, strict_json
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
@@ -62,7 +62,8 @@ def flatten_weights(graph: Graph, path: list[str] | None = None) -> dict[str, to
             if not isinstance(tensor, torch.Tensor):
                 raise GraphError(f"graph.weights[{node_name!r}][{key!r}] is {type(tensor).__name__}, not a tensor",
                                  [node_name])
-            check_file_dtype("/".join([*path, node_name]), key, tensor, "cannot save")
+            check_file_dtype("/".join([*path, node_name]), key, tensor, "cannot save",
+                             declared_dtype(graph._nodes.get(node_name)))
             out[tensor_key(path, node_name, key)] = tensor.detach().cpu().contiguous().clone()
     for node in graph._nodes.values():
         if node.op == BLOCK and node.block is not None:
@@ -140,7 +141,9 @@ def load_weights(graph: Graph, json_path: str) -> None:
         parts = [_unescape(p) for p in key.split("/")]
         if len(parts) < 2:
             raise GraphError(f"weights file {source!r}: key {key!r} does not name a node and a weight")
-        check_file_dtype("/".join(parts[:-1]), parts[-1], tensor, f"weights file {source!r}")
+        scope = _owner(graph, parts[:-2])
+        node = scope._nodes.get(parts[-2]) if scope is not None else None
+        check_file_dtype("/".join(parts[:-1]), parts[-1], tensor, f"weights file {source!r}", declared_dtype(node))
         grouped.setdefault(tuple(parts[:-1]), {})[parts[-1]] = tensor
     _tie_loaded(graph, grouped)
     skipped = []
