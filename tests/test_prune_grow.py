@@ -313,6 +313,20 @@ def test_search_drives_the_widget() -> None:
     assert any(e.get("opacity") == 0.25 for e in w.edge_styles)  # the pruned connection fades
 
 
+def test_display_colours_the_diff_of_consecutive_networks() -> None:
+    widget_mod = pytest.importorskip("graphbuilder.widget")
+    net = NeuronGraph.direct(2)
+    w = widget_mod.GraphWidget(net.expand())
+    display = NeuronGraphDisplay(w)
+    display(net)
+    assert w.highlights == {}  # nothing changed
+    grown = net.copy()
+    new = grown.split(net.inputs[0], net.outputs[0], activation="tanh")  # a neuron on input 0 -> output
+    display(grown)
+    out = f"n{net.outputs[0]}"
+    assert w.highlights == {f"n{new}": "added", out: "changed"}  # the new neuron, and the output it now feeds
+
+
 # -- against layered MLPs ----------------------------------------------------------------------------------------
 def test_fronts_targets_and_the_gap_between_fronts() -> None:
     mlp = [(4, 0.20), (20, 0.15), (60, 0.10), (250, 0.08)]

@@ -8,10 +8,10 @@ Boundary: display only; nothing here changes what a search does.
   (5%) however fast its steps are. Skipped states are dropped (the next update shows the latest). Any search
   can use it with its own `show`; `NeuronGraphDisplay` is the one for neuron graphs.
 - `NeuronGraphDisplay(widget)` expands a `NeuronGraph` into one ``neuron`` node per neuron
-  (`NeuronGraph.expand`), assigns it to ``widget.graph`` (the widget sends the browser a diff), highlights the
-  neurons added since the last display ("added") and styles edges by weight: width ~ |w|, blue for positive,
-  red for negative. Connections pruned since the last display stay one more display as faded zero-weight
-  edges, then disappear.
+  (`NeuronGraph.expand`), assigns it to ``widget.graph`` (the widget sends the browser a diff), colours what
+  `gb.diff` finds changed since the last display (new neurons "added", rewired ones "changed") and styles
+  edges by weight: width ~ |w|, blue for positive, red for negative. Connections pruned since the last display
+  stay one more display as faded zero-weight edges, then disappear.
 - `SearchProgress` is a tqdm bar over a search's time budget. When the search stops early the bar is
   completed at its real end (so a notebook shows it finished, not failed at 5%) and its description says
   why it stopped; only an interrupted search leaves it unfinished.
@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from graphbuilder.ir.diff import diff
+from graphbuilder.ir.graph import Graph
 from graphbuilder.ops.neuron_graph import NeuronGraph, label
 
 POSITIVE, NEGATIVE, FADED = "#1f77b4", "#d62728", "#9e9e9e"
@@ -79,33 +81,45 @@ class LiveView:
 
 class NeuronGraphDisplay:
     """Shows a `NeuronGraph` in `widget` (anything with ``graph``, ``highlight`` and ``style_edges`` as
-    `GraphWidget`), marking what changed since the last display: call `mark` after each edit, and the
-    display (or a `LiveView` around it) with the network."""
+    `GraphWidget`), colouring what changed since the last display by `gb.diff` of the two expanded graphs:
+    new neurons "added", neurons whose inputs changed (rewired by pruning or growth) "changed". Call `mark`
+    after each edit with the pruned connections (shown faded once), and the display (or a `LiveView` around
+    it) with the network."""
 
     def __init__(self, widget: Any) -> None:
         self.widget = widget
         self._pruned: set[tuple[int, int]] = set()
-        self._added: set[int] = set()
 
-    def mark(self, *, pruned: Iterable[tuple[int, int]] = (), added: Iterable[int] = ()) -> None:
-        """Note connections pruned and neurons added by the last edit (shown at the next display)."""
+    def mark(self, *, pruned: Iterable[tuple[int, int]] = ()) -> None:
+        """Note connections pruned by the last edit (shown faded at the next display)."""
         self._pruned.update((int(s), int(d)) for s, d in pruned)
-        self._added.update(int(n) for n in added)
 
     def __call__(self, ng: NeuronGraph) -> None:
-        """Push `ng` to the widget now, with the pending pruned/added marks, and clear them."""
+        """Push `ng` to the widget now, coloured by its diff against the graph shown before."""
         neurons = set(ng.neurons)
         ghosts = sorted(e for e in self._pruned if e[0] in neurons and e[1] in neurons)
-        graph = ng.expand(getattr(self.widget.graph, "name", "neurons"), ghost_connections=ghosts)
+        before = getattr(self.widget, "graph", None)
+        graph = ng.expand(getattr(before, "name", "neurons"), ghost_connections=ghosts)
         self.widget.graph = graph
-        self.widget.highlight([label(n) for n in sorted(self._added) if n in neurons], "added")
+        added, rewired = changed_nodes(before, graph) if isinstance(before, Graph) else ([], [])
+        self.widget.highlight([])
+        self.widget.highlight(added, "added")
+        self.widget.highlight(rewired, "changed")
         self.widget.style_edges(edge_styles(ng, ghosts))
         # GraphWidget defers a second highlight/style call within 50 ms to the event loop, which a search loop
         # blocks until it ends; send the pending styles now (the view is already throttled).
         if getattr(self.widget, "_pending_visual", None):
             self.widget._send_visual()
         self._pruned.clear()
-        self._added.clear()
+
+
+def changed_nodes(before: Graph, after: Graph) -> tuple[list[str], list[str]]:
+    """Top-level node names added in `after`, and those present in both whose op, params or inputs differ
+    (`gb.diff`; shapes alone do not count)."""
+    changes = diff(before, after)
+    added = [path[-1] for path in changes.added if len(path) == 1]
+    rewired = [c.path[-1] for c in changes.changed if len(c.path) == 1 and (c.op or c.params or c.inputs)]
+    return added, rewired
 
 
 def edge_styles(ng: NeuronGraph, ghosts: Iterable[tuple[int, int]] = ()) -> dict[tuple[str, str], dict[str, Any]]:

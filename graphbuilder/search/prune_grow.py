@@ -647,7 +647,7 @@ class _Search:
         return complexity_of(net, self.cfg.complexity), val
 
     def record(self, move: str, net: NeuronGraph, accepted: bool, tr: float, va: float,
-               pruned: Sequence[Edge] = (), added: Sequence[int] = ()) -> None:
+               pruned: Sequence[Edge] = ()) -> None:
         d = self.data
         test = (neuron_train.rmse(net, d.X_test, d.y_test) if accepted and d.X_test is not None else None)
         row = {"step": len(self.history), "restart": self.restart, "cycle": self.cycle, "move": move,
@@ -665,7 +665,7 @@ class _Search:
             if va < self.fallback_err:
                 self.fallback, self.fallback_err, self.fallback_step = net.copy(), va, row["step"]
             if self.display is not None:
-                self.display.mark(pruned=pruned, added=added)
+                self.display.mark(pruned=pruned)
             if self.live is not None:
                 self.live.update(net)
         best = self.best_key[0] if self.best_key else "-"
@@ -687,9 +687,9 @@ class _Search:
         n = min(n, cfg.max_grow, cfg.max_hidden - net.num_hidden)
         if n <= 0:
             raise _Stop("max_hidden")
-        added = grow_move(net, self.data, cfg, n, rng, self.map_fn)
+        grow_move(net, self.data, cfg, n, rng, self.map_fn)
         tr, va = self.train(net, cfg.train_steps)
-        self.record("grow", net, True, tr, va, added=added)
+        self.record("grow", net, True, tr, va)
         return va
 
     def grow_to_target(self, net: NeuronGraph, va: float, rng: np.random.Generator) -> float:
@@ -789,7 +789,7 @@ def prune_grow(X: Any, y: Any, target_error: float, config: PruneGrowConfig | No
         test: held-out (X_test, y_test): never used for a decision; its RMSE is recorded for every accepted
             network and reported in `restarts` and `SearchResult.test_error`.
         widget: a `gb.GraphWidget` to show the network live (expanded to one node per neuron; pruned
-            connections fade, added neurons are highlighted), throttled to under 5% of the time.
+            connections fade, new and rewired neurons are coloured by `gb.diff`), throttled to under 5% of the time.
         progress: show a progress bar over the time budget; it ends saying why the search stopped.
         map_fn: how candidate scorers are mapped over candidates (`map(fn, *iterables)`, the default; a
             parallel map runs them on several workers).
