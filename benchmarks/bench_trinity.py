@@ -1,51 +1,84 @@
-"""Benchmark of the Hit-Detector trinity search (arXiv:2003.11818) on the synthetic shapes detection set.
+"""Benchmark of the Hit-Detector trinity search (arXiv:2003.11818): does it beat a hand design, and where?
 
-Measures, in one run (medians where timed repeatedly; ratios against baselines measured in the same run):
-  1. box IoU and NMS: vectorised vs the brute-force references (speed, and that they agree);
-  2. detectors, each retrained from scratch with the same steps, the same data and the same retraining seeds,
-     and evaluated with pycocotools, over `--seeds` seeds (mean and min-max printed):
-       (a) hand-designed: MobileNetV2-style backbone + FPN-lite neck + separable conv head,
-       (b) backbone-only search (neck and head fixed to the hand-designed choices),
-       (c) trinity: backbone, neck and head searched together;
-     (b) and (c) are derived within the hand-designed detector's FLOPs (`budget=`; --no-budget: plain argmax),
-     so the comparison is at comparable FLOPs; reporting mAP, mAP@0.5, params, FLOPs per image, search time;
-  3. the resource penalty: derived FLOPs for gamma in {0, 0.01, 0.1, 1} (joint search over the trinity
-     screening's kept ops, plain argmax); they should fall as gamma rises.
+Modes (each prints its figures beside baselines measured in the same run; nothing asserts on time):
 
-    .venv/bin/python benchmarks/bench_trinity.py              # small config, 2 seeds (~15 min on the busy shared
-                                                              #   2-core machine; --seeds 1 for about half)
-    .venv/bin/python benchmarks/bench_trinity.py --long       # 3x longer screening and search (the config whose
-                                                              #   search has enough signal to matter; ~2x time)
-    .venv/bin/python benchmarks/bench_trinity.py --quick      # smoke run (~3 min)
+  --protocol           the pre-set protocol (graphbuilder/search/trinity_protocol.py): for each seed, retrain
+                       (a) the hand-designed detector, (b) backbone-only search, (c) trinity search and (r) a random
+                       architecture from (c)'s screened sets, all with the same retraining seed, within 3% of (a)'s
+                       FLOPs, on the same 256 validation images; per-seed table, per-level AP, diagnostics (alpha
+                       entropy, op histograms), and the paired exact sign-flip tests. Ends with exactly
+                           trinity-vs-hand: mean=<d> ci95=[<lo>,<hi>] p=<p>
+                           trinity-vs-backbone: ...
+                           trinity-vs-random: ...
+                           verdict: win|no-win
+                       (p: one-sided; Holm-corrected over hand and backbone; random's is uncorrected).
+  --positive-control   retrain fixed architectures of the space (hand-designed; with a dilated neck; with a dilated
+                       head; both; equal FLOPs) over 3 seeds: a search can only win if one of them beats the hand
+                       design by >= 0.05 mAP.
+  (default)            box IoU / NMS against brute force, and the resource penalty: derived FLOPs as gamma rises.
 
-Never asserts on time. Small convolutions run fastest on one thread; --threads changes that.
+    .venv/bin/python benchmarks/bench_trinity.py --protocol --seeds 8 --data-seed 0 --out runs/d0 > d0.log
+    .venv/bin/python benchmarks/bench_trinity.py --positive-control
+    .venv/bin/python benchmarks/bench_trinity.py --protocol --quick      # smoke run of the whole pipeline
+
+The protocol's settings (`PROTOCOL` below) were fixed on data seed 0 before the runs; `--task shapes` runs the
+same protocol on the old shapes task, where neck and head hardly matter (the null case). Small convolutions
+run fastest on one thread (--threads 1, the default): one 8-seed protocol run takes about 2 hours of one core.
+`--out DIR` saves each unit as JSON and resumes from the units already there.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import dataclasses
+import json
+import os
 import statistics
+import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
+from tqdm import tqdm
 
-import graphbuilder as gb
 from graphbuilder.datasets import synthetic_detection
-from graphbuilder.detection import DetectionLayout, box_iou, evaluate_detector, nms, train_detector
+from graphbuilder.detection import box_iou, nms
 from graphbuilder.detection.reference import box_iou_reference, nms_reference
-from graphbuilder.search.detector_space import COMPONENT_OPS, FULL_OPS, DetectorSpace, hand_designed
-from graphbuilder.search.trinity import trinity
+from graphbuilder.search.detector_space import COMPONENTS, DetectorSpace
+from graphbuilder.search.trinity import TrinityConfig, trinity
+from graphbuilder.search.trinity_protocol import (
+    ARMS,
+    OPPONENTS,
+    ProtocolConfig,
+    UnitResult,
+    compare,
+    run_fixed,
+    run_protocol,
+    verdict,
+)
 
-CONFIGS = {
-    "small": dict(num_train=384, num_val=128, screen_steps=40, search_steps=80, retrain_steps=400, boxes=400,
-                  sweep_steps=80),
-    "long": dict(num_train=384, num_val=128, screen_steps=120, search_steps=240, retrain_steps=400, boxes=400,
-                 sweep_steps=160),
-    "quick": dict(num_train=96, num_val=32, screen_steps=6, search_steps=10, retrain_steps=40, boxes=150,
-                  sweep_steps=6),
-}
-SPACE = DetectorSpace()  # the default small space: 5 backbone, 3 neck, 4 head positions
-GAMMAS = (0.0, 0.01, 0.1, 1.0)
+#: The protocol's settings, chosen on data seed 0 (positive control and pilot runs; docs/hit_detector.md).
+SEARCH = TrinityConfig(space=DetectorSpace(image_size=96), size_bounds=(8.0, 16.0), screen_steps=40,
+                       search_steps=120, retrain_steps=600, alpha_lr=0.1, sparsity=0.15, top_k=4)
+PROTOCOL = ProtocolConfig(task="context", num_train=512, num_val=256, image_size=96, search=SEARCH)
+QUICK = TrinityConfig(space=DetectorSpace(image_size=96, stem_channels=8, stages=((8, 1), (8, 1), (12, 1), (16, 1)),
+                                          neck_channels=8, head_positions=2),
+                      size_bounds=(8.0, 16.0), screen_steps=4, search_steps=8, retrain_steps=6, batch_size=4, top_k=3)
+SHAPES_SPACE = DetectorSpace(image_size=64)  # the shapes task's 64 px images, default level bounds
+
+#: Fixed architectures of the positive control: role -> op changes to the hand design (equal FLOPs: dilation
+#: does not change a separable conv's cost).
+CONTROLS = {"hand": {}, "dilated-neck": {"neck": "sd_k3_d3"}, "dilated-head": {"head": "sd_k3_d3"},
+            "dilated-both": {"neck": "sd_k3_d3", "head": "sd_k3_d3"}}
+LEVELS = ("AP_P3", "AP_P4", "AP_P5")
+
+
+def say(text: str) -> None:
+    """Print a line above the progress bar (flushed: the log of a long run is read while it runs)."""
+    tqdm.write(text)
+    sys.stdout.flush()
 
 
 def median_time(fn, repeat: int = 5) -> float:
@@ -75,113 +108,195 @@ def bench_boxes(n: int) -> None:
     print(f"NMS      {t_nms * 1e3:9.2f} ms   brute force {t_nms_ref * 1e3:9.2f} ms   speed-up x{t_nms_ref / t_nms:.0f}")
 
 
-def summary(graph: gb.Graph) -> tuple[int, int]:
-    s = graph.summary()
-    return s.total_params, s.total_flops // SPACE.batch
+def bench_gamma(quick: bool) -> None:
+    """Derived FLOPs (plain argmax) of joint searches over one operator set as the resource penalty rises."""
+    train, _ = synthetic_detection(96 if quick else 384, 8, image_size=64, seed=0)
+    steps = 10 if quick else 80
+    print(f"\n== resource penalty: joint search over 4 ops, {steps} steps, plain argmax (shapes task) ==")
+    flops = []
+    for gamma in tqdm((0.0, 0.1, 1.0, 4.0), desc="gamma", leave=False):
+        res = trinity(train, None, TrinityConfig(space=SHAPES_SPACE, operators=["ir_k5_e6", "ir_k3_e3", "sd_k3_d1",
+                                                                                "conv_1x1"],
+                                                 screen_steps=0, search_steps=steps, retrain_steps=0, gamma=gamma,
+                                                 shrink_at=()), progress=False, evaluate=False)
+        flops.append(res.flops)
+        say(f"gamma {gamma:4.1f}: derived {res.flops / 1e6:6.2f} MFLOPs/image "
+              f"(x{res.flops / flops[0]:.2f} of gamma 0)")
+    falls = all(b <= a for a, b in zip(flops, flops[1:], strict=False))
+    print(f"derived FLOPs fall as gamma rises: {'yes' if falls else 'NO'}")
 
 
-def spread(values: list[float]) -> str:
-    """``mean (min-max)`` of a list, or the one value."""
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+def fmt_levels(metrics: list[dict[str, float]]) -> str:
+    return " ".join(f"{lv[3:]} {statistics.fmean(m.get(lv, 0.0) for m in metrics):.3f}" for lv in LEVELS)
+
+
+def positive_control(config: ProtocolConfig, seeds: list[int], out: str | None, variants: list[str]) -> None:
+    hand = config.hand_flops()
+    print(f"\n== positive control: fixed architectures retrained on seeds {seeds}, data seed {config.data_seed}, "
+          f"{config.search.retrain_steps} steps each; hand-designed {hand / 1e6:.2f} MFLOPs/image ==", flush=True)
+    done = {(r.arm, r.seed): r for r in load_done(out, config, retraining_settings)}
+    runs: dict[str, list[UnitResult]] = {name: [] for name in variants}
+    units = [(seed, name) for seed in seeds for name in variants]  # seed-major: every architecture's first seed early
+    with tqdm(units, desc="retrained", unit="unit") as bar:
+        for seed, name in bar:
+            r = done.get((name, seed))
+            if r is None:
+                r = run_fixed(config, seed, CONTROLS[name], arm=name)
+                save_unit(out, config, r)
+            runs[name].append(r)
+            say(f"  {name:13s} seed {seed}: mAP {r.metrics['mAP']:.4f}  {fmt_levels([r.metrics])}  "
+                f"{r.flops / 1e6:.2f} MFLOPs  {r.seconds:.0f} s")
+    if "hand" not in runs:
+        return
+    base = [r.metrics["mAP"] for r in runs["hand"]]
+    print(f"\n{'architecture':13s} {'mAP mean':>9s} {'per seed':>24s} {'vs hand':>8s}  per-level AP (mean)")
+    best = 0.0
+    for name, rs in runs.items():
+        maps = [r.metrics["mAP"] for r in rs]
+        diff = statistics.fmean(m - b for m, b in zip(maps, base, strict=True))
+        best = max(best, diff) if name != "hand" else best
+        print(f"{name:13s} {statistics.fmean(maps):9.4f} {' '.join(f'{m:.4f}' for m in maps):>24s} {diff:+8.4f}  "
+              f"{fmt_levels([r.metrics for r in rs])}")
+    print(f"largest gain over hand-designed: {best:+.4f} mAP -> "
+          f"{'a search can win on this task' if best >= 0.05 else 'below 0.05: change the task'}")
+
+
+def retraining_settings(protocol: dict) -> dict:
+    """The settings a fixed architecture's retraining depends on (data, space, level bounds, retraining): the
+    positive control reuses units across protocol settings that differ only in the search."""
+    search = protocol.get("search", {})
+    keys = ("space", "size_bounds", "retrain_steps", "retrain_batch_size", "lr", "fixed")
+    return {**{k: v for k, v in protocol.items() if k != "search"}, **{k: search.get(k) for k in keys}}
+
+
+def save_unit(folder: str | None, config: ProtocolConfig, unit: UnitResult) -> None:
+    """Write one unit's result (with the settings it ran under) as ``{arm}_{seed}.json`` in `folder`."""
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{unit.arm}_{unit.seed}.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump({"protocol": config.to_dict(), "unit": unit.to_dict()}, f)
+        os.replace(path + ".tmp", path)
+
+
+def load_done(folder: str | None, config: ProtocolConfig, key: Callable[[dict], Any] = lambda d: d
+              ) -> list[UnitResult]:
+    """Units saved by an earlier run whose settings have the same `key` as `config`'s (default: all settings)."""
+    if not folder or not os.path.isdir(folder):
+        return []
+    done = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".json"):
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                data = json.load(f)
+            if key(data.get("protocol", {})) == key(config.to_dict()):
+                done.append(UnitResult.from_dict(data["unit"]))
+    return done
+
+
+def protocol(config: ProtocolConfig, seeds: list[int], out: str | None) -> None:
+    hand = config.hand_flops()
+    print(f"\n== protocol: task {config.task}, data seed {config.data_seed}, seeds {seeds}; {config.num_train} train / "
+          f"{config.num_val} val images; every arm within {config.search.tolerance:.0%} of the hand-designed "
+          f"{hand / 1e6:.3f} MFLOPs/image; retraining {config.search.retrain_steps} steps ==", flush=True)
+    print("settings: " + json.dumps(config.to_dict(), sort_keys=True), flush=True)
+    start = time.perf_counter()
+    done = [r for r in load_done(out, config) if r.seed in seeds]
+    if done:
+        print(f"  resuming: {len(done)} units from {out}", flush=True)
+    # One step per unit still to run; a run stopped early closes the bar at the units really done.
+    bar = tqdm(total=len(seeds) * len(ARMS) - len({(r.arm, r.seed) for r in done if r.arm in ARMS}), desc="protocol",
+               unit="unit")
+
+    def save(r: UnitResult) -> None:
+        say(f"  seed {r.seed} {r.arm:8s} mAP {r.metrics.get('mAP', 0):.4f}  {fmt_levels([r.metrics])}  "
+            f"{r.flops / 1e6:.3f} MFLOPs ({r.flops / hand - 1:+.1%})  {r.seconds:.0f} s  "
+            f"[{time.perf_counter() - start:.0f} s]")
+        save_unit(out, config, r)
+        bar.update(1)
+
+    with bar:
+        results = run_protocol(config, seeds, done=done, on_result=save)
+    by = {(r.arm, r.seed): r for r in results}
+
+    print(f"\n== per seed: mAP (FLOPs vs hand-designed) ==\n{'seed':>4s} " + " ".join(f"{a:>17s}" for a in ARMS))
+    for s in seeds:
+        print(f"{s:4d} " + " ".join(f"{by[(a, s)].metrics['mAP']:8.4f} ({by[(a, s)].flops / hand - 1:+5.1%})"
+                                    for a in ARMS))
+    print("mean " + " ".join(f"{statistics.fmean(by[(a, s)].metrics['mAP'] for s in seeds):8.4f}{'':9s}"
+                              for a in ARMS))
+    print("\n== per-level AP (mean over seeds; one-stride level bounds) ==")
+    for a in ARMS:
+        print(f"{a:9s} {fmt_levels([by[(a, s)].metrics for s in seeds])}   mAP50 "
+              f"{statistics.fmean(by[(a, s)].metrics['mAP50'] for s in seeds):.3f}")
+
+    print("\n== diagnostics ==")
+    for a in ("backbone", "trinity"):
+        d = [by[(a, s)].diagnostics for s in seeds]
+        ent_b = [x["entropy_before_shrink"] for x in d if x.get("entropy_before_shrink") is not None]
+        print(f"{a:9s} alpha entropy before first shrink {statistics.fmean(ent_b) if ent_b else float('nan'):.3f} "
+              f"(1 = uniform), largest final weight {statistics.fmean(x['max_weight_final'] for x in d):.3f}, "
+              f"within budget {sum(bool(x['within_budget']) for x in d)}/{len(d)}, "
+              f"skipped steps {sum(sum(x['skipped'].values()) for x in d)}")
+    print(f"random    within budget {sum(bool(by[('random', s)].diagnostics['within_budget']) for s in seeds)}"
+          f"/{len(seeds)}")
+    space = config.space
+    for a in ("backbone", "trinity", "random"):
+        for comp in COMPONENTS:
+            names = [p.name for p in space.component_positions(comp)]
+            hist = collections.Counter(by[(a, s)].arch[n] for s in seeds for n in names)
+            print(f"op histogram {a:8s} {comp:8s} " + ", ".join(f"{op} {k}" for op, k in hist.most_common()))
+    kept = collections.Counter((c, op) for s in seeds for c, ops in (by[("trinity", s)].kept or {}).items()
+                               for op in ops)
+    for comp in COMPONENTS:
+        print(f"screening kept ({comp}): " + ", ".join(f"{op} {k}" for (c, op), k in kept.most_common() if c == comp))
+    print(f"\nunits: {len(results)}, seconds {sum(r.seconds for r in results):.0f} "
+          f"(this run {time.perf_counter() - start:.0f} s wall)")
+    comparisons = compare(results)
+    for opp in OPPONENTS:
+        print("  diffs " + opp + ": " + " ".join(f"{v:+.4f}" for v in comparisons[opp].diffs)
+              + f"  (raw one-sided p {comparisons[opp].p_raw:.4f})")
+    print("p: one-sided exact sign-flip over seeds; hand and backbone Holm-corrected, random uncorrected")
+    for opp in OPPONENTS:
+        print(comparisons[opp].line())
+    print(f"verdict: {verdict(comparisons, config.alpha, config.min_difference)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny smoke configuration")
-    parser.add_argument("--long", action="store_true", help="3x longer screening and search (~2x the time)")
-    parser.add_argument("--seeds", type=int, default=2, help="search/retraining seeds per method (default 2)")
-    parser.add_argument("--seed", type=int, default=0, help="first search/retraining seed")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--protocol", action="store_true", help="run the pre-set protocol")
+    mode.add_argument("--positive-control", action="store_true", help="retrain fixed architectures over seeds")
+    parser.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 8 for the protocol, 3 for the control)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data set (default 0)")
-    parser.add_argument("--no-budget", action="store_true",
-                        help="derive by plain argmax (no FLOPs budget; the searched detectors' FLOPs then differ)")
-    parser.add_argument("--no-sweep", action="store_true", help="skip the gamma sweep")
-    parser.add_argument("--component-ops", action="store_true",
-                        help="screen per-component operator sets (MBConv-only backbone and head) instead of one")
+    parser.add_argument("--task", choices=("context", "shapes"), default="context",
+                        help="context (default) or shapes (the null case)")
+    parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke run of the pipeline")
+    parser.add_argument("--out", help="folder for per-unit JSON results (resumes from it)")
+    parser.add_argument("--variants", default=",".join(CONTROLS),
+                        help=f"positive control: architectures to retrain (default all: {','.join(CONTROLS)})")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = CONFIGS["quick" if args.quick else "long" if args.long else "small"]
+    config = PROTOCOL
+    if args.task == "shapes":
+        config = ProtocolConfig(task="shapes", num_train=512, num_val=256, image_size=64,
+                                search=SEARCH.replace(space=SHAPES_SPACE, size_bounds=()))
+    if args.quick:
+        assert QUICK.space is not None
+        space = dataclasses.replace(QUICK.space, image_size=config.image_size)
+        config = ProtocolConfig(task=config.task, num_train=48, num_val=16, image_size=config.image_size,
+                                search=QUICK.replace(space=space, size_bounds=config.search.size_bounds))
+    config = dataclasses.replace(config, data_seed=args.data_seed)
+    if args.protocol:
+        protocol(config, list(range(args.seeds or 8)), args.out)
+        return
     start = time.perf_counter()
-    bench_boxes(cfg["boxes"])
-
-    train, val = synthetic_detection(cfg["num_train"], cfg["num_val"], image_size=SPACE.image_size,
-                                     seed=args.data_seed)
-    layout = DetectionLayout((SPACE.image_size,) * 2, SPACE.strides, SPACE.num_classes)
-    hand = hand_designed(SPACE)
-    hand_params, hand_flops = summary(hand)
-    budget = None if args.no_budget else hand_flops
-    search_kw = dict(space=SPACE, screen_steps=cfg["screen_steps"], search_steps=cfg["search_steps"],
-                     retrain_steps=cfg["retrain_steps"], budget=budget, progress=False,
-                     operators=COMPONENT_OPS if args.component_ops else FULL_OPS)
-    seeds = list(range(args.seed, args.seed + args.seeds))
-    methods = ["(a) hand-designed", "(b) backbone-only search", "(c) trinity search"]
-    runs: dict[str, list[dict]] = {m: [] for m in methods}
-    results = {}
-    for seed in seeds:
-        t = time.perf_counter()
-        torch.manual_seed(seed + 2)  # exactly the retraining of trinity(seed=seed)
-        model = gb.compile(hand)
-        train_detector(model, train, layout, cfg["retrain_steps"], batch_size=16, seed=seed + 3, progress=False)
-        runs[methods[0]].append(dict(metrics=evaluate_detector(model, val, layout), params=hand_params,
-                                     flops=hand_flops, search=0.0, total=time.perf_counter() - t))
-        for method, search in zip(methods[1:], (["backbone"], ["backbone", "neck", "head"]), strict=True):
-            t = time.perf_counter()
-            res = trinity(train, val, search=search, seed=seed, **search_kw)
-            runs[method].append(dict(metrics=res.metrics, params=res.params, flops=res.flops,
-                                     search=res.times["screen"] + res.times["search"], total=time.perf_counter() - t))
-            results[(method, seed)] = res
-            if any(res.skipped.values()):
-                print(f"  seed {seed} {method}: steps skipped for a non-finite loss: {res.skipped}", flush=True)
-        for method in methods:
-            r = runs[method][-1]
-            print(f"  seed {seed} {method:26s} mAP {r['metrics']['mAP']:.3f}  {r['flops'] / 1e6:.2f} MFLOPs  "
-                  f"{r['total']:.0f} s", flush=True)
-
-    budget_note = f"derived within the hand-designed FLOPs ({hand_flops / 1e6:.2f} M)" if budget else "plain argmax"
-    print(f"\n== detectors on {cfg['num_val']} validation images: seeds {seeds}, {cfg['retrain_steps']} retraining "
-          f"steps each (same data, same retraining seeds), {budget_note} ==")
-    print("mean (min-max) over seeds")
-    print(f"{'detector':26s} {'mAP':>19s} {'mAP50':>19s} {'params':>8s} {'MFLOPs':>7s} {'search s':>8s} "
-          f"{'total s':>8s}  mAP vs (a)")
-    base = statistics.mean(r["metrics"]["mAP"] for r in runs[methods[0]])
-    for method in methods:
-        rs = runs[method]
-        maps = [r["metrics"]["mAP"] for r in rs]
-        print(f"{method:26s} {spread(maps):>19s} {spread([r['metrics']['mAP50'] for r in rs]):>19s} "
-              f"{statistics.mean(r['params'] for r in rs):8.0f} {statistics.mean(r['flops'] for r in rs) / 1e6:7.2f} "
-              f"{statistics.mean(r['search'] for r in rs):8.1f} {statistics.mean(r['total'] for r in rs):8.1f}  "
-              f"x{statistics.mean(maps) / max(base, 1e-9):.2f}")
-    print("per seed mAP: " + "; ".join(f"{m[:3]} " + " ".join(f"{r['metrics']['mAP']:.3f}" for r in runs[m])
-                                       for m in methods))
-    tri = results[(methods[2], seeds[0])]
-    print("\n" + str(tri.screening))
-    print(f"\ntrinity architecture (seed {seeds[0]}):\n" + tri.table())
-    for seed in seeds:
-        bb, tr = results[(methods[1], seed)], results[(methods[2], seed)]
-        print(f"seed {seed}: backbone-only  " + " ".join(v for k, v in bb.arch.items() if k.startswith("bb_")))
-        print(f"seed {seed}: trinity        " + " ".join(tr.arch.values()))
-        peak = {m: statistics.mean(max(h[-1]) for h in r.alpha_history.values())
-                for m, r in (("backbone-only", bb), ("trinity", tr))}
-        print("         mean max softmax(alpha) at the end: " + ", ".join(f"{k} {v:.2f}" for k, v in peak.items())
-              + f" (uniform {1 / len(next(iter(tr.candidates.values()))):.2f})")
-
-    if not args.no_sweep:
-        print(f"\n== gamma sweep (cost = FLOPs; joint search over the screened ops, {cfg['sweep_steps']} steps, "
-              "plain argmax) ==")
-        flops = []
-        for gamma in GAMMAS:
-            res = trinity(train, None, **{**search_kw, "operators": tri.screening.kept, "screen_steps": 0,
-                          "search_steps": cfg["sweep_steps"], "gamma": gamma, "retrain_steps": 0, "budget": None,
-                          "seed": seeds[0]})
-            flops.append(res.flops)
-            print(f"gamma {gamma:5.2f}: derived {res.flops / 1e6:6.2f} MFLOPs/image, {res.params:7d} params "
-                  f"(x{res.flops / max(flops[0], 1):.2f} of gamma 0)  "
-                  + " ".join(f"{v}" for k, v in res.arch.items() if k.startswith("head")))
-        falls = all(b <= a for a, b in zip(flops, flops[1:], strict=False))
-        chain = " >= ".join(f"{f / 1e6:.2f}" for f in flops)
-        print(f"derived FLOPs fall as gamma rises: {'yes' if falls else 'NO'} ({chain})")
+    if args.positive_control:
+        positive_control(config, list(range(args.seeds or 3)), args.out, args.variants.split(","))
+    else:
+        bench_boxes(150 if args.quick else 400)
+        bench_gamma(args.quick)
     print(f"\ntotal benchmark time {time.perf_counter() - start:.0f} s ({args.threads} thread(s))")
 
 

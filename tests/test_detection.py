@@ -1,5 +1,6 @@
 """Detection building blocks against references: IoU and NMS vs brute force, focal loss vs its formula, box
-coding round trips, FCOS assignment, COCO mAP through pycocotools on hand-made cases, the dataset loader."""
+coding round trips, FCOS assignment, COCO mAP (overall and per pyramid level) through pycocotools on hand-made
+cases, the dataset loader and the two synthetic sets."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import math
 import pytest
 import torch
 
-from graphbuilder.datasets.detection import CocoDetection, make_synthetic_coco
+from graphbuilder.datasets.detection import CONTEXT_COLOURS, CocoDetection, make_context_coco, make_synthetic_coco
 from graphbuilder.detection import (
     DetectionLayout,
     assign,
@@ -22,6 +23,7 @@ from graphbuilder.detection import (
     detections_to_coco,
     encode_ltrb,
     generalized_iou,
+    level_ap,
     nms,
     sigmoid_focal_loss,
 )
@@ -195,3 +197,44 @@ def test_dataset_errors_say_the_fix(tmp_path):
         CocoDetection(_gt(1, [[]]) | {"images": [{"id": 1, "file_name": "nope.png"}]}, tmp_path)
     with pytest.raises(GraphError, match="not divisible by stride"):
         DetectionLayout((60, 64), (8, 16, 32), 2)
+
+
+def test_level_ap_scores_each_pyramid_level_on_its_own_objects():
+    # one object per level under one-stride bounds (half longer side <= 8, <= 16, above): sides 12, 24, 48
+    gt = _gt(1, [[[2, 2, 12, 10, 1], [20, 2, 24, 20, 1], [2, 30, 48, 30, 2]]])
+    found = [{"image_id": 1, "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
+             for a in gt["annotations"]]
+    levels = level_ap(gt, found, (8.0, 16.0), (8, 16, 32))
+    assert levels == {"AP_P3": pytest.approx(1.0), "AP_P4": pytest.approx(1.0), "AP_P5": pytest.approx(1.0)}
+    # miss the P4 object: only P4's AP drops; a false box the size of P3 objects lowers P3 only
+    false_small = {"image_id": 1, "category_id": 1, "bbox": [50, 50, 10, 10], "score": 0.95}
+    levels = level_ap(gt, [found[0], found[2], false_small], (8.0, 16.0), (8, 16, 32))
+    assert levels["AP_P4"] == 0.0 and levels["AP_P5"] == pytest.approx(1.0)
+    assert 0.0 < levels["AP_P3"] < 1.0
+    # the levels are read in network input pixels: at scale 0.5 the 48 px object is a 24 px (P4) one
+    halved = level_ap(gt, found[2:], (8.0, 16.0), (8, 16, 32), scales={1: (0.5, 0.5)})
+    assert halved["AP_P4"] == pytest.approx(1.0) and halved["AP_P5"] == 0.0
+
+
+def test_context_set_puts_a_class_coloured_ring_around_each_object(tmp_path):
+    path = make_context_coco(tmp_path, 40, image_size=96, seed=5)
+    data = CocoDetection(path, tmp_path, 96)
+    again = json.load(open(make_context_coco(tmp_path / "again", 8, 96, seed=5)))  # same seed: same first images
+    assert again["annotations"] == [a for a in json.load(open(path))["annotations"] if a["image_id"] <= 8]
+    colours = torch.tensor(list(CONTEXT_COLOURS.values()))
+    boxes = torch.cat([t["boxes"] for t in data.targets])
+    half = (boxes[:, 2:] - boxes[:, :2]).max(dim=1).values / 2
+    counts = torch.bincount(torch.bucketize(half, torch.tensor([8.0, 16.0])), minlength=3)
+    assert (counts >= len(boxes) / 5).all(), counts  # every level well populated
+    for image, t in zip(data.images, data.targets, strict=True):
+        for box, label in zip(t["boxes"], t["labels"], strict=True):
+            cx, cy = float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2
+            h = float((box[2:] - box[:2]).max()) / 2
+            # walk right from the box: the first ring-coloured pixel is the object's own class colour
+            row = image[:, int(cy)].T  # (W, 3)
+            right = [x for x in range(int(cx + h) + 1, 96) if (row[x] - colours).abs().max(dim=1).values.min() < 0.02]
+            left = [x for x in range(int(cx - h) - 1, -1, -1)
+                    if (row[x] - colours).abs().max(dim=1).values.min() < 0.02]
+            nearest = [int((row[x] - colours).abs().max(dim=1).values.argmin()) for x in right[:1] + left[:1]]
+            assert int(label) in nearest  # (another object's ring may cross one side, never both)
+            assert all(abs(x - cx) > h + 1 for x in right[:1] + left[:1])  # a gap between object and ring

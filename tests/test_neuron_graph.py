@@ -13,17 +13,15 @@ import random
 import networkx as nx
 import pytest
 import torch
+from neuron_reference import reference_forward
 
 import graphbuilder as gb
-from graphbuilder.ops.modules.neuron_graph import ACTIVATIONS, NeuronGraphModule
+from graphbuilder.ops.modules.neuron_graph import ACTIVATIONS, DenseLevels, NeuronGraphModule, cuda_graphed
 from graphbuilder.search import NeuronGraph
 
 PY_ACT = {"identity": lambda z: z, "relu": lambda z: max(z, 0.0), "tanh": math.tanh,
           "sigmoid": lambda z: 1 / (1 + math.exp(-z)), "softplus": lambda z: math.log1p(math.exp(z)),
           "sin": math.sin}
-TORCH_ACT = {"identity": lambda z: z, "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
-             "softplus": torch.nn.functional.softplus, "sin": torch.sin}
-
 
 def reference(ng: NeuronGraph, x: list[list[float]]) -> list[list[float]]:
     """Slow reference: every sample, every neuron in a topological order found here by repeated scanning."""
@@ -44,16 +42,7 @@ def reference(ng: NeuronGraph, x: list[list[float]]) -> list[list[float]]:
 
 def autograd_reference(ng: NeuronGraph, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Per-neuron torch evaluation (autograd does the backward), parameters in the state-dict layout."""
-    conns, units = ng.connections, ng.hidden + ng.outputs
-    w_of = {e: k for k, e in enumerate(conns)}
-    b_of = {u: k for k, u in enumerate(units)}
-    value = {i: x[:, k] for k, i in enumerate(ng.inputs)}
-    for n in ng.topological_order():
-        if n in value:
-            continue
-        z = bias[b_of[n]] + sum((weight[w_of[(s, n)]] * value[s] for s in ng.sources(n)), torch.zeros_like(x[:, 0]))
-        value[n] = TORCH_ACT[ng.activation(n)](z)
-    return torch.stack([value[o] for o in ng.outputs], 1)
+    return reference_forward(ng, x, torch.cat([weight, bias]))
 
 
 def random_dag(seed: int) -> NeuronGraph:
@@ -118,6 +107,45 @@ def test_gauss_newton_diagonal_is_sum_of_squared_per_sample_gradients() -> None:
             (grad,) = torch.autograd.grad(module(x[n:n + 1])[0, o], module.weight)
             want += grad ** 2
     assert torch.allclose(module.gauss_newton_diagonal(x), want, atol=1e-12)
+
+
+def test_dense_levels_keep_persistent_masked_blocks() -> None:
+    """The training layout computes the same function and gradients as the module, its off-connection block
+    entries get zero gradient (so they stay zero under Adam), and write_back restores the state dict layout."""
+    for seed in range(6):
+        ng = random_dag(seed + 200)
+        module = ng.to_module(dtype=torch.float64)
+        blocks = DenseLevels(module)
+        assert [name for name, _ in blocks.named_parameters()] == ["blocks", "bias"]
+        x = torch.randn(7, len(ng.inputs), dtype=torch.float64)
+        assert torch.allclose(blocks(x), module(x), atol=1e-12)
+        g = torch.randn(7, len(ng.outputs), dtype=torch.float64)
+        grads = torch.autograd.grad(blocks(x), (blocks.blocks, blocks.bias), g, allow_unused=True)
+        want = torch.autograd.grad(module(x), (module.weight, module.bias), g, allow_unused=True)
+        if grads[0] is not None and want[0] is not None:
+            assert float(grads[0][blocks.mask == 0].abs().sum()) == 0.0
+            slots = module._layout(x.device, all_dense=True).slots
+            assert torch.allclose(grads[0][slots], want[0][module.w_perm], atol=1e-12)
+        opt = torch.optim.Adam(blocks.parameters(), lr=0.05)
+        for _ in range(5):
+            opt.zero_grad()
+            blocks(x).square().mean().backward()
+            opt.step()
+        assert float(blocks.blocks.detach()[blocks.mask == 0].abs().sum()) == 0.0  # still only the connections
+        blocks.write_back()
+        assert torch.allclose(module(x), blocks(x), atol=1e-12)
+        assert module.state_dict()["weight"].shape == (ng.num_connections,)
+
+
+def test_device_aware_level_choice() -> None:
+    """On CPU a sparse level runs sparse; on CUDA every level within the block limit runs dense."""
+    ng = NeuronGraph.random(16, 300, 4, 1500, seed=0, depth=4, activations=("tanh",))
+    module = ng.to_module()
+    cpu, cuda = module.dense_levels("cpu"), module.dense_levels("cuda")
+    assert not all(cpu) and all(cuda)  # density ~0.1 < 0.25 on CPU; blocks of ~75 x 300 on CUDA
+    small = NeuronGraphModule.from_topology(ng.to_json(), cuda_block_limit=100)
+    assert not any(small.dense_levels("cuda")[:-1])
+    assert ng.to_module(mode="sparse").dense_levels("cuda") == [False] * len(module.levels)
 
 
 def test_levels_are_batched_not_per_neuron() -> None:
@@ -258,6 +286,37 @@ def test_module_needs_only_torch() -> None:
     imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
     assert all(line.split()[1].split(".")[0] in ("__future__", "math", "typing", "torch") for line in imports)
     assert isinstance(ACTIVATIONS, tuple) and NeuronGraphModule.__module__ == mod.__name__
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_paths_match_cpu() -> None:
+    """On CUDA: auto (dense), forced sparse (gathers), DenseLevels and both CUDA-graph captures against CPU."""
+    ng = NeuronGraph.random(8, 120, 4, 900, seed=1, depth=6, activations=("tanh", "sin", "relu"))
+    x = torch.randn(64, 8, dtype=torch.float64)
+    ref = ng.to_module(dtype=torch.float64)
+    xc = x.clone().requires_grad_()
+    want = torch.autograd.grad(ref(xc).square().sum(), (xc, ref.weight, ref.bias))
+    for mode in ("auto", "sparse"):
+        gpu = ng.to_module(mode=mode, dtype=torch.float64).cuda()
+        xg = x.cuda().requires_grad_()
+        got = torch.autograd.grad(gpu(xg).square().sum(), (xg, gpu.weight, gpu.bias))
+        for a, b in zip(want, got, strict=True):
+            assert torch.allclose(a, b.cpu(), atol=1e-9), mode
+    blocks = DenseLevels(ng.to_module(dtype=torch.float64).cuda())
+    graphed = cuda_graphed(blocks, x.cuda())
+    for _ in range(2):  # replays
+        blocks.zero_grad(set_to_none=True)
+        graphed(x.cuda()).square().sum().backward()
+    blocks.write_back()
+    module = blocks.plan
+    assert torch.allclose(module(x.cuda()).cpu(), ref(x), atol=1e-9)
+    eager = DenseLevels(ng.to_module(dtype=torch.float64).cuda())
+    eager(x.cuda()).square().sum().backward()
+    assert torch.allclose(blocks.blocks.grad, eager.blocks.grad, atol=1e-9)
+    plain = ng.to_module(dtype=torch.float64).cuda()
+    g2 = cuda_graphed(plain, x.cuda())
+    g2(x.cuda()).square().sum().backward()
+    assert torch.allclose(plain.weight.grad.cpu(), want[1], atol=1e-9)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -3,12 +3,14 @@ torch modules, weight sharing over inputs, the mixed_op choice node and its erro
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
 import graphbuilder as gb
-from graphbuilder.ops.modules.search_space import SEARCH_OPS
+from graphbuilder.ops.modules.search_space import SEARCH_OPS, group_count
 
 
 def _node(op: str, shape=(2, 16, 8, 8), **params):
@@ -69,8 +71,9 @@ def _randomise_bn(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, nn.BatchNorm2d):
             with torch.no_grad():
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen))
+                if m.affine:
+                    m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                    m.bias.copy_(torch.randn(m.num_features, generator=gen))
                 m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
                 m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
 
@@ -125,6 +128,19 @@ def test_several_inputs_share_weights():
     torch.testing.assert_close(out_b, one(xb))
 
 
+def _standalone(name: str, module: nn.Module, **params) -> nn.Module:
+    """Op `name` compiled alone (16 channels) with `module`'s tensors loaded."""
+    g1, n1 = _node(name, **params)
+    g1.output(n1)
+    one = gb.compile(g1).eval()
+    one.load_state_dict(dict(zip(one.state_dict(), module.state_dict().values(), strict=True)))
+    return one
+
+
+def _no_residual(name: str) -> dict[str, bool]:
+    return {"residual": False} if name[:2] in ("ir", "sd") else {}
+
+
 @pytest.mark.parametrize("weighting", ["softmax", "linear"])
 def test_mixed_op_is_weighted_sum_of_candidates(weighting):
     cands = ["ir_k3_e6", "sd_k3_d2", "conv_1x1", "skip"]
@@ -132,19 +148,81 @@ def test_mixed_op_is_weighted_sum_of_candidates(weighting):
     g, node = _node("mixed_op", candidates=cands, alpha=alpha, weighting=weighting)
     g.output(node)
     model = gb.compile(g).eval()
+    _randomise_bn(model)
     x = torch.randn(2, 16, 8, 8)
     a = torch.tensor(alpha)
     w = torch.softmax(a, 0) if weighting == "softmax" else a
-    expected = 0
     mixed = next(m for m in model.modules() if hasattr(m, "ops"))
-    for i, name in enumerate(cands):
-        g1, n1 = _node(name)
-        g1.output(n1)
-        one = gb.compile(g1).eval()
-        one.load_state_dict(dict(zip(one.state_dict(), mixed.ops[i].state_dict().values(), strict=True)))
-        expected = expected + w[i] * one(x)
+    # candidates run without their own residual and without affine norms (the search's setting)
+    expected = sum(w[i] * _standalone(name, mixed.ops[i], affine=False, **_no_residual(name))(x)
+                   for i, name in enumerate(cands))
     torch.testing.assert_close(model(x), expected)
-    assert node.num_params == sum(_node(n)[1].num_params for n in cands) + len(cands)  # + alpha
+    affine_free = sum(_node(n, affine=False)[1].num_params for n in cands)
+    assert node.num_params == affine_free + len(cands)  # + alpha
+
+
+def test_affine_free_candidates_have_no_norm_parameters():
+    for op in ("ir_k3_e6", "sd_k5_d3", "conv_1x1"):
+        _, with_affine = _node(op)
+        _, without = _node(op, affine=False)
+        norms = {"ir_k3_e6": bn(16 * 6) * 2 + bn(16), "sd_k5_d3": bn(16) * 2, "conv_1x1": bn(16)}[op]
+        assert with_affine.num_params - without.num_params == norms
+    g, node = _node("mixed_op", candidates=["ir_k3_e3", "sd_k3_d1"])
+    g.output(node)
+    mods = [m for m in gb.compile(g).modules() if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))]
+    assert mods and not any(m.affine for m in mods)  # mixed_op searches without affine norms by default
+
+
+def test_residual_flag_drops_the_ops_own_identity():
+    g = gb.Graph("res")
+    x = g.input("x", shape=(2, 16, 8, 8))
+    with_res, without = g.add("sd_k3_d1", x), g.add("sd_k3_d1", x, residual=False)
+    g.output(with_res, without)
+    model = gb.compile(g).eval()
+    sd = model.state_dict()
+    half = len(sd) // 2
+    model.load_state_dict(dict(zip(sd, list(sd.values())[:half] * 2, strict=True)))  # same weights in both
+    xin = torch.randn(2, 16, 8, 8)
+    a, b = model(xin)
+    torch.testing.assert_close(a, b + xin)
+
+
+@pytest.mark.parametrize("op", ["ir_k3_e3", "sd_k3_d2", "conv_1x1"])
+def test_group_norm_ops_match_hand_written_reference(op):
+    g, node = _node(op, shape=(2, 24, 8, 8), norm="group")
+    g.output(node)
+    model = gb.compile(g).train()
+    norms = [m for m in model.modules() if isinstance(m, nn.GroupNorm)]
+    assert norms and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert all(m.num_groups == math.gcd(m.num_channels, 8) for m in norms)  # 24 and 72 channels: 8 groups
+    assert [group_count(c) for c in (8, 4, 2, 1, 12, 144)] == [4, 2, 1, 1, 4, 8]  # >= 2 channels per group
+    x = torch.randn(2, 24, 8, 8)
+    # GroupNorm keeps no running statistics: train and eval mode agree (a shared head's levels never mix)
+    torch.testing.assert_close(model(x), model.eval()(x))
+    if op == "sd_k3_d2":
+        ref = nn.Sequential(nn.Conv2d(24, 24, 3, padding=2, dilation=2, groups=24, bias=False), nn.GroupNorm(8, 24),
+                            nn.ReLU(), nn.Conv2d(24, 24, 1, bias=False), nn.GroupNorm(8, 24))
+        _copy_into(ref, model)
+        torch.testing.assert_close(model(x), ref(x) + x)
+
+
+def test_mixed_op_drop_removes_a_candidate():
+    cands = ["ir_k3_e3", "sd_k3_d1", "conv_1x1"]
+    alpha = (0.5, 0.2, -0.3)
+    g, node = _node("mixed_op", candidates=cands, alpha=alpha)
+    g.output(node)
+    model = gb.compile(g).eval()
+    mixed = next(m for m in model.modules() if hasattr(m, "ops"))
+    x = torch.randn(2, 16, 8, 8)
+    mixed.drop(0)
+    w = torch.softmax(torch.tensor(alpha[1:]), 0)  # the softmax runs over the remaining candidates
+    expected = sum(w[i] * _standalone(n, mixed.ops[i + 1], affine=False, **_no_residual(n))(x)
+                   for i, n in enumerate(cands[1:]))
+    torch.testing.assert_close(model(x), expected)
+    assert mixed.weights()[0] == 0
+    mixed.drop(1)
+    with pytest.raises(ValueError, match="last active candidate"):
+        mixed.drop(2)
 
 
 def test_mixed_op_errors_name_node_and_fix():
@@ -171,7 +249,8 @@ def test_mixed_op_errors_name_node_and_fix():
 def test_mixed_op_candidate_with_dilation_and_all_ops_registered():
     assert set(SEARCH_OPS) <= set(gb.ops.names())
     _, node = _node("mixed_op", candidates=["ir_k3_e6", {"op": "ir_k3_e6", "dilation": 2}])
-    assert node.num_params == 2 * 4352 + 2
+    affine_free = 4352 - bn(16 * 6) * 2 - bn(16)  # the search's candidates have no norm scale and shift
+    assert node.num_params == 2 * affine_free + 2
 
 
 def test_weighted_sum_groups_levels():

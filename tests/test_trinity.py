@@ -1,30 +1,34 @@
 """gb.search.trinity (Hit-Detector, arXiv:2003.11818): the group-sparse screening recovers the ops a synthetic
-target was built from; a tiny end-to-end search is deterministic, interruptible, and its derived detector
-compiles, saves and loads; the widget view styles real edges of the display graph."""
+target was built from; a supernet with one-hot weights is the derived detector (identity outside the mixture,
+affine-free norms); the head uses GroupNorm in every arm; a tiny end-to-end search is deterministic, shrinks
+its candidates, is interruptible, and its result saves and loads with its config and derived detector."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
 
 import graphbuilder as gb
 from graphbuilder.datasets import synthetic_detection
-from graphbuilder.ops.modules.search_space import MixedOp, build_candidate
-from graphbuilder.search.detector_space import DetectorSpace, build_detector, hand_designed
+from graphbuilder.ops.modules.search_space import MixedOp
+from graphbuilder.search import darts
+from graphbuilder.search.detector_space import HAND_DESIGNED, DetectorSpace, build_detector, hand_designed
+from graphbuilder.search.result import BaseResult
 from graphbuilder.search.trinity import (
-    WidgetView,
+    TrinityConfig,
+    TrinityResult,
     derive,
-    display_graph,
-    fit_budget,
-    group_norms,
-    group_soft_threshold,
-    inherit_weights,
     mixed_modules,
-    proximal_group_step,
-    select_top_k,
     supernet,
     trinity,
 )
+from graphbuilder.search.trinity_protocol import ProtocolConfig, UnitResult, compare, run_protocol, run_unit
+from graphbuilder.search.trinity_view import WidgetView, display_graph
+
+SPACE = DetectorSpace(stem_channels=8, stages=((8, 1), (8, 2), (12, 1), (16, 1)), neck_channels=8, head_positions=2)
+OPS = ["ir_k3_e3", "sd_k3_d1", "sd_k5_d2", "conv_1x1"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -36,33 +40,40 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def test_group_soft_threshold_is_the_group_lasso_prox():
-    cols = torch.tensor([[3.0, 0.1, 0.0], [4.0, 0.1, -2.0]])  # column norms 5, 0.141, 2
-    out = group_soft_threshold(cols, 1.0)
-    torch.testing.assert_close(out[:, 0], cols[:, 0] * (1 - 1 / 5))
-    assert torch.equal(out[:, 1], torch.zeros(2))  # norm below the threshold: exactly zero
-    torch.testing.assert_close(out[:, 2], cols[:, 2] * 0.5)
-    # prox property: out minimises 0.5 ||z - cols||^2 + t * sum ||z_j||; check against perturbations
-    def objective(z):
-        return 0.5 * ((z - cols) ** 2).sum() + z.norm(dim=0).sum()
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        assert objective(out) <= objective(out + 0.01 * torch.randn(2, 3, generator=gen)) + 1e-6
+def test_config_is_frozen_validated_and_round_trips():
+    config = TrinityConfig(space=SPACE, operators=OPS, top_k=3, search=["backbone", "head"])
+    assert config.operators == {c: tuple(OPS) for c in ("backbone", "neck", "head")}
+    assert config.top_k == {"backbone": 3, "neck": 3, "head": 3} and config.search == ("backbone", "head")
+    assert TrinityConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 3  # type: ignore[misc]
+    assert config.replace(seed=3).seed == 3
+    for bad, match in [({"cost": "latency"}, "choose 'flops' or 'params'"),
+                       ({"search": ["backbone", "rpn"]}, "not a component"),
+                       ({"operators": ["sd_k3_d1", "skip"]}, "skip is left out"),
+                       ({"warmup": 1.0}, "weight-only fraction"),
+                       ({"shrink_at": (0.7, 0.3)}, "increasing fractions"),
+                       ({"fixed": {"rpn": "sd_k3_d1"}}, "unknown roles")]:
+        with pytest.raises(gb.GraphError, match=match):
+            TrinityConfig(**bad)
+    with pytest.raises(gb.GraphError, match="unknown trinity settings"):
+        TrinityConfig.from_dict({"screen_step": 3})
 
 
-CANDIDATES = ["ir_k3_e3", "ir_k3_e6", "sd_k3_d1", "sd_k3_d2", "sd_k3_d3", "sd_k5_d3", "conv_1x1", "skip"]
+CANDIDATES = ["ir_k3_e3", "ir_k3_e6", "sd_k3_d1", "sd_k3_d2", "sd_k3_d3", "sd_k5_d3", "conv_1x1"]
 TARGET = ["ir_k3_e6", "sd_k5_d3"]
 
 
 def screen_synthetic(seed: int, steps: int = 100, channels: int = 4, batch: int = 16) -> list[str]:
-    """Regress a fixed random network `TARGET[1](TARGET[0](x))` with a 2-position supernet of the 8 candidates
-    (linear mixing), alternating weight and alpha steps with the group-lasso proximal step; top-2 columns."""
+    """Regress a fixed random network, ``x + f1(x)`` then ``h + f2(h)`` with f = TARGET, with a 2-position
+    supernet of linearly mixed candidates (identity outside the mixture, affine-free norms), alternating weight
+    and alpha steps with the group-lasso proximal step; returns the top-2 columns."""
     torch.manual_seed(seed)
-    teacher = [build_candidate(t, channels, channels) for t in TARGET]  # random, fixed; BN on batch stats
+    teacher = [gb.ops.modules.search_space.build_candidate(t, channels, channels) for t in TARGET]  # with residual
     g = gb.Graph("screen")
     h = g.input("x", shape=(batch, channels, 8, 8))
     for i in range(len(TARGET)):
-        h = g.add("mixed_op", h, name=f"p{i}", candidates=CANDIDATES, weighting="linear")
+        h = g.add("add", h, g.add("mixed_op", h, name=f"p{i}", candidates=CANDIDATES, weighting="linear"))
     g.output(h)
     model = gb.compile(g)
     mixed = {f"p{i}": m for i, m in enumerate(m for m in model.modules() if isinstance(m, MixedOp))}
@@ -84,8 +95,8 @@ def screen_synthetic(seed: int, steps: int = 100, channels: int = 4, batch: int 
         a_opt.zero_grad()
         loss().backward()
         a_opt.step()
-        proximal_group_step(mixed, {"all": list(mixed)}, 0.05 * 0.1)
-    return select_top_k(group_norms(mixed, list(mixed)), 2)
+        darts.proximal_group_step(mixed, {"all": list(mixed)}, 0.05 * 0.1)
+    return darts.select_top_k(darts.group_norms(alphas, CANDIDATES), 2)
 
 
 def test_screening_recovers_the_two_ops_of_a_synthetic_target():
@@ -93,44 +104,122 @@ def test_screening_recovers_the_two_ops_of_a_synthetic_target():
     assert sum(found) >= 3, found
 
 
+def _one_hot_state(net_model: torch.nn.Module, derived_model: torch.nn.Module, picks: dict[str, int]) -> None:
+    """Load the picked candidate's tensors of every mixed op of `net_model` into `derived_model` (whose
+    searched positions are plain ops); every other tensor by name."""
+    src = net_model.state_dict()
+    dst = derived_model.state_dict()
+    for key in dst:
+        parts = key.split(".")
+        pos = next((i for i, p in enumerate(parts) if p in picks), None)
+        if pos is None:
+            dst[key] = src[key]
+            continue
+        sub = ".".join(parts[:pos + 1]) + f".ops.{picks[parts[pos]]}." + ".".join(parts[pos + 1:])
+        if sub in src:
+            dst[key] = src[sub]  # affine norm scale 1 / shift 0 stay as initialised: same function
+    derived_model.load_state_dict(dst)
+
+
+def test_supernet_with_one_hot_weights_is_the_derived_detector():
+    """x + sum_i w_i f_i(x) with w one-hot on k equals the derived x + f_k(x): the identity sits outside the
+    mixture, so nothing of it is scaled by the weights, and affine-free norms equal fresh affine ones."""
+    torch.manual_seed(0)
+    ops = ["ir_k3_e3", "sd_k3_d2", "conv_1x1"]
+    net = supernet(SPACE, {c: ops for c in ("backbone", "neck", "head")}, weighting="linear")
+    picks = {p.name: (i % 3) for i, p in enumerate(SPACE.positions())}
+    net_model = gb.compile(net).eval()
+    for name, m in mixed_modules(net, net_model).items():
+        with torch.no_grad():
+            m.alpha.copy_(torch.nn.functional.one_hot(torch.tensor(picks[name]), 3).float())
+    for m in net_model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    derived = derive(SPACE, net, {p: [float(k == picks[p]) for k in range(3)] for p in picks}).graph
+    assert all(n.op != "mixed_op" for c in ("backbone", "neck", "head") for n in derived[c].block)
+    derived_model = gb.compile(derived).eval()
+    _one_hot_state(net_model, derived_model, picks)
+    x = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(net_model(x), derived_model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_head_uses_group_norm_in_every_arm():
+    net = supernet(SPACE, {c: OPS for c in ("backbone", "neck", "head")})
+    derived = derive(SPACE, net, {p.name: [0.0, 1.0, 0.0, 0.0] for p in SPACE.positions()}).graph
+    for graph in (hand_designed(SPACE), net, derived, supernet(SPACE, {"backbone": OPS})):
+        head = graph["head"].block
+        assert all(n.params["norm"] == "group" for n in head if n.name.startswith("head_") and n.op != "add")
+        modules = list(gb.compile(graph)._modules["head"].modules())
+        assert any(isinstance(m, torch.nn.GroupNorm) for m in modules)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in modules)
+
+
+def test_derive_within_a_flops_budget_trims_and_raises():
+    net = supernet(SPACE, {c: OPS for c in ("backbone", "neck", "head")})
+    big = {p.name: [1.0, 0.0, 0.0, 0.0] for p in SPACE.positions()}  # ir_k3_e3 everywhere: the most expensive
+    small = {p.name: [0.0, 0.0, 0.0, 1.0] for p in SPACE.positions()}  # conv_1x1 everywhere: the cheapest
+    free, cheap = derive(SPACE, net, big), derive(SPACE, net, small)
+    assert set(free.arch.values()) == {"ir_k3_e3"} and set(cheap.arch.values()) == {"conv_1x1"}
+    for scores in (big, small):
+        budget = (free.cost + cheap.cost) / 2
+        fit = derive(SPACE, net, scores, budget=budget, tolerance=0.03)
+        assert fit.feasible and abs(fit.cost / budget - 1) <= 0.03
+        assert fit.cost == fit.graph.summary().total_flops / SPACE.batch
+    params = derive(SPACE, net, big, budget=0.8 * free.graph.summary().total_params, cost="params")
+    assert abs(params.graph.summary().total_params / (0.8 * free.graph.summary().total_params) - 1) <= 0.03
+
+
 @pytest.fixture(scope="module")
 def tiny():
     train, val = synthetic_detection(24, 8, image_size=64, seed=1)
-    space = DetectorSpace(stem_channels=8, stages=((8, 1), (8, 1), (12, 1), (16, 1)), neck_channels=8,
-                          head_positions=2)
-    kw = dict(space=space, operators=["ir_k3_e3", "sd_k3_d1", "sd_k5_d2", "conv_1x1", "skip"], top_k=3,
-              screen_steps=3, search_steps=4, warmup_steps=1, retrain_steps=2, batch_size=4, log_every=2,
-              progress=False)
-    return train, val, space, kw
+    config = TrinityConfig(space=SPACE, operators=OPS, top_k=4, screen_steps=3, search_steps=9, retrain_steps=2,
+                           batch_size=4, log_every=1, seed=3)
+    return train, val, config
 
 
-def test_trinity_end_to_end_is_deterministic(tiny, tmp_path):
-    train, val, space, kw = tiny
-    a = trinity(train, val, seed=3, **kw)
-    b = trinity(train, val, seed=3, **kw)
-    assert a.stage == "done" and not a.interrupted
+@pytest.fixture(scope="module")
+def searched(tiny):
+    train, val, config = tiny
+    return trinity(train, val, config, progress=False)
+
+
+def test_trinity_end_to_end_is_deterministic_and_shrinks(tiny, searched):
+    train, val, config = tiny
+    a, b = searched, trinity(train, val, config, progress=False)
+    assert isinstance(a, BaseResult) and a.stage == "done" and not a.interrupted
     assert a.arch == b.arch and a.alpha_history == b.alpha_history and a.screening.norms == b.screening.norms
     assert set(a.screening.kept) == {"backbone", "neck", "head"}
-    assert all(len(v) == 3 for v in a.screening.kept.values())
-    assert set(a.arch) == {p.name for p in space.positions()}
-    for pos, op in a.arch.items():
-        comp = next(p.component for p in space.positions() if p.name == pos)
-        assert op in a.screening.kept[comp]  # the joint search only chooses among kept ops
-        assert len(a.alpha_history[pos]) == len(a.history_steps) == 3  # steps 0, 2, 4
-    assert set(a.metrics) >= {"mAP", "mAP50"} and a.flops > 0 and a.params == a.derived.summary().total_params
-    assert a.supernet["backbone"].block["bb_s0_0"].params["alpha"] is not None
-    # the derived detector is a plain graph with three blocks; it saves, loads and runs identically
-    assert [n.op for n in a.derived] == ["input", "block", "block", "block", "output"]
-    assert all(n.op != "mixed_op" for comp in ("backbone", "neck", "head") for n in a.derived[comp].block)
-    path = tmp_path / "hit.graph.json"
-    a.derived.save(str(path))
-    loaded = gb.Graph.load(str(path))
+    assert set(a.arch) == {p.name for p in SPACE.positions()}
+    # progressive shrinking: 4 candidates, one dropped after 1/3 and 2/3 of the alpha phase, 2 remain
+    alpha_phase = config.search_steps - round(config.warmup * config.search_steps)
+    expected = sorted({config.search_steps - alpha_phase + round(f * alpha_phase) for f in config.shrink_at})
+    for pos, drops in a.dropped.items():
+        assert [s for s, _ in drops] == expected
+        assert a.arch[pos] not in {label for _, label in drops}  # without a budget: a finalist
+        final = a.alpha_history[pos][-1]
+        assert sum(w == 0 for w in final) == 2 and sum(final) == pytest.approx(1.0)
+        assert a.arch[pos] == a.candidates[pos][max(range(4), key=lambda i: final[i])]
+    assert len(a.entropy_history) == len(a.history_steps) == config.search_steps + 1
+    assert 0 <= a.alpha_entropy <= 1 and a.entropy_history[0] == pytest.approx(1.0)  # uniform at the start
+    assert {"mAP", "mAP50", "AP_P3", "AP_P4", "AP_P5"} <= set(a.metrics)
+    assert a.params == a.graph.summary().total_params
+    assert [n.op for n in a.graph] == ["input", "block", "block", "block", "output"]
+    assert len(a.plot().axes) >= len(a.arch)
+
+
+def test_result_saves_and_loads_with_config_and_weights(searched, tiny, tmp_path):
+    _, val, _ = tiny
+    path = tmp_path / "hit.json"
+    searched.save(path)
+    loaded = TrinityResult.load(path)
+    assert loaded.config == searched.config and loaded.arch == searched.arch
+    assert loaded.dropped == searched.dropped and loaded.metrics == searched.metrics
+    assert loaded.screening.kept == searched.screening.kept
     x = val.images[:2]
-    m1, m2 = gb.compile(a.derived).eval(), gb.compile(loaded).eval()
-    torch.testing.assert_close(m1(x), m2(x))
-    torch.testing.assert_close(m1(x), a.model.eval()(x))
-    fig = a.plot()
-    assert len(fig.axes) >= len(a.arch)
+    torch.testing.assert_close(gb.compile(loaded.graph).eval()(x), searched.model.eval()(x))
+    with pytest.raises(gb.GraphError, match="not a trinity result"):
+        TrinityResult.from_dict({"format": "graphbuilder.prune_grow_result"})
 
 
 class Interrupting:
@@ -152,130 +241,125 @@ class Interrupting:
 
 
 def test_interrupt_returns_state_so_far(tiny):
-    train, val, space, kw = tiny
-    # the shape check reads images once; screening then reads 2 per step (weights, alphas): stop inside search
-    res = trinity(Interrupting(train, 1 + 2 * 3 + 3), val, seed=0, **kw)
+    train, val, config = tiny
+    config = config.replace(search_steps=4)
+    # the shape checks read images once per stage; screening reads 1 + 2 per alpha step: stop inside search
+    res = trinity(Interrupting(train, 2 + 3 + 1 + 2 + 2), val, config, progress=False)
     assert res.interrupted and res.stage == "search"
     assert res.screening is not None and res.screening.steps == 3
-    assert res.derived is not None and set(res.arch) == {p.name for p in space.positions()}
-    res = trinity(Interrupting(train, 3), val, seed=0, **kw)
+    assert res.derived is not None and set(res.arch) == {p.name for p in SPACE.positions()}
+    res = trinity(Interrupting(train, 3), val, config, progress=False)
     assert res.interrupted and res.stage == "screen" and res.derived is None and res.screening.steps == 1
-
-
-def test_bad_arguments_raise_graph_errors(tiny):
-    train, val, space, kw = tiny
-    with pytest.raises(gb.GraphError, match="choose 'flops' or 'params'"):
-        trinity(train, val, **{**kw, "cost": "latency"})
-    with pytest.raises(gb.GraphError, match="not a component"):
-        trinity(train, val, **{**kw, "search": ["backbone", "rpn"]})
-    with pytest.raises(gb.GraphError, match="image_size"):
-        trinity(train, val, **{**kw, "space": DetectorSpace(image_size=96)})
+    with pytest.raises(gb.GraphError, match="before deriving"):
+        res.graph  # noqa: B018
 
 
 def test_backbone_only_search_keeps_neck_and_head_fixed(tiny):
-    train, val, space, kw = tiny
-    res = trinity(train, None, seed=0, search=["backbone"], **{**kw, "retrain_steps": 0})
+    train, _, config = tiny
+    res = trinity(train, None, config.replace(search=("backbone",), search_steps=3), progress=False, evaluate=False)
     assert set(res.screening.kept) == {"backbone"}
-    assert all(res.arch[p.name] == "sd_k3_d1" for p in space.positions() if p.component != "backbone")
+    for p in SPACE.positions():
+        if p.component != "backbone":
+            assert res.arch[p.name] == HAND_DESIGNED[p.role]
     assert res.metrics == {}
+
+
+def test_resource_penalty_lowers_derived_flops(tiny):
+    train, _, config = tiny
+    run = config.replace(screen_steps=0, search_steps=10, warmup=0.2, shrink_at=())
+    free = trinity(train, None, run.replace(gamma=0.0), progress=False, evaluate=False)
+    cheap = trinity(train, None, run.replace(gamma=2.0), progress=False, evaluate=False)
+    assert cheap.flops < free.flops
 
 
 def test_widget_view_styles_candidate_edges():
     widget_mod = pytest.importorskip("graphbuilder.widget")
-    space = DetectorSpace(stem_channels=8, stages=((8, 1), (8, 1), (8, 1), (8, 1)), neck_channels=8,
-                          head_positions=1)
-    net = build_detector(space, lambda p: ("mixed_op", {"candidates": ["skip", "sd_k3_d1"]}), "net")
-    widget = widget_mod.GraphWidget(hand_designed(space))
-    view = WidgetView(widget, net, space)
+    net = build_detector(SPACE, lambda p: ("mixed_op", {"candidates": ["conv_1x1", "sd_k3_d1"]}), "net")
+    widget = widget_mod.GraphWidget(hand_designed(SPACE))
+    view = WidgetView(widget, net, SPACE)
     assert widget.graph is view.display
-    weights = {p.name: [0.2, 0.8] for p in space.positions()}
+    weights = {p.name: [0.2, 0.8] for p in SPACE.positions()}
     view.update(weights)
     widget.flush()
     edges = {(u.node.name, n.name) for n in view.display for u in n.inputs if u is not None}
     styled = {(e["source"], e["target"]): e for e in widget.edge_styles}
-    assert len(styled) == 2 * len(space.positions()) and set(styled) <= edges
-    strong, weak = styled[("head_0.sd_k3_d1", "head_0")], styled[("head_0.skip", "head_0")]
+    assert len(styled) == 2 * len(SPACE.positions()) and set(styled) <= edges
+    strong, weak = styled[("head_0.sd_k3_d1", "head_0")], styled[("head_0.conv_1x1", "head_0")]
     assert strong["width"] > weak["width"] and strong["label"] == "0.80" and weak["label"] == "0.20"
-    assert set(widget.highlights) == {f"{p.name}.sd_k3_d1" for p in space.positions()}
-    # the display graph is a real, valid graph: weighted_sum merges the candidates with the weights
-    assert display_graph(net, space, weights)["head_0"].params["weights"] == (0.2, 0.8)
+    assert set(widget.highlights) == {f"{p.name}.sd_k3_d1" for p in SPACE.positions()}
+    assert display_graph(net, SPACE, weights)["head_0"].params["weights"] == (0.2, 0.8)
 
 
-def test_resource_penalty_lowers_derived_flops(tiny):
-    train, _, _, kw = tiny
-    run = {**kw, "screen_steps": 0, "search_steps": 10, "warmup_steps": 2, "retrain_steps": 0}
-    free = trinity(train, None, seed=0, gamma=0.0, **run)
-    cheap = trinity(train, None, seed=0, gamma=1.0, **run)
-    assert cheap.flops < free.flops
-    costs = {pos: {op: c["flops"] for op, c in table.items()} for pos, table in cheap.costs.items()}
-    assert sum(costs[p][o] for p, o in cheap.arch.items()) < sum(costs[p][o] for p, o in free.arch.items())
+def test_protocol_compares_paired_seeds_and_needs_screened_sets_for_random():
+    graph = hand_designed(SPACE)
+
+    def unit(arm: str, seed: int, m: float) -> UnitResult:
+        return UnitResult(arm, seed, {"mAP": m}, 1.0, 1, {}, graph)
+
+    results = [unit(a, s, base + 0.01 * s + {"hand": 0.0, "backbone": 0.01, "trinity": 0.05, "random": 0.0}[a])
+               for s, base in enumerate([0.3, 0.25, 0.35, 0.3, 0.28, 0.33]) for a in ("hand", "backbone", "trinity",
+                                                                                   "random")]
+    comps = compare(results)
+    assert comps["hand"].diffs == pytest.approx((0.05,) * 6) and comps["hand"].p_raw == 1 / 64
+    assert comps["hand"].p == pytest.approx(2 / 64)  # Holm over hand and backbone: the smaller p doubles
+    assert comps["random"].p == comps["random"].p_raw  # random is reported uncorrected
+    assert comps["backbone"].line().startswith("trinity-vs-backbone: mean=0.0400 ci95=[")
+    config = ProtocolConfig(search=TrinityConfig(space=DetectorSpace(image_size=96)))
+    with pytest.raises(gb.GraphError, match="kept="):
+        run_unit(config, "random", 0)
+    with pytest.raises(gb.GraphError, match="choose from"):
+        run_unit(config, "oracle", 0)
+
+
+@pytest.mark.parametrize("by_seed", [True, False])
+def test_run_protocol_orders_calls_and_hands_random_the_screened_sets(by_seed):
+    """The scheduling alone, through the runner hook that executors use: random units come after the trinity
+    unit of their seed and get its screened sets; done units are not rerun; by_seed finishes seed 0 first."""
+    graph = hand_designed(SPACE)
+    batches: list[list[tuple[str, int]]] = []
+
+    def runner(config, calls):
+        batches.append([(arm, seed) for arm, seed, _ in calls])
+        for arm, seed, kept in calls:
+            assert (kept is not None) == (arm == "random")
+            if kept is not None:
+                assert kept == {"backbone": [f"op{seed}"]}
+            yield UnitResult(arm, seed, {"mAP": 0.1}, 1.0, 1, {}, graph,
+                             kept={"backbone": [f"op{seed}"]} if arm == "trinity" else None)
+
+    config = ProtocolConfig(search=TrinityConfig(space=DetectorSpace(image_size=96)))
+    done = [UnitResult("hand", 0, {"mAP": 0.1}, 1.0, 1, {}, graph)]
+    results = run_protocol(config, [0, 1], runner=runner, done=done, by_seed=by_seed)
+    assert [(r.arm, r.seed) for r in results] == [(a, s) for s in (0, 1) for a in ("hand", "backbone", "trinity",
+                                                                                   "random")]
+    if by_seed:
+        assert batches == [[("backbone", 0), ("trinity", 0)], [("random", 0)],
+                           [("hand", 1), ("backbone", 1), ("trinity", 1)], [("random", 1)]]
+    else:
+        assert batches == [[("backbone", 0), ("trinity", 0), ("hand", 1), ("backbone", 1), ("trinity", 1)],
+                           [("random", 0), ("random", 1)]]
 
 
 @pytest.mark.slow
 def test_gamma_sweep_flops_fall_as_gamma_rises():
     train, _ = synthetic_detection(96, 8, image_size=64, seed=0)
     flops = []
+    config = TrinityConfig(operators=["ir_k5_e6", "ir_k3_e3", "sd_k3_d1", "conv_1x1"], screen_steps=0,
+                           search_steps=40, warmup=0.25, retrain_steps=0, shrink_at=())
     for gamma in (0.0, 0.1, 1.0):
-        res = trinity(train, None, seed=0, gamma=gamma, screen_steps=0, search_steps=40, warmup_steps=10,
-                      retrain_steps=0, operators=["ir_k5_e6", "ir_k3_e3", "sd_k3_d1", "skip"], progress=False)
-        flops.append(res.flops)
+        flops.append(trinity(train, None, config.replace(gamma=gamma), progress=False, evaluate=False).flops)
     assert flops[0] >= flops[1] >= flops[2] and flops[2] < flops[0], flops
 
 
-def test_fit_budget_makes_the_cheapest_probability_trade():
-    alphas = {"a": [2.0, 1.9, 0.0], "b": [3.0, 0.0, 0.0]}
-    costs = {"a": {"big": 10.0, "mid": 4.0, "small": 1.0}, "b": {"big": 10.0, "mid": 4.0, "small": 1.0}}
-    argmax = {"a": 0, "b": 0}
-    assert fit_budget(alphas, costs, argmax, 0.0) == argmax  # within budget: plain argmax
-    # saving 6: a big->mid costs 0.1 nats (0.017 per unit), b big->mid costs 3 nats: a moves
-    assert fit_budget(alphas, costs, argmax, 6.0) == {"a": 1, "b": 0}
-    # brute force: the greedy choice stays within budget and never beats the best feasible log-probability
-    logp = {p: torch.log_softmax(torch.tensor(a), 0) for p, a in alphas.items()}
-    for excess in (3.0, 7.0, 12.0, 15.0):
-        got = fit_budget(alphas, costs, argmax, excess)
-        cost = {p: list(c.values()) for p, c in costs.items()}
-        saved = sum(cost[p][argmax[p]] - cost[p][k] for p, k in got.items())
-        assert saved >= excess
-        best = max(float(logp["a"][i] + logp["b"][j]) for i in range(3) for j in range(3)
-                   if cost["a"][0] - cost["a"][i] + cost["b"][0] - cost["b"][j] >= excess)
-        assert float(logp["a"][got["a"]] + logp["b"][got["b"]]) <= best + 1e-9
-    assert fit_budget(alphas, costs, argmax, 100.0) == {"a": 2, "b": 2}  # unreachable: the cheapest
-
-
-def test_derive_within_a_flops_budget(tiny):
-    _, _, space, kw = tiny
-    net = supernet(space, {c: kw["operators"] for c in ("backbone", "neck", "head")})
-    big = {p.name: [0.0, 0.0, 0.0, 0.0, 0.0] for p in space.positions()}
-    for p in big:
-        big[p][0] = 1.0  # ir_k3_e3 everywhere: the most expensive candidate
-    free, arch = derive(space, net, big)
-    flops = free.summary().total_flops // space.batch
-    assert set(arch.values()) == {"ir_k3_e3"}
-    budget = 0.7 * flops
-    tight, tight_arch = derive(space, net, big, budget=budget)
-    assert tight.summary().total_flops / space.batch <= budget < flops
-    assert "ir_k3_e3" in tight_arch.values()  # trimmed, not replaced wholesale
-    params = free.summary().total_params
-    by_params, _ = derive(space, net, big, budget=0.8 * params, cost="params")
-    assert by_params.summary().total_params <= 0.8 * params
-
-
-def test_inherit_weights_copies_kept_candidates_by_label(tiny):
-    _, _, space, _ = tiny
-    torch.manual_seed(0)
-    src_g = supernet(space, {"backbone": ["ir_k3_e3", "sd_k3_d1", "skip"]}, weighting="linear")
-    dst_g = supernet(space, {"backbone": ["skip", "ir_k3_e3"]})
-    src, dst = gb.compile(src_g), gb.compile(dst_g)
-    before = {k: v.clone() for k, v in dst.state_dict().items()}
-    assert inherit_weights(src, src_g, dst, dst_g) > 0
-    s_sd, d_sd = src.state_dict(), dst.state_dict()
-    for key, value in d_sd.items():
-        if ".bb_" not in key:  # fixed parts: same names, copied
-            assert torch.equal(value, s_sd[key]), key
-    for pos in mixed_modules(dst_g, dst):
-        q = f"backbone.{pos}"
-        for tail in ("expand.0.weight", "depthwise.1.running_var", "project.0.weight"):
-            # ir_k3_e3 is candidate 0 in the screening supernet and 1 in the joint one
-            assert torch.equal(d_sd[f"{q}.ops.1.{tail}"], s_sd[f"{q}.ops.0.{tail}"])
-            assert not torch.equal(before[f"{q}.ops.1.{tail}"], s_sd[f"{q}.ops.0.{tail}"]) or "running" in tail
-        assert torch.equal(d_sd[f"{q}.alpha"], torch.zeros(2))  # alphas are not inherited
+@pytest.mark.slow
+def test_quick_protocol_runs_every_arm_within_budget(tmp_path):
+    space = DetectorSpace(image_size=96, stem_channels=8, stages=((8, 1), (8, 1), (12, 1), (16, 1)), neck_channels=8,
+                          head_positions=2)
+    config = ProtocolConfig(num_train=32, num_val=8, search=TrinityConfig(
+        space=space, size_bounds=(8.0, 16.0), screen_steps=3, search_steps=6, retrain_steps=2, batch_size=4, top_k=3))
+    results = run_protocol(config, [0])
+    assert [r.arm for r in results] == ["hand", "backbone", "trinity", "random"]
+    hand = config.hand_flops()
+    assert all(abs(r.flops / hand - 1) <= 0.03 for r in results)
+    assert all(r.metrics and r.graph["backbone"].block.weights for r in results)  # retrained weights kept
+    assert UnitResult.from_dict(results[2].to_dict()).arch == results[2].arch

@@ -4,6 +4,8 @@
     next_pixel(image, context)   brightness of the next point from the previous points on its scan line and
                                  the line above (a causal neighbourhood): X (n, k), y (n, 1)
     sample_image(name, size)     a photo shipped with scikit-learn (load_sample_images), grayscale, downscaled
+    smooth_edge(size)            a generated image: a smooth function with one sharp curved edge (a problem of
+                                 the same kind as the photos, for checking a search on data it was not tuned on)
 
 Boundary: numpy only; no model code, no downloads. Loaders take any image array ((H, W), (H, W, 3) or
 (H, W, 4); uint8 or float in [0, 1]) and return float32 arrays with brightness in [0, 1].
@@ -141,3 +143,17 @@ def next_pixel(image: np.ndarray, context: int | Sequence[tuple[int, int]] = 2) 
     features = [gray[top + dy:h + dy, left + dx:w - right + dx] for dy, dx in offsets]
     X = np.stack([f.ravel() for f in features], axis=1).astype(np.float32)
     return X, gray[rows, cols].reshape(-1, 1).astype(np.float32)
+
+
+def smooth_edge(size: int | Sequence[int] = 32, supersample: int = 8) -> np.ndarray:
+    """A generated (H, W) float32 image in [0, 1]: a smooth wave plus a step of height 0.35 across the curved
+    edge y = 0.35 sin(2.5 x) + 0.1 (x, y in [-1, 1], y down the rows). Rendered `supersample` times finer and
+    area-averaged, like a photo downscaled by `sample_image`: pixels on the edge take intermediate values,
+    so where the edge runs is in the data rather than between samples."""
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if h < 1 or w < 1 or supersample < 1:
+        raise GraphError(f"size must be at least 1x1 and supersample at least 1, got {size!r}, {supersample!r}")
+    ys, xs = np.meshgrid(_unit(h * supersample), _unit(w * supersample), indexing="ij")
+    smooth = 0.4 + 0.2 * np.sin(1.7 * xs + 0.8 * ys) * np.cos(1.3 * ys - 0.4 * xs)
+    edge = 0.35 * (ys > 0.35 * np.sin(2.5 * xs) + 0.1)
+    return np.clip(resize(smooth + edge, (h, w)), 0.0, 1.0).astype(np.float32)

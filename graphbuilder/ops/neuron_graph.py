@@ -482,8 +482,8 @@ class NeuronGraph:
         weight, bias = state.get("weight"), state.get("bias")
         if weight is None or bias is None:
             raise GraphError(f"a neuron graph state dict needs 'weight' and 'bias', got {sorted(state)}")
-        w = torch.as_tensor(weight).detach().reshape(-1).tolist()
-        b = torch.as_tensor(bias).detach().reshape(-1).tolist()
+        w = _values(weight)
+        b = _values(bias)
         if len(w) != len(conns) or len(b) != len(units):
             raise GraphError(f"state dict has {len(w)} weights and {len(b)} biases but the topology has "
                              f"{len(conns)} connections and {len(units)} hidden+output neurons")
@@ -630,6 +630,12 @@ class NeuronGraph:
 
 
 # -- validation helpers ----------------------------------------------------------------------------------------
+def _values(v: Any) -> list[float]:
+    """A tensor's or a list's numbers as Python floats (a list is read in float64, so nothing is rounded)."""
+    t = v.detach() if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=torch.float64)
+    return t.reshape(-1).tolist()
+
+
 def _names(ids: Iterable[int]) -> list[str]:
     return [label(i) for i in ids]
 

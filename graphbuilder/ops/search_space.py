@@ -12,6 +12,8 @@ Ops (one node each, category ``"search space"``):
 
 Every op keeps its input's channels unless ``out_channels`` (and ``stride``) are given, and takes one or more
 inputs: several inputs are processed by the same weights (a head shared over FPN levels), one output each.
+``norm`` picks BatchNorm or GroupNorm, ``affine=False`` drops the norms' scale and shift (searches), and
+``residual=False`` drops the MBConv / separable conv's own identity (positions that add it outside).
 
     >>> g = gb.Graph(); x = g.input("x", shape=(2, 16, 8, 8))
     >>> g.add("ir_k3_e6", x).num_params
@@ -28,8 +30,9 @@ from graphbuilder.ir import registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.limits import MAX_CANDIDATES
 from graphbuilder.ir.schema import Param, TensorSpec
-from graphbuilder.ops.declare import Specs, channels, choice, declare, example, integer, named
+from graphbuilder.ops.declare import Specs, channels, choice, declare, example, flag, integer, named
 from graphbuilder.ops.modules.search_space import (
+    NORMS,
     SEARCH_OPS,
     MixedOp,
     SingleInput,
@@ -63,24 +66,39 @@ def _out(params: dict[str, Any], specs: Specs) -> int:
     return params.get("out_channels") or channels(specs)
 
 
+def _norm() -> Param:
+    return choice("normalisation: BatchNorm, or GroupNorm with gcd(C, 8) groups of >= 2 channels (statistics per "
+                  "sample)", NORMS, "batch")
+
+
+def _affine(default: bool) -> Param:
+    return flag("learnable scale and shift in the norms (searches run without)", default)
+
+
 def _declare_block(name: str) -> None:
     spec = parse_candidate(name)
     params: dict[str, Param] = {"out_channels": _out_channels(), "stride": _stride()}
     if spec["family"] == "ir":
         params["dilation"] = integer("dilation of the depthwise conv", 1, lo=1, hi=8)
         doc = (f"MBConv inverted residual, kernel {spec['kernel_size']}, expansion {spec['expansion']}: 1x1 expand, "
-               "BN, ReLU, depthwise kxk, BN, ReLU, 1x1 project, BN; residual when shapes match and stride is 1.")
+               "norm, ReLU, depthwise kxk, norm, ReLU, 1x1 project, norm; residual when shapes match, stride is "
+               "1 and `residual` is set.")
     elif spec["family"] == "sd":
         doc = (f"Separable dilated conv, kernel {spec['kernel_size']}, dilation {spec['dilation']}: depthwise "
-               "kxk, BN, ReLU, 1x1, BN; residual when shapes match and stride is 1.")
+               "kxk, norm, ReLU, 1x1, norm; residual when shapes match, stride is 1 and `residual` is set.")
     elif name == "conv_1x1":
-        doc = "1x1 convolution with bias, then BN (Hit-Detector's conv_1x1)."
+        doc = "1x1 convolution with bias, then norm (Hit-Detector's conv_1x1)."
     else:
-        doc = "Identity; a 1x1 conv, BN, ReLU when out_channels or stride change the shape (FBNet's skip)."
+        doc = "Identity; a 1x1 conv, norm, ReLU when out_channels or stride change the shape (FBNet's skip)."
+    if spec["family"] in ("ir", "sd"):
+        params["residual"] = flag("add the input when the output has its shape", True)
+    params["norm"] = _norm()
+    params["affine"] = _affine(True)
 
     def build(p: dict[str, Any], specs: Specs) -> nn.Module:
-        extra = {"dilation": p["dilation"]} if "dilation" in p else {}
-        return build_candidate(name, channels(specs), _out(p, specs), p["stride"], **extra)
+        extra = {k: p[k] for k in ("dilation", "residual") if k in p}
+        return build_candidate(name, channels(specs), _out(p, specs), p["stride"], norm=p["norm"],
+                               affine=p["affine"], **extra)
 
     declare(name, CATEGORY, doc + " Several inputs share the weights (one output each).", params=named(**params),
             inputs=("inputs",), variadic=True, build=build, check=_check_inputs, hint=_HINT,
@@ -182,20 +200,22 @@ def _mixed_build(p: dict[str, Any], specs: Specs) -> nn.Module:
         assert opdef.build is not None
         modules[i] = SingleInput(opdef.build(cand, [specs[0]]))
     return MixedOp(channels(specs), _out(p, specs), cands, initial_alpha(p, len(cands)), p["stride"],
-                   p["weighting"], modules if any(m is not None for m in modules) else None)
+                   p["weighting"], p["norm"], p["affine"], modules if any(m is not None for m in modules) else None)
 
 
 declare("mixed_op", CATEGORY,
         "A searched position: sum_i w_i * candidate_i(x), w = softmax(alpha) (DARTS) or alpha itself "
         "(linear, for group-sparse screening). Candidates are search-space ops sharing out_channels and stride, or "
-        "any other one-input op (given the position's out_channels and stride where it declares them).",
+        "any other one-input op (given the position's out_channels and stride where it declares them). Search-op "
+        "candidates run without their own residual (add the identity outside: x + mixed_op(x)) and, by default, "
+        "without affine norms.",
         params=named(candidates=Param("json", None, doc="candidate op names, e.g. ['ir_k3_e6', 'sd_k3_d2', "
                                                         "'skip'], or {'op': name, 'dilation': d} entries"),
                      alpha=Param("floats", None, optional=True,
                                  doc="architecture weights, one per candidate (default: uniform)"),
                      weighting=choice("softmax(alpha) (DARTS search) or alpha as is (screening)",
                                       ("softmax", "linear"), "softmax"),
-                     out_channels=_out_channels(), stride=_stride()),
+                     out_channels=_out_channels(), stride=_stride(), norm=_norm(), affine=_affine(False)),
         inputs=("inputs",), variadic=True, build=_mixed_build, check=_mixed_check, hint=_HINT,
         examples=[example((2, 4, 8, 8), candidates=["ir_k3_e3", "sd_k3_d2", "conv_1x1", "skip"],
                           alpha=(0.1, 0.2, 0.3, 0.4))], advanced=True)

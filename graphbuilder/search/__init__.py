@@ -8,12 +8,12 @@
 from graphbuilder.ops.neuron_graph import NeuronGraph
 from graphbuilder.search.baseline import mlp_sweep, smallest_reaching
 from graphbuilder.search.executors import Executor, LocalExecutor, ProcessExecutor, RayExecutor, Work
-from graphbuilder.search.prune_grow import SearchResult, prune_grow
+from graphbuilder.search.prune_grow import PruneGrowConfig, SearchResult, prune_grow
 from graphbuilder.search.result import BaseResult
 from graphbuilder.search.sweep import SweepError, SweepResult, Trial, sweep
-from graphbuilder.search.trinity import TrinityResult, trinity
+from graphbuilder.search.trinity import TrinityConfig, TrinityResult, trinity
 
-__all__ = ["NeuronGraph", "SearchResult", "mlp_sweep", "prune_grow", "smallest_reaching"]
-__all__ += ["TrinityResult", "trinity"]
+__all__ = ["NeuronGraph", "PruneGrowConfig", "SearchResult", "mlp_sweep", "prune_grow", "smallest_reaching"]
+__all__ += ["TrinityConfig", "TrinityResult", "trinity"]
 __all__ += ["BaseResult", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor", "SweepError", "SweepResult"]
 __all__ += ["Trial", "Work", "sweep"]

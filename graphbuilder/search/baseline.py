@@ -1,9 +1,18 @@
-"""The standard answer the prune/grow search is measured against: layered MLPs swept over depth and width.
+"""The standard answer the prune/grow search is measured against: layered MLPs at every width, and fronts.
 
-Boundary: trains each MLP as a layered `NeuronGraph` with the same executor, optimiser, learning rate, data
-split and activation as `prune_grow`, so the only difference is the architecture. "Connections" counts
-weights (not biases), as for neuron graphs; "neurons" counts hidden units. Reference: arXiv:2108.02231 claims
-the grown networks beat layered ones; `comparison` puts the two side by side for given target errors.
+Boundary: trains each MLP as a layered `NeuronGraph` with the same executor, optimiser, data split and
+activation as `prune_grow`, so the only difference is the architecture; compares complexity-error fronts.
+"Connections" counts weights (not biases), as for neuron graphs; "neurons" counts hidden units. Reference:
+arXiv:2108.02231 claims the grown networks beat layered ones.
+
+- `mlp_sweep` trains one- and two-hidden-layer MLPs at every width 1..32 (and the linear model), each from
+  several seeds (and with each of several activations), and keeps the best per shape by validation error
+  (as a practitioner would).
+- `front` / `connections_to_reach` / `front_gap` read a complexity-error front: the fewest connections that
+  reach an error, and the area between two fronts (the mean log2 ratio of the connections each needs, over
+  a range of errors).
+- `mlp_targets` picks target errors along the MLP front; `comparison` puts search results beside the
+  smallest MLP reaching each target.
 """
 
 from __future__ import annotations
@@ -12,40 +21,110 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from graphbuilder.ops.neuron_graph import NeuronGraph
 from graphbuilder.search import neuron_train
+from graphbuilder.search.prune_grow import pareto
+
+WIDTHS = tuple(range(1, 33))
 
 
-def mlp_sweep(X: Any, y: Any, *, depths: Sequence[int] = (1, 2, 3), widths: Sequence[int] = (2, 4, 8, 16, 32),
-              activation: str = "tanh", optimizer: str = "adam", lr: float = 0.02, steps: int = 2000,
-              val_fraction: float = 0.25, validation: tuple[Any, Any] | None = None,
-              test: tuple[Any, Any] | None = None, seed: int = 0,
+def mlp_sweep(X: Any, y: Any, *, depths: Sequence[int] = (1, 2), widths: Sequence[int] = WIDTHS,
+              seeds: Sequence[int] = (0, 1, 2), activations: Sequence[str] = ("tanh",), optimizer: str = "lm",
+              steps: int = 200, lr: float = 0.02, max_seconds: float | None = None, clock: str = "wall",
+              val_fraction: float = 0.25,
+              split_seed: int = 0, validation: tuple[Any, Any] | None = None, test: tuple[Any, Any] | None = None,
               threads: int | None = 1, progress: bool = True) -> list[dict[str, Any]]:
-    """Train one MLP per (depth, width) (all hidden layers `width` wide; depth 0 is the linear model, always
-    included) for `steps` full-batch steps; returns rows with depth, width, connections, neurons, train_error
-    and val_error (RMSE) (and test_error on `test`, a held-out (X, y) never used for any decision), sorted
-    by connections. The split matches `prune_grow` with the same seed."""
+    """Train an MLP for every (depth, width) (all hidden layers `width` wide; depth 0, the linear model, is
+    always included) with each activation of `activations` from each seed, for at most `steps` optimiser
+    steps and `max_seconds` each (on `clock`, a `neuron_train.CLOCKS` name); keep the (activation, seed) with
+    the lowest validation error. Returns rows with depth, width, activation, connections, neurons,
+    train_error, val_error (RMSE), seed, seeds (how many trainings were tried), seconds (total over them), and
+    test_error on `test` (a held-out (X, y) that no choice sees), sorted by connections. The validation split
+    matches `prune_grow` with the same `val_fraction` and `split_seed`."""
     Xt, yt = neuron_train.as_tensors(X, y)
     if validation is not None:
         Xtr, ytr = Xt, yt
         Xv, yv = neuron_train.as_tensors(*validation)
     else:
-        Xtr, ytr, Xv, yv = neuron_train.split(Xt, yt, val_fraction, seed)
+        Xtr, ytr, Xv, yv = neuron_train.split(Xt, yt, val_fraction, split_seed)
     Xte, yte = neuron_train.as_tensors(*test) if test is not None else (None, None)
     shapes = [(0, 0)] + [(d, w) for d in depths if d > 0 for w in widths]
     rows = []
     with neuron_train.torch_threads(threads):
         for depth, width in tqdm(shapes, disable=not progress, desc="MLP sweep"):
-            ng = NeuronGraph.layered(Xt.shape[1], [width] * depth, yt.shape[1], activation=activation, seed=seed)
-            train_error = neuron_train.fit(ng, Xtr, ytr, steps, optimizer, lr)
-            rows.append({"depth": depth, "width": width, "connections": ng.num_connections,
-                         "neurons": ng.num_hidden, "train_error": train_error,
-                         "val_error": neuron_train.rmse(ng, Xv, yv)})
-            if Xte is not None:
-                rows[-1]["test_error"] = neuron_train.rmse(ng, Xte, yte)
+            best: dict[str, Any] | None = None
+            spent = 0.0
+            tries = [(a, s) for a in activations for s in seeds] if depth else [(activations[0], seeds[0])]
+            for activation, seed in tries:
+                ng = NeuronGraph.layered(Xt.shape[1], [width] * depth, yt.shape[1], activation=activation, seed=seed)
+                t = neuron_train.CLOCKS[clock]()
+                train_error = neuron_train.fit(ng, Xtr, ytr, steps, optimizer, lr=lr, max_seconds=max_seconds,
+                                               clock=clock)
+                spent += neuron_train.CLOCKS[clock]() - t
+                row = {"depth": depth, "width": width, "activation": activation, "connections": ng.num_connections,
+                       "neurons": ng.num_hidden, "train_error": train_error, "val_error": neuron_train.rmse(ng, Xv, yv),
+                       "seed": seed}
+                if Xte is not None:
+                    row["test_error"] = neuron_train.rmse(ng, Xte, yte)
+                if best is None or row["val_error"] < best["val_error"]:
+                    best = row
+            assert best is not None
+            best["seeds"], best["seconds"] = len(tries), spent
+            rows.append(best)
     return sorted(rows, key=lambda r: (r["connections"], r["depth"]))
+
+
+def front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The complexity-error front of (connections, error) points (see `prune_grow.pareto`)."""
+    return pareto(points)
+
+
+def rows_front(rows: Sequence[dict[str, Any]], error: str = "val_error") -> list[tuple[float, float]]:
+    """The front of `mlp_sweep` rows (connections, `error`)."""
+    return front([(r["connections"], r[error]) for r in rows if r.get(error) is not None])
+
+
+def connections_to_reach(points: Sequence[tuple[float, float]], error: float) -> float:
+    """The fewest connections of a front point with error <= `error` (inf if none)."""
+    return min((c for c, e in points if e <= error), default=math.inf)
+
+
+def front_gap(ours: Sequence[tuple[float, float]], theirs: Sequence[tuple[float, float]], lo: float, hi: float,
+              levels: int = 64) -> dict[str, float]:
+    """The area between two complexity-error fronts over errors in [lo, hi] (log-spaced `levels`): the mean
+    of log2(connections `theirs` needs / connections `ours` needs) over the levels both reach ("log2_ratio":
+    1.0 means `ours` needs half the connections on average; log2(3) = 1.58 is 3x fewer), its geometric
+    "ratio", the worst level's ratio, and the share of levels only `ours` / only `theirs` reaches."""
+    grid = np.exp(np.linspace(math.log(hi), math.log(lo), levels))
+    grid[0], grid[-1] = hi, lo  # exactly, so a front point at an end counts
+    logs, only_ours, only_theirs = [], 0, 0
+    for e in grid:
+        a, b = connections_to_reach(ours, e), connections_to_reach(theirs, e)
+        if math.isinf(a) and math.isinf(b):
+            continue
+        if math.isinf(b):
+            only_ours += 1
+        elif math.isinf(a):
+            only_theirs += 1
+        else:
+            logs.append(math.log2(b / max(a, 1)))
+    mean = float(np.mean(logs)) if logs else math.nan
+    return {"log2_ratio": mean, "ratio": 2 ** mean if logs else math.nan,
+            "worst_ratio": 2 ** min(logs) if logs else math.nan, "levels": len(logs),
+            "only_ours": only_ours / levels, "only_theirs": only_theirs / levels}
+
+
+def mlp_targets(rows: Sequence[dict[str, Any]], fractions: Sequence[float] = (0.6, 0.45, 0.3, 0.2, 0.12, 0.06)
+                ) -> list[float]:
+    """Target errors along the MLP front: for each fraction f, the error f of the way from the best MLP's
+    validation error to the linear model's (f near 1: easy; near 0: as hard as the best MLP), rounded up to
+    4 decimals. Descending. Every target is reached by some MLP of the sweep."""
+    linear = next((r["val_error"] for r in rows if r["depth"] == 0), max(r["val_error"] for r in rows))
+    best = min(r["val_error"] for r in rows)
+    return sorted({math.ceil((best + f * (linear - best)) * 1e4 - 1e-6) / 1e4 for f in fractions}, reverse=True)
 
 
 def smallest_reaching(rows: Sequence[dict[str, Any]], target: float) -> dict[str, Any] | None:
@@ -54,34 +133,16 @@ def smallest_reaching(rows: Sequence[dict[str, Any]], target: float) -> dict[str
     return min(ok, key=lambda r: (r["connections"], r["val_error"])) if ok else None
 
 
-def mlp_targets(rows: Sequence[dict[str, Any]], bounds: Sequence[int] = (25, 80, 300)) -> list[float]:
-    """Target errors spanning what the MLPs reach: for each bound, the lowest validation error of an MLP with
-    at most that many connections (so the smallest MLP reaching it has at most `bound` connections); where
-    the front is flat (repeated values), evenly spaced values between its ends instead. Rounded up to 4
-    decimals (so the MLP that set a target still reaches it). Descending."""
-    front = [min((r["val_error"] for r in rows if r["connections"] <= b), default=None) for b in bounds]
-    targets = sorted({math.ceil(e * 1e4) / 1e4 for e in front if e is not None}, reverse=True)  # round up
-    if len(targets) < len(bounds) and targets:
-        cap = max(bounds[0], min(x["connections"] for x in rows))
-        hi = min(r["val_error"] for r in rows if r["connections"] <= cap)
-        lo = min(r["val_error"] for r in rows)
-        if hi > lo:
-            targets = [math.ceil((hi - (hi - lo) * k / (len(bounds) - 1)) * 1e4) / 1e4 for k in range(len(bounds))]
-    return targets
-
-
-def comparison(results: Sequence[Any], mlp_rows: Sequence[dict[str, Any]], test: tuple[Any, Any] | None = None
-               ) -> list[dict[str, Any]]:
-    """One row per prune/grow `SearchResult`: its target, connections, neurons, error, and the smallest MLP
-    reaching the same target (connections, shape, error) with the ratio MLP / prune-grow connections. With
-    `test` (held-out X, y), the prune/grow network's test RMSE too (`mlp_sweep(test=...)` gives the MLPs')."""
+def comparison(results: Sequence[Any], mlp_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per prune/grow `SearchResult`: its target, connections, neurons, validation and test error
+    (test where the search had `test=`), restarts and seconds, beside the smallest MLP reaching the same
+    target (shape, connections, errors), with the ratio MLP / prune-grow connections (None where the search
+    did not reach the target or no MLP did)."""
     out = []
-    Xte, yte = neuron_train.as_tensors(*test) if test is not None else (None, None)
     for r in results:
         row: dict[str, Any] = {"target": r.target_error, "pg_connections": r.network.num_connections,
-                               "pg_neurons": r.network.num_hidden, "pg_error": r.best.get("val_error"),
-                               "pg_reached": r.reached,
-                               "pg_test": None if Xte is None else neuron_train.rmse(r.network, Xte, yte),
+                               "pg_neurons": r.network.num_hidden, "pg_error": r.val_error, "pg_reached": r.reached,
+                               "pg_test": r.test_error, "restarts": len(r.restarts),
                                "seconds": r.history[-1]["seconds"] if r.history else None}
         mlp = smallest_reaching(mlp_rows, r.target_error)
         row["mlp"] = None if mlp is None else f"{mlp['depth']}x{mlp['width']}"
@@ -100,18 +161,14 @@ def format_comparison(rows: Sequence[dict[str, Any]]) -> str:
     def f(v: Any, spec: str) -> str:
         return "-" if v is None else format(v, spec)
 
-    test = any(r.get("pg_test") is not None for r in rows)
-    tcol = f" {'test':>7}" if test else ""
-    lines = [f"{'target':>7} | {'PG conns':>8} {'neurons':>7} {'val':>7}{tcol} {'s':>5} | {'MLP':>6} {'conns':>6} "
-             f"{'neurons':>7} {'val':>7}{tcol} | {'MLP/PG':>6}"]
+    lines = [f"{'target':>7} | {'PG conns':>8} {'neurons':>7} {'val':>7} {'test':>7} {'k':>2} {'s':>5} | "
+             f"{'MLP':>5} {'conns':>6} {'neurons':>7} {'val':>7} {'test':>7} | {'MLP/PG':>6}"]
     for r in rows:
         pg_conns = str(r["pg_connections"]) + ("" if r["pg_reached"] else "*")
-        pg_t = f" {f(r.get('pg_test'), '.4f'):>7}" if test else ""
-        mlp_t = f" {f(r.get('mlp_test'), '.4f'):>7}" if test else ""
-        lines.append(f"{r['target']:>7.4f} | {pg_conns:>8} {r['pg_neurons']:>7} {f(r['pg_error'], '.4f'):>7}{pg_t} "
-                     f"{f(r.get('seconds'), '.0f'):>5} | "
-                     f"{f(r['mlp'], ''):>6} {f(r['mlp_connections'], 'd'):>6} {f(r['mlp_neurons'], 'd'):>7} "
-                     f"{f(r['mlp_error'], '.4f'):>7}{mlp_t} | {f(r['ratio'], '.2f'):>6}")
+        lines.append(f"{r['target']:>7.4f} | {pg_conns:>8} {r['pg_neurons']:>7} {f(r['pg_error'], '.4f'):>7} "
+                     f"{f(r.get('pg_test'), '.4f'):>7} {r.get('restarts', 1):>2} {f(r.get('seconds'), '.0f'):>5} | "
+                     f"{f(r['mlp'], ''):>5} {f(r['mlp_connections'], 'd'):>6} {f(r['mlp_neurons'], 'd'):>7} "
+                     f"{f(r['mlp_error'], '.4f'):>7} {f(r.get('mlp_test'), '.4f'):>7} | {f(r['ratio'], '.2f'):>6}")
     if any(not r["pg_reached"] for r in rows):
         lines.append("* prune/grow did not reach this target; its lowest-error network is shown")
     return "\n".join(lines)

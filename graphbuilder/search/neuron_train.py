@@ -1,39 +1,66 @@
 """Training and scoring `NeuronGraph` networks: the inner loop of the prune/grow search (arXiv:2108.02231).
 
-Boundary: takes a `NeuronGraph` and data tensors, trains its weights in place (full batch, Adam or L-BFGS,
-deterministic), and scores connections for pruning. No search logic here; `prune_grow.py` decides what to do
-with the scores. The loss is the mean squared error over samples and outputs; errors are reported as its
-square root (RMSE, in the units of y).
+Boundary: takes a `NeuronGraph` and data tensors, trains its weights in place (full batch, deterministic),
+scores connections for pruning and fits new neurons to a residual. No search logic here; `prune_grow.py`
+decides what to do with the scores. The loss is the mean squared error over samples and outputs,
+L = mean (f(X) - y)^2; errors are reported as its square root (RMSE, in the units of y).
 
-Saliency of a connection k with weight w_k (lower = pruned first):
-    magnitude   |w_k|
-    obd         1/2 h_kk w_k^2, Optimal Brain Damage (LeCun, Denker & Solla 1990) with h_kk the Gauss-Newton
-                (Levenberg-Marquardt) diagonal 2/(N*O) sum_n sum_o (d y_no / d w_k)^2, as OBD computes it
-    trial       exact loss increase when w_k is set to 0 (one forward pass per connection)
+Optimisers (`fit`), all full batch in float64:
+    lm      Levenberg-Marquardt (Marquardt 1963): solve (J^T J + mu diag(J^T J)) d = -J^T r per iteration,
+            mu divided by 3 after a step that lowers the loss and multiplied by 4 (retrying) after one that
+            does not. The textbook method for least squares with a few hundred parameters: it converges in
+            tens of iterations where first-order methods need thousands, and it is a descent method, so a
+            retrain never kicks a converged network off its minimum. Cost per iteration: one Jacobian
+            (N*O, P) and one P x P Cholesky; above a few thousand parameters use lbfgs.
+    lbfgs   L-BFGS with a strong-Wolfe line search (torch.optim.LBFGS).
+    adam    Adam whose moments live in an `AdamMoments` keyed by connection and neuron, so they survive edits
+            of the network, with the rate cosine-decayed within each retrain from `lr` to `lr * lr_floor`.
+
+Saliency of a connection q with weight w_q (lower = pruned first), with H the Gauss-Newton Hessian of L,
+2/(N*O) J^T J:
+    obs         Optimal Brain Surgeon (Hassibi & Stork 1993): w_q^2 / (2 [H^-1]_qq), the loss increase
+                after removing w_q *and* moving every other parameter (weights and biases) by the
+                compensating update  dθ = -(w_q / [H^-1]_qq) H^-1 e_q  (`obs_remove`). For a set Q removed at
+                once: dθ = -H^-1 E_Q (H^-1_QQ)^-1 w_Q and dL = 1/2 w_Q^T (H^-1_QQ)^-1 w_Q; `obs_greedy`
+                builds Q one weight at a time, each the cheapest given the ones already chosen.
+    obd         Optimal Brain Damage (LeCun, Denker & Solla 1990): 1/2 h_qq w_q^2 with the Gauss-Newton
+                diagonal; no compensation.
+    trial       exact loss increase when w_q is set to 0, nothing else moved (one forward pass per connection).
+    magnitude   |w_q|.
+H is damped by `damping` * mean(diag H) on its diagonal before inverting (it is singular when some
+parameter does not affect the outputs, e.g. behind a saturated unit); the damping is our choice.
 
 New units (`fit_unit`), cascade-correlation style (Fahlman & Lebiere 1990): a candidate neuron
 h = act(S w + b) on the values S of its would-be sources is fitted to the current residual r = y - f(X) by
-least squares r ~ h a + c, from several random starts; the best candidate is inserted with out-weights a
-(and c added to the output biases), so the training loss can only fall. A zero out-weight insertion is a
-stationary point for L-BFGS (the in-weights get no gradient), which is why the unit is fitted first.
+least squares r ~ h a + c (Levenberg-Marquardt over w, b, a, c), from several random starts; the chosen
+candidate is inserted with out-weights a (and c added to the output biases), so the training loss can only
+fall. `source_scores` ranks would-be
+sources by how much of the residual a one-input unit on them explains, which is how the search picks the
+few inputs of each candidate.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from graphbuilder.ir.errors import GraphError
-from graphbuilder.ops.modules.neuron_graph import activate
-from graphbuilder.ops.neuron_graph import NeuronGraph
+from graphbuilder.ops.modules.neuron_graph import activate, activate_grad
+from graphbuilder.ops.neuron_graph import Edge, NeuronGraph
 
-OPTIMIZERS = ("adam", "lbfgs")
-SALIENCIES = ("magnitude", "obd", "trial")
+OPTIMIZERS = ("lm", "lbfgs", "adam")
+#: Clocks a time budget can be measured on: wall time, or this process's CPU time (fair on a shared machine,
+#: where other work slows a run's wall clock but not its CPU time).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "process": time.process_time}
+SALIENCIES = ("obs", "obd", "trial", "magnitude")
+F64 = torch.float64
 
 
 @contextlib.contextmanager
@@ -78,9 +105,150 @@ def split(X: torch.Tensor, y: torch.Tensor, val_fraction: float, seed: int
 
 
 def rmse(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor) -> float:
-    """Root mean squared error of the network on (X, y)."""
+    """Root mean squared error of the network on (X, y), computed in float64."""
     with torch.no_grad():
-        return math.sqrt(float(torch.mean((ng.to_module()(X) - y) ** 2)))
+        return math.sqrt(float(torch.mean((ng.to_module(dtype=F64)(X.to(F64)) - y.to(F64)) ** 2)))
+
+
+# -- parameters as one vector -----------------------------------------------------------------------------------
+def parameters(ng: NeuronGraph) -> torch.Tensor:
+    """θ = (weight in `connections` order, bias of hidden then output neurons) as one float64 vector: the
+    columns of `NeuronGraphModule.jacobian` and of every Hessian here."""
+    state = ng.state_dict(F64)
+    return torch.cat([state["weight"], state["bias"]])
+
+
+def set_parameters(ng: NeuronGraph, theta: torch.Tensor) -> None:
+    """Load a vector laid out as `parameters` into `ng`."""
+    e = ng.num_connections
+    ng.load_state_dict({"weight": theta[:e], "bias": theta[e:]})
+
+
+def _loader(module: Any) -> Callable[[torch.Tensor], None]:
+    e = module.weight.numel()
+
+    def load(theta: torch.Tensor) -> None:
+        with torch.no_grad():
+            module.weight.copy_(theta[:e])
+            module.bias.copy_(theta[e:])
+    return load
+
+
+# -- optimisers -------------------------------------------------------------------------------------------------
+@dataclass
+class AdamMoments:
+    """Adam's first and second moments per parameter, keyed by connection (src, dst) or neuron id, and the
+    step count: they carry across edits, so a retrain after a prune continues the optimisation instead of
+    restarting it (new connections and neurons start at zero moments)."""
+
+    m: dict[Any, float] = field(default_factory=dict)
+    v: dict[Any, float] = field(default_factory=dict)
+    t: int = 0
+
+
+def _keys(ng: NeuronGraph) -> list[Any]:
+    return [("w", s, d) for s, d in ng.connections] + [("b", n) for n in ng.hidden + ng.outputs]
+
+
+def fit(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor, steps: int, optimizer: str = "lm", *,
+        lr: float = 0.02, lr_floor: float = 0.1, moments: AdamMoments | None = None,
+        weight_decay: float = 0.0, tolerance: float = 1e-10, max_seconds: float | None = None,
+        clock: str = "wall") -> float:
+    """Train all weights and biases of `ng` in place, full batch; returns the training RMSE.
+
+    `steps` counts Jacobians for "lm", iterations for "lbfgs" and updates for "adam"; lm and lbfgs stop
+    early once an iteration lowers the loss by less than `tolerance` (relative). Adam uses `lr` decayed by a
+    cosine to `lr * lr_floor` and keeps its state in `moments` when given. `max_seconds` caps the time of lm
+    and adam on `clock` (a `CLOCKS` name; checked between steps). If training diverges (non-finite loss) the
+    weights are left as they were."""
+    if optimizer not in OPTIMIZERS:
+        raise GraphError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+    X64, y64 = X.to(F64), y.to(F64)
+    if steps <= 0 or ng.num_connections + ng.num_hidden + len(ng.outputs) == 0:
+        return rmse(ng, X64, y64)
+    theta0 = parameters(ng)
+    module = ng.to_module(dtype=F64)
+    if optimizer == "lm":
+        theta = levenberg_marquardt(module, X64, y64, steps, weight_decay=weight_decay, tolerance=tolerance,
+                                    max_seconds=max_seconds, clock=CLOCKS[clock])
+    elif optimizer == "lbfgs":
+        lbfgs(list(module.parameters()), lambda: torch.mean((module(X64) - y64) ** 2), steps, lr=1.0,
+              history_size=20, tolerance_grad=1e-12, tolerance_change=tolerance)
+        theta = torch.cat([module.weight.detach(), module.bias.detach()])
+    else:
+        theta = _adam(ng, module, X64, y64, steps, lr, lr_floor, moments, max_seconds, CLOCKS[clock])
+    _loader(module)(theta)
+    with torch.no_grad():
+        final = float(torch.mean((module(X64) - y64) ** 2))
+    if math.isfinite(final) and bool(torch.isfinite(theta).all()):
+        set_parameters(ng, theta)
+        return math.sqrt(final)
+    set_parameters(ng, theta0)
+    return rmse(ng, X64, y64)
+
+
+def levenberg_marquardt(module: Any, X: torch.Tensor, y: torch.Tensor, steps: int, *, weight_decay: float = 0.0,
+                        tolerance: float = 1e-10, max_seconds: float | None = None,
+                        clock: Callable[[], float] = time.perf_counter) -> torch.Tensor:
+    """Minimise mean (module(X) - y)^2 + weight_decay * sum(weight^2) over a `NeuronGraphModule`'s (weight,
+    bias) by `lm_minimise`; returns the final parameter vector (the module is left at it)."""
+    load = _loader(module)
+    e, n_res = module.weight.numel(), y.numel()
+    decay = math.sqrt(weight_decay * n_res)  # sum r^2 + decay^2 |w|^2 = N*O * (the loss above)
+
+    def residual(theta: torch.Tensor, jacobian: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        load(theta)
+        with torch.no_grad():
+            r = (module(X) - y).reshape(-1)  # (N*O,)
+        if decay:
+            r = torch.cat([r, decay * theta[:e]])
+        if not jacobian:
+            return r, None
+        J = module.jacobian(X).reshape(n_res, -1)
+        if decay:
+            J = torch.cat([J, decay * torch.eye(e, theta.numel(), dtype=J.dtype)])
+        return r, J
+
+    theta = lm_minimise(torch.cat([module.weight.detach(), module.bias.detach()]), residual, steps,
+                        tolerance=tolerance, max_seconds=max_seconds, clock=clock)
+    load(theta)
+    return theta
+
+
+def lm_minimise(p: torch.Tensor, residual: Callable[[torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor | None]],
+                steps: int, *, mu: float = 1e-3, tolerance: float = 1e-10, max_seconds: float | None = None,
+                clock: Callable[[], float] = time.perf_counter) -> torch.Tensor:
+    """Levenberg-Marquardt on sum r(p)^2 with Marquardt's diagonal scaling: each iteration solves
+    (J^T J + mu diag(J^T J)) d = -J^T r, divides mu by 3 after a step that lowers the loss and multiplies it by
+    4 (retrying) after one that does not. `residual(p, jacobian)` returns (r, J or None). Stops after `steps`
+    Jacobians or `max_seconds` on `clock`, when a step lowers the loss by less than `tolerance` (relative), or when no
+    damping up to 1e10 lowers it (a minimum to working precision). Only accepts descending steps."""
+    deadline = math.inf if max_seconds is None else clock() + max_seconds
+
+    def loss_of(q: torch.Tensor) -> float:
+        return float(torch.sum(residual(q, False)[0] ** 2))
+
+    loss = loss_of(p)
+    for _ in range(steps):
+        r, J = residual(p, True)
+        assert J is not None
+        A, g = J.t() @ J, J.t() @ r
+        diag = A.diagonal().clamp(min=1e-9 * float(A.diagonal().max()) + 1e-30)
+        gain = -1.0
+        while mu < 1e10:
+            L, info = torch.linalg.cholesky_ex(A + torch.diag(mu * diag))
+            if int(info) == 0:
+                trial = p + torch.cholesky_solve(-g[:, None], L)[:, 0]
+                new = loss_of(trial)
+                if math.isfinite(new) and new < loss:
+                    gain = (loss - new) / max(loss, 1e-300)
+                    p, loss = trial, new
+                    mu = max(mu / 3, 1e-12)
+                    break
+            mu *= 4
+        if gain < tolerance or clock() > deadline:
+            break
+    return p
 
 
 def lbfgs(params: list[torch.Tensor], loss_fn: Callable[[], torch.Tensor], steps: int, *, lr: float,
@@ -97,59 +265,140 @@ def lbfgs(params: list[torch.Tensor], loss_fn: Callable[[], torch.Tensor], steps
 
     opt.step(closure)
 
-def fit(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor, steps: int, optimizer: str = "adam",
-        lr: float = 0.01) -> float:
-    """Train all weights and biases of `ng` in place for `steps` full-batch steps; returns the train RMSE.
 
-    Adam: `steps` updates at learning rate `lr`. L-BFGS: one run of at most `steps` iterations with a
-    strong-Wolfe line search (`lr` is its initial step, 1.0 is usual; values below 0.1 become 1.0).
-    If training diverges (non-finite loss) the weights are left as they were."""
-    if optimizer not in OPTIMIZERS:
-        raise GraphError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if steps <= 0 or ng.num_connections + ng.num_hidden + len(ng.outputs) == 0:
-        return rmse(ng, X, y)
-    module = ng.to_module()
-    params = list(module.parameters())
+def _adam(ng: NeuronGraph, module: Any, X: torch.Tensor, y: torch.Tensor, steps: int, lr: float, lr_floor: float,
+          moments: AdamMoments | None, max_seconds: float | None = None,
+          clock: Callable[[], float] = time.perf_counter, betas: tuple[float, float] = (0.9, 0.999),
+          eps: float = 1e-8) -> torch.Tensor:
+    """Adam with moments carried in `moments` (keyed by connection / neuron) and a cosine-decayed rate."""
+    keys = _keys(ng)
+    state = moments if moments is not None else AdamMoments()
+    m = torch.tensor([state.m.get(k, 0.0) for k in keys], dtype=F64)
+    v = torch.tensor([state.v.get(k, 0.0) for k in keys], dtype=F64)
+    theta = torch.cat([module.weight.detach(), module.bias.detach()]).clone()
+    load = _loader(module)
+    deadline = math.inf if max_seconds is None else clock() + max_seconds
+    for k in range(steps):
+        if clock() > deadline:
+            break
+        load(theta)
+        module.zero_grad(set_to_none=True)
+        torch.mean((module(X) - y) ** 2).backward()
+        grad = torch.cat([module.weight.grad, module.bias.grad])
+        state.t += 1
+        m.mul_(betas[0]).add_(grad, alpha=1 - betas[0])
+        v.mul_(betas[1]).addcmul_(grad, grad, value=1 - betas[1])
+        rate = lr * (lr_floor + (1 - lr_floor) * 0.5 * (1 + math.cos(math.pi * k / max(1, steps))))
+        m_hat = m / (1 - betas[0] ** state.t)
+        v_hat = v / (1 - betas[1] ** state.t)
+        theta -= rate * m_hat / (v_hat.sqrt() + eps)
+    state.m = dict(zip(keys, m.tolist(), strict=True))
+    state.v = dict(zip(keys, v.tolist(), strict=True))
+    return theta
 
-    def loss_fn() -> torch.Tensor:
-        return torch.mean((module(X) - y) ** 2)
 
-    if optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=lr)
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn()
-            loss.backward()
-            opt.step()
-    else:
-        lbfgs(params, loss_fn, steps, lr=lr if lr >= 0.1 else 1.0, history_size=20, tolerance_grad=1e-9,
-              tolerance_change=1e-12)
+# -- Hessians and saliency --------------------------------------------------------------------------------------
+def gauss_newton(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H, grad): the Gauss-Newton Hessian 2/(N*O) J^T J and the gradient 2/(N*O) J^T r of
+    L = mean (f(X) - y)^2 over `parameters(ng)`, in float64."""
+    module = ng.to_module(dtype=F64)
+    X64, y64 = X.to(F64), y.to(F64)
     with torch.no_grad():
-        final = float(loss_fn())
-    if math.isfinite(final) and all(torch.isfinite(p).all() for p in params):
-        ng.load_state_dict(module.state_dict())
-    return math.sqrt(final) if math.isfinite(final) else rmse(ng, X, y)
+        r = (module(X64) - y64).reshape(-1)
+    J = module.jacobian(X64).reshape(r.numel(), -1)
+    scale = 2.0 / r.numel()
+    return scale * (J.t() @ J), scale * (J.t() @ r)
 
 
-def saliency(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor, kind: str = "magnitude"
-             ) -> dict[tuple[int, int], float]:
+@dataclass
+class Surgeon:
+    """Optimal Brain Surgeon state at one network: its parameter vector `theta` (layout of `parameters`),
+    the inverse of the damped Gauss-Newton Hessian `h_inv`, and the connections (the first entries of
+    theta) that may be removed."""
+
+    theta: torch.Tensor
+    h_inv: torch.Tensor
+    connections: list[Edge]
+
+    @classmethod
+    def at(cls, ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor, damping: float = 1e-4,
+           hessian: torch.Tensor | None = None) -> Surgeon:
+        """The state at `ng` on (X, y) with the Gauss-Newton Hessian (or `hessian`, e.g. an exact one),
+        damped by `damping` * mean(diag H) on its diagonal."""
+        H = gauss_newton(ng, X, y)[0] if hessian is None else hessian.to(F64)
+        lam = damping * float(H.diagonal().mean()) if H.numel() else 0.0
+        eye = torch.eye(H.shape[0], dtype=F64)
+        L, info = torch.linalg.cholesky_ex(H + lam * eye)
+        while int(info) != 0:  # H is PSD; only rounding makes it fail: damp more
+            lam = max(lam * 10, 1e-12)
+            L, info = torch.linalg.cholesky_ex(H + lam * eye)
+        return cls(parameters(ng), torch.cholesky_inverse(L), ng.connections)
+
+    def saliencies(self) -> dict[Edge, float]:
+        """w_q^2 / (2 [H^-1]_qq) for every connection: the predicted loss increase of removing it with the
+        compensating update."""
+        e = len(self.connections)
+        w, d = self.theta[:e], self.h_inv.diagonal()[:e]
+        return {c: float(v) for c, v in zip(self.connections, w * w / (2 * d), strict=True)}
+
+    def remove(self, edges: Sequence[Edge]) -> tuple[torch.Tensor, float]:
+        """(θ + dθ, predicted loss increase) after removing `edges` together, every other parameter
+        compensated: dθ = -H^-1 E_Q (H^-1_QQ)^-1 w_Q, dL = 1/2 w_Q^T (H^-1_QQ)^-1 w_Q. The removed entries of
+        the returned vector are exactly 0."""
+        index = {c: k for k, c in enumerate(self.connections)}
+        q = torch.tensor([index[e] for e in edges], dtype=torch.long)
+        wq = self.theta[q]
+        hqq = self.h_inv[q][:, q]
+        coef = torch.linalg.solve(hqq, wq)
+        new = self.theta - self.h_inv[:, q] @ coef
+        new[q] = 0.0
+        return new, float(0.5 * wq @ coef)
+
+    def greedy(self, k: int, among: Sequence[Edge] | None = None) -> tuple[list[Edge], torch.Tensor, float]:
+        """Choose up to `k` connections (from `among`, default all) one at a time, each the one whose removal
+        adds the least loss given those already removed (the inverse Hessian is downdated after each);
+        returns (chosen, compensated θ, predicted loss increase)."""
+        h_inv, theta = self.h_inv.clone(), self.theta.clone()
+        index = {c: i for i, c in enumerate(self.connections)}
+        pool = [index[c] for c in (among if among is not None else self.connections)]
+        chosen: list[Edge] = []
+        total = 0.0
+        for _ in range(min(k, len(pool))):
+            idx = torch.tensor(pool, dtype=torch.long)
+            d = h_inv.diagonal()[idx].clamp_min(1e-300)
+            scores = theta[idx] ** 2 / (2 * d)
+            j = int(torch.argmin(scores))
+            q = pool.pop(j)
+            total += float(scores[j])
+            col = h_inv[:, q].clone()
+            theta -= (theta[q] / col[q]) * col
+            theta[q] = 0.0
+            h_inv -= torch.outer(col, col) / col[q]  # inverse Hessian on the subspace where w_q stays 0
+            chosen.append(self.connections[q])
+        return chosen, theta, total
+
+
+def saliency(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor, kind: str = "obs", damping: float = 1e-4
+             ) -> dict[Edge, float]:
     """Saliency of every connection (see the module docstring); lower means less useful."""
     if kind not in SALIENCIES:
-        raise GraphError(f"saliency must be one of {SALIENCIES}, got {kind!r}")
+        raise GraphError(f"saliency must be one of {list(SALIENCIES)}, got {kind!r}")
     conns = ng.connections
     if not conns:
         return {}
     if kind == "magnitude":
         return {e: abs(ng.weight(*e)) for e in conns}
-    module = ng.to_module(dtype=torch.float64)
-    X64, y64 = X.double(), y.double()
+    if kind == "obs":
+        return Surgeon.at(ng, X, y, damping).saliencies()
+    module = ng.to_module(dtype=F64)
+    X64, y64 = X.to(F64), y.to(F64)
     w = module.weight.detach()
     if kind == "obd":
         h = module.gauss_newton_diagonal(X64) * (2.0 / (X.shape[0] * y.shape[1]))
         return {e: float(0.5 * h[k] * w[k] ** 2) for k, e in enumerate(conns)}
     with torch.no_grad():
         base = float(torch.mean((module(X64) - y64) ** 2))
-        out: dict[tuple[int, int], float] = {}
+        out: dict[Edge, float] = {}
         for k, e in enumerate(conns):
             old = float(module.weight[k])
             module.weight[k] = 0.0
@@ -158,43 +407,72 @@ def saliency(ng: NeuronGraph, X: torch.Tensor, y: torch.Tensor, kind: str = "mag
     return out
 
 
-def fit_unit(S: torch.Tensor, r: torch.Tensor, activation: str, *, candidates: int = 4, steps: int = 60,
+# -- new units --------------------------------------------------------------------------------------------------
+def source_scores(S: torch.Tensor, r: torch.Tensor, thresholds: int = 7) -> torch.Tensor:
+    """How well a one-input unit on each column of S (N, k) could explain the residual r (N, O): the largest
+    squared correlation between r and a step-like feature tanh(4 (s - t) / spread) over `thresholds`
+    quantiles t of s, plus s itself, summed over outputs. Plain correlation with s is useless here: after
+    least squares the residual is uncorrelated with every linear source. Returns (k,)."""
+    S64, r64 = S.to(F64), r.to(F64)
+    rc = r64 - r64.mean(0)
+    rn = rc.norm(dim=0).clamp_min(1e-300)  # (O,)
+    qs = torch.linspace(0.1, 0.9, thresholds, dtype=F64)
+    out = torch.zeros(S64.shape[1], dtype=F64)
+    for j in range(S64.shape[1]):
+        s = S64[:, j]
+        spread = float(s.std()) + 1e-12
+        feats = [s] + [torch.tanh(4 * (s - t) / spread) for t in torch.quantile(s, qs)]
+        F = torch.stack(feats, 1)
+        F = F - F.mean(0)
+        fn = F.norm(dim=0).clamp_min(1e-300)
+        corr = (F.t() @ rc) / (fn[:, None] * rn[None, :])  # (features, O)
+        out[j] = float((corr ** 2).max(0).values.sum())
+    return out
+
+
+def fit_unit(S: torch.Tensor, r: torch.Tensor, activation: str, *, candidates: int = 4, steps: int = 40,
              init_scale: float = 2.0, seed: int = 0) -> tuple[list[float], float, list[float], list[float], float]:
     """Fit one new neuron h = act(S w + b) to the residual `r` by r ~ h a + c (least squares), trying
-    `candidates` random starts (w, b uniform +-init_scale/sqrt(k)) each refined by at most `steps` L-BFGS
-    iterations; returns (w, b, a, c, mse) of the best one. S (N, k) the source values, r (N, O).
+    `candidates` random starts (w, b uniform +-init_scale/sqrt(k)) each refined by at most `steps`
+    Levenberg-Marquardt iterations over (w, b, a, c); returns (w, b, a, c, mse) of the best one. S (N, k) the
+    source values, r (N, O).
 
-    The fit starts from the least-squares (a, c) of the random unit, so its loss is at most mean(r^2) minus
-    what that unit explains: inserting it never raises the training loss."""
-    S64, r64 = S.double(), r.double()
+    Each start begins at the least-squares (a, c) of the random unit and LM only accepts steps that lower
+    the loss, so the result leaves at most mean(r^2) minus what that unit explains: inserting it never raises
+    the training loss."""
+    S64, r64 = S.to(F64), r.to(F64)
     n, k = S64.shape
+    o = r64.shape[1]
     gen = torch.Generator().manual_seed(int(seed))
     bound = init_scale / math.sqrt(max(k, 1))
+    ones = torch.ones(n, 1, dtype=F64)
+    Sb = torch.cat([S64, ones], 1)  # (N, k + 1): sources and the bias input
+
+    def residual(p: torch.Tensor, jacobian: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        wb, a, c = p[:k + 1], p[k + 1:k + 1 + o], p[k + 1 + o:]
+        z = Sb @ wb
+        h = activate(activation, z)
+        res = (h[:, None] * a + c - r64).t().reshape(-1)  # (O*N,) output-major
+        if not jacobian:
+            return res, None
+        # d res_(o, n) / d (w, b) = a_o act'(z_n) Sb_n;  / d a_o' = h_n [o = o'];  / d c_o' = [o = o']
+        J = torch.zeros(o * n, p.numel(), dtype=F64)
+        dh = activate_grad(activation, h, z)
+        for j in range(o):
+            rows = slice(j * n, (j + 1) * n)
+            J[rows, :k + 1] = (a[j] * dh)[:, None] * Sb
+            J[rows, k + 1 + j] = h
+            J[rows, k + 1 + o + j] = 1.0
+        return res, J
+
     best: tuple[list[float], float, list[float], list[float], float] | None = None
     for _ in range(max(1, candidates)):
-        w = ((torch.rand(k, generator=gen, dtype=torch.float64) * 2 - 1) * bound).requires_grad_()
-        b = ((torch.rand(1, generator=gen, dtype=torch.float64) * 2 - 1) * bound).requires_grad_()
-        with torch.no_grad():
-            a0, c0 = _ls_out(activate(activation, S64 @ w + b), r64)
-        a, c = a0.clone().requires_grad_(), c0.clone().requires_grad_()
-
-        def loss_fn(w: torch.Tensor = w, b: torch.Tensor = b, a: torch.Tensor = a, c: torch.Tensor = c
-                    ) -> torch.Tensor:
-            h = activate(activation, S64 @ w + b)  # (N,)
-            return torch.mean((h[:, None] * a + c - r64) ** 2)
-
-        if steps > 0:
-            lbfgs([w, b, a, c], loss_fn, steps, lr=1.0, history_size=10, tolerance_grad=1e-10,
-                  tolerance_change=1e-14)
-        with torch.no_grad():
-            loss = float(loss_fn())
-            ok = math.isfinite(loss) and all(bool(torch.isfinite(t).all()) for t in (w, b, a, c))
-        if not ok:  # diverged: keep the random unit with its least-squares output weights
-            w, b, a, c = w.detach(), b.detach(), a0, c0
-            with torch.no_grad():
-                loss = float(torch.mean((activate(activation, S64 @ w + b)[:, None] * a + c - r64) ** 2))
-        if best is None or loss < best[4]:
-            best = (w.detach().tolist(), float(b.detach()[0]), a.detach().tolist(), c.detach().tolist(), loss)
+        wb = (torch.rand(k + 1, generator=gen, dtype=F64) * 2 - 1) * bound
+        a, c = _ls_out(activate(activation, Sb @ wb), r64)
+        p = lm_minimise(torch.cat([wb, a, c]), residual, steps)
+        mse = float(torch.mean(residual(p, False)[0] ** 2))
+        if best is None or mse < best[4]:
+            best = (p[:k].tolist(), float(p[k]), p[k + 1:k + 1 + o].tolist(), p[k + 1 + o:].tolist(), mse)
     assert best is not None
     return best
 

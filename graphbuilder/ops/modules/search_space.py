@@ -7,13 +7,20 @@ source and compiled models need no GraphBuilder. The op declarations that wrap t
 The blocks follow the released Hit-Detector code (ggjy/HitDet.pytorch, necks/auto_neck/hit_ops.py and
 bbox_heads/auto_head/mbblock_ops.py; paper arXiv:2003.11818):
 
-* ``ir_k{k}_e{e}`` (MBConv, FBNet/MobileNetV2 inverted residual): 1x1 expand to ``C*e`` (no bias), BN, ReLU,
-  depthwise kxk (optional dilation, no bias), BN, ReLU, 1x1 project (no bias), BN; residual when the
-  output shape equals the input shape (same channels and stride 1).
-* ``sd_k{k}_d{d}`` (separable dilated): depthwise kxk dilation d (no bias), BN, ReLU, 1x1 (no bias), BN;
+* ``ir_k{k}_e{e}`` (MBConv, FBNet/MobileNetV2 inverted residual): 1x1 expand to ``C*e`` (no bias), norm, ReLU,
+  depthwise kxk (optional dilation, no bias), norm, ReLU, 1x1 project (no bias), norm; residual when
+  `residual` is set and the output shape equals the input shape (same channels and stride 1).
+* ``sd_k{k}_d{d}`` (separable dilated): depthwise kxk dilation d (no bias), norm, ReLU, 1x1 (no bias), norm;
   residual as above.
-* ``conv_1x1``: 1x1 conv with bias, then BN (no ReLU), as the reference `ConvBlock`.
-* ``skip``: identity; when channels or stride change, 1x1 conv (no bias), BN, ReLU (FBNet's `Identity`).
+* ``conv_1x1``: 1x1 conv with bias, then norm (no ReLU), as the reference `ConvBlock`.
+* ``skip``: identity; when channels or stride change, 1x1 conv (no bias), norm, ReLU (FBNet's `Identity`).
+
+Every norm is `BatchNorm2d` (``norm="batch"``) or `GroupNorm` (``norm="group"``, gcd(C, 8) groups of at least
+2 channels: the FCOS head's choice, whose statistics do not mix the pyramid levels a shared head sees), with
+learnable scale and shift unless ``affine=False``. Searches build their candidates without them:
+``w_i * f_i(x)`` with an affine last norm is the same function as ``(w_i c) (f_i(x) / c)``, so the architecture
+weight could trade against the norm's scale (DARTS, arXiv:1806.09055, searches with affine-free BN for this
+reason).
 
 Every block is *shared over its inputs*: called with several tensors (e.g. the FPN levels) the same weights
 process each one and a tuple is returned, one output per input. That is how the shared detection head of
@@ -22,6 +29,7 @@ RetinaNet/FCOS is expressed with one graph node per searched position.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -32,6 +40,26 @@ SEARCH_OPS = (
     "sd_k3_d1", "sd_k3_d2", "sd_k3_d3", "sd_k5_d1", "sd_k5_d2", "sd_k5_d3",
     "conv_1x1", "skip",
 )
+NORMS = ("batch", "group")
+MAX_GROUPS = 8  # GroupNorm groups: gcd(channels, 8), halved until each group has 2 channels
+
+
+def group_count(channels: int) -> int:
+    """GroupNorm groups for `channels`: gcd(channels, 8), halved while a group would hold a single channel (a
+    1x1 map would then normalise single values)."""
+    groups = math.gcd(channels, MAX_GROUPS)
+    while groups > 1 and channels // groups < 2:
+        groups //= 2
+    return groups
+
+
+def norm_layer(kind: str, channels: int, affine: bool = True) -> nn.Module:
+    """`BatchNorm2d` or `GroupNorm` (`group_count` groups) over `channels`."""
+    if kind == "group":
+        return nn.GroupNorm(group_count(channels), channels, affine=affine)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=affine)
+    raise ValueError(f"norm={kind!r}: choose from {NORMS}")
 
 
 class _SharedOverInputs(nn.Module):
@@ -45,27 +73,29 @@ class _SharedOverInputs(nn.Module):
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 
-def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, dilation: int = 1, groups: int = 1,
-             relu: bool = True, bias: bool = False) -> nn.Sequential:
+def _conv_norm(cin: int, cout: int, k: int, norm: str, affine: bool, stride: int = 1, dilation: int = 1,
+               groups: int = 1, relu: bool = True, bias: bool = False) -> nn.Sequential:
     pad = (k - 1) * dilation // 2
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation,
-                                         groups=groups, bias=bias), nn.BatchNorm2d(cout)]
+                                         groups=groups, bias=bias), norm_layer(norm, cout, affine)]
     if relu:
         layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
 
 class MBConv(_SharedOverInputs):
-    """Inverted residual: 1x1 expand, BN, ReLU, depthwise kxk, BN, ReLU, 1x1 project, BN (+ x)."""
+    """Inverted residual: 1x1 expand, norm, ReLU, depthwise kxk, norm, ReLU, 1x1 project, norm (+ x)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, expansion: int = 6,
-                 stride: int = 1, dilation: int = 1) -> None:
+                 stride: int = 1, dilation: int = 1, residual: bool = True, norm: str = "batch",
+                 affine: bool = True) -> None:
         super().__init__()
         mid = in_channels * expansion
-        self.expand = _conv_bn(in_channels, mid, 1)
-        self.depthwise = _conv_bn(mid, mid, kernel_size, stride=stride, dilation=dilation, groups=mid)
-        self.project = _conv_bn(mid, out_channels, 1, relu=False)
-        self.residual = in_channels == out_channels and stride == 1
+        self.expand = _conv_norm(in_channels, mid, 1, norm, affine)
+        self.depthwise = _conv_norm(mid, mid, kernel_size, norm, affine, stride=stride, dilation=dilation,
+                                    groups=mid)
+        self.project = _conv_norm(mid, out_channels, 1, norm, affine, relu=False)
+        self.residual = residual and in_channels == out_channels and stride == 1
 
     def block(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.depthwise(self.expand(x)))  # (N, C_out, H/s, W/s)
@@ -73,15 +103,15 @@ class MBConv(_SharedOverInputs):
 
 
 class SepConv(_SharedOverInputs):
-    """Separable dilated conv: depthwise kxk (dilation d), BN, ReLU, 1x1, BN (+ x)."""
+    """Separable dilated conv: depthwise kxk (dilation d), norm, ReLU, 1x1, norm (+ x)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
-                 stride: int = 1) -> None:
+                 stride: int = 1, residual: bool = True, norm: str = "batch", affine: bool = True) -> None:
         super().__init__()
-        self.depthwise = _conv_bn(in_channels, in_channels, kernel_size, stride=stride, dilation=dilation,
-                                  groups=in_channels)
-        self.pointwise = _conv_bn(in_channels, out_channels, 1, relu=False)
-        self.residual = in_channels == out_channels and stride == 1
+        self.depthwise = _conv_norm(in_channels, in_channels, kernel_size, norm, affine, stride=stride,
+                                    dilation=dilation, groups=in_channels)
+        self.pointwise = _conv_norm(in_channels, out_channels, 1, norm, affine, relu=False)
+        self.residual = residual and in_channels == out_channels and stride == 1
 
     def block(self, x: torch.Tensor) -> torch.Tensor:
         out = self.pointwise(self.depthwise(x))
@@ -89,22 +119,24 @@ class SepConv(_SharedOverInputs):
 
 
 class Conv1x1(_SharedOverInputs):
-    """1x1 conv (with bias) then BN, no activation: the reference `conv_1x1` ConvBlock."""
+    """1x1 conv (with bias) then norm, no activation: the reference `conv_1x1` ConvBlock."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: str = "batch",
+                 affine: bool = True) -> None:
         super().__init__()
-        self.conv = _conv_bn(in_channels, out_channels, 1, stride=stride, relu=False, bias=True)
+        self.conv = _conv_norm(in_channels, out_channels, 1, norm, affine, stride=stride, relu=False, bias=True)
 
     def block(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
 
 
 class Skip(_SharedOverInputs):
-    """Identity; a 1x1 conv, BN, ReLU when the channels or the stride change (FBNet's Identity)."""
+    """Identity; a 1x1 conv, norm, ReLU when the channels or the stride change (FBNet's Identity)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: str = "batch",
+                 affine: bool = True) -> None:
         super().__init__()
-        self.conv = (_conv_bn(in_channels, out_channels, 1, stride=stride)
+        self.conv = (_conv_norm(in_channels, out_channels, 1, norm, affine, stride=stride)
                      if in_channels != out_channels or stride != 1 else None)
 
     def block(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,18 +155,21 @@ def parse_candidate(name: str) -> dict[str, Any]:
     raise ValueError(f"unknown search op {name!r}; known ops are {', '.join(SEARCH_OPS)}")
 
 
-def build_candidate(name: str, in_channels: int, out_channels: int, stride: int = 1,
-                    dilation: int = 1) -> nn.Module:
-    """The module for search op `name` (`dilation` applies to ``ir_*`` ops; ``sd_*`` carry their own)."""
+def build_candidate(name: str, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1,
+                    residual: bool = True, norm: str = "batch", affine: bool = True) -> nn.Module:
+    """The module for search op `name` (`dilation` applies to ``ir_*`` ops, `residual` to ``ir_*`` and
+    ``sd_*``; ``sd_*`` carry their own dilation)."""
     spec = parse_candidate(name)
     family = spec["family"]
     if family == "ir":
-        return MBConv(in_channels, out_channels, spec["kernel_size"], spec["expansion"], stride, dilation)
+        return MBConv(in_channels, out_channels, spec["kernel_size"], spec["expansion"], stride, dilation, residual,
+                      norm, affine)
     if family == "sd":
-        return SepConv(in_channels, out_channels, spec["kernel_size"], spec["dilation"], stride)
+        return SepConv(in_channels, out_channels, spec["kernel_size"], spec["dilation"], stride, residual, norm,
+                       affine)
     if family == "conv_1x1":
-        return Conv1x1(in_channels, out_channels, stride)
-    return Skip(in_channels, out_channels, stride)
+        return Conv1x1(in_channels, out_channels, stride, norm, affine)
+    return Skip(in_channels, out_channels, stride, norm, affine)
 
 
 class MixedOp(nn.Module):
@@ -145,23 +180,43 @@ class MixedOp(nn.Module):
     wrapped in `SingleInput`) or None for a search op built here. ``weighting="linear"`` uses alpha as is
     (for group-sparse screening, where a weight must be able to reach exactly zero); ``"softmax"`` is the
     DARTS relaxation.
+
+    Search-op candidates run without their own residual: at a shape-preserving position the identity belongs
+    outside the mixture, ``x + sum_i w_i f_i(x)`` (the detector builder adds it as a graph node). Inside, every
+    candidate would carry the same ``x``: with linear weights it would be scaled by ``sum(alpha)`` and shrink
+    under the sparsity step, with softmax it would hide the candidates' differences from the alpha gradient.
+    Their norms are `norm` layers, affine only with `affine`.
+
+    `drop(i)` removes candidate i from the mixture (progressive shrinking): it is no longer computed, and the
+    softmax runs over the remaining candidates.
     """
 
     def __init__(self, in_channels: int, out_channels: int, candidates: list[tuple[str, dict[str, Any]]],
-                 alpha: list[float], stride: int = 1, weighting: str = "softmax",
-                 modules: list[nn.Module | None] | None = None) -> None:
+                 alpha: list[float], stride: int = 1, weighting: str = "softmax", norm: str = "batch",
+                 affine: bool = False, modules: list[nn.Module | None] | None = None) -> None:
         super().__init__()
         self.names = [name for name, _ in candidates]
         built = modules or [None] * len(candidates)  # candidates other than search ops come built
         self.ops = nn.ModuleList(module if module is not None else
-                                 build_candidate(name, in_channels, out_channels, stride, **extra)
+                                 build_candidate(name, in_channels, out_channels, stride, residual=False, norm=norm,
+                                                 affine=affine, **extra)
                                  for (name, extra), module in zip(candidates, built, strict=True))
         self.alpha = nn.Parameter(torch.tensor([float(a) for a in alpha]))
         self.weighting = weighting
+        self.active = [True] * len(self.ops)
+
+    def drop(self, index: int) -> None:
+        """Remove candidate `index` from the mixture (at least one candidate stays)."""
+        if sum(self.active) <= 1 and self.active[index]:
+            raise ValueError("cannot drop the last active candidate of a mixed op")
+        self.active[index] = False
 
     def weights(self) -> torch.Tensor:
-        """The mixing weights, shape (num_candidates,)."""
-        return torch.softmax(self.alpha, dim=0) if self.weighting == "softmax" else self.alpha
+        """The mixing weights, shape (num_candidates,); dropped candidates weigh 0."""
+        mask = torch.tensor(self.active, device=self.alpha.device)
+        if self.weighting == "softmax":
+            return torch.softmax(self.alpha.masked_fill(~mask, float("-inf")), dim=0)
+        return self.alpha * mask
 
     def forward(self, xs: list[torch.Tensor]) -> Any:
         w = self.weights()
@@ -169,8 +224,9 @@ class MixedOp(nn.Module):
         for x in xs:
             total = None
             for i, op in enumerate(self.ops):
-                term = w[i] * op([x])
-                total = term if total is None else total + term
+                if self.active[i]:
+                    term = w[i] * op([x])
+                    total = term if total is None else total + term
             outs.append(total)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
