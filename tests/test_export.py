@@ -345,7 +345,7 @@ def _combined_diffs(usable: dict[str, gb.Graph], blocked: dict[str, str]) -> dic
     diffs: dict[str, float] = {}
     for name, a, b in zip(names, got, want, strict=True):
         op = name.rsplit("/", 1)[0]
-        diff = (torch.as_tensor(a).double() - b.double()).abs().max() if b.numel() else torch.zeros(())
+        diff = (torch.as_tensor(a).double() - b.detach().double()).abs().max() if b.numel() else torch.zeros(())
         diffs[op] = max(diffs.get(op, 0.0), float(diff))
     return diffs
 
