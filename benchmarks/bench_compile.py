@@ -1,4 +1,4 @@
-"""Compile-layer benchmarks (issue 3). Prints each figure beside a baseline measured in the same run.
+"""Compile-layer benchmarks. Prints each figure beside a baseline measured in the same run.
 
 1. Forward latency: ResNet-18 built in the IR and compiled, vs the same net hand-written as an nn.Module
    (batch 8, 3x64x64, CPU, same weights, interleaved runs, medians). Goal: ratio <= 1.02.

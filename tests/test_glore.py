@@ -1,6 +1,6 @@
 """GloRe (arXiv:1811.12814): the `glore_unit` op and its parts, the editor block, and the `insert_glore` pass.
 
-References checked against: the closed forms of ALGORITHMS.md section 2 (parameters, multiply-accumulates),
+References checked against: the closed forms in graphbuilder/ops/glore.py (parameters, multiply-accumulates),
 a reference forward pass written here with einsum straight from that description, torch's flop counter,
 the unit's properties (identity at init, permutation equivariance, global receptive field), and an imported
 ResNet-50-style model (tests/models.py) whose outputs must not change when units are inserted.
@@ -43,7 +43,7 @@ def randomise(module: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def reference_glore(x: torch.Tensor, w: dict[str, torch.Tensor], normalize: bool, eps: float = 1e-4) -> torch.Tensor:
-    """GloRe from ALGORITHMS.md section 2 with einsum, BN in eval mode; `w` holds the unit's weights."""
+    """GloRe from the paper (arXiv:1811.12814) with einsum, BN in eval mode; `w` holds the unit's weights."""
     b, c = x.shape[:2]
     xf = x.reshape(b, c, -1)  # (B, C, L)
     length = xf.shape[2]
@@ -85,7 +85,7 @@ def test_default_sizes_are_half_and_quarter_of_channels():
 
 @pytest.mark.parametrize("shape", [(2, 16, 7), (2, 32, 6, 5), (1, 16, 3, 4, 5)])
 def test_flops_match_the_closed_form_and_torch_counter(shape):
-    """Summary FLOPs = 2 x batch x MACs of ALGORITHMS.md: a multiply-add counts 2 (torch's convention).
+    """Summary FLOPs = 2 x batch x MACs of the closed form: a multiply-add counts 2 (torch's convention).
 
     torch's counter measures exactly the same on the running module: it counts the six matrix products (1x1
     convs, bmm) and nothing for biases, ReLU, the GCN identity, BN and the residual add, as the closed form.

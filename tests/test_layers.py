@@ -1,4 +1,4 @@
-"""Dependencies between subpackages point one way (STYLE.md, "What this suggests" point 1).
+"""Dependencies between subpackages point one way (see ARCHITECTURE.md).
 
     ir  <-  ops  <-  compile          search, passes, export build on these
     widget uses ir and op schemas, never compile internals

@@ -1,4 +1,4 @@
-"""The neuron_graph op, its executor and the NeuronGraph editing API (issue 6, arXiv:2108.02231).
+"""The neuron_graph op, its executor and the NeuronGraph editing API (arXiv:2108.02231).
 
 The executor is checked against a slow pure-Python evaluator written here (one neuron at a time, math
 functions on floats) on 100 random DAGs in float64, and its custom backward against autograd through a

@@ -13,10 +13,10 @@ from graphbuilder.ops import (
     activation,
     attention,
     convolution,
-    detection,  # Hit-Detector search space (issue 8), with search_space
-    glore,  # GloRe global reasoning (issue 7)
+    detection,  # Hit-Detector search space (arXiv:2003.11818), with search_space
+    glore,  # GloRe global reasoning (arXiv:1811.12814)
     lowlevel,
-    neuron_graph,  # prune/grow neuron graphs (issue 6)
+    neuron_graph,  # prune/grow neuron graphs (arXiv:2108.02231)
     normalization,
     pooling,
     recurrent,

@@ -1,7 +1,7 @@
 """GloRe ops: the global reasoning unit (`glore_unit`) and its parts, for the editor's expandable block.
 
 Paper: Graph-Based Global Reasoning Networks, arXiv:1811.12814 (reference code facebookresearch/GloRe); the
-facts followed are in ALGORITHMS.md section 2 and the modules in `graphbuilder/ops/modules/glore.py`.
+facts followed are the paper's description of the unit and the modules in `graphbuilder/ops/modules/glore.py`.
 
     glore_unit        (B, C, *S) -> (B, C, *S), S of 1 to 3 dims; the whole unit as one node
     glore_project     states (B, Cs, *S), projection (B, N, *S) -> V = Xs B^T (B, Cs, N)
@@ -9,7 +9,7 @@ facts followed are in ALGORITHMS.md section 2 and the modules in `graphbuilder/o
     glore_reproject   Z (B, Cs, N), projection (B, N, *S) -> Z B (B, Cs, *S)
 
 Cost convention. GraphBuilder's summary reports FLOPs with a multiply-add counted as 2 (torch's flop
-counter). The closed form of ALGORITHMS.md counts multiply-accumulates (MACs) per sample:
+counter). The closed form below counts multiply-accumulates (MACs) per sample:
 
     MACs = L (C Cs + C N + 2 Cs N + Cs C) + N Cs (N + Cs)
 
@@ -49,7 +49,7 @@ def glore_sizes(channels: int, num_state: int | None = None, num_node: int | Non
 
 
 def glore_macs(channels: int, positions: int, num_state: int, num_node: int) -> int:
-    """Multiply-accumulates of one GloRe unit per sample (ALGORITHMS.md section 2).
+    """Multiply-accumulates of one GloRe unit per sample (the closed form in the module docstring).
 
     L (C Cs + C N + 2 Cs N + Cs C) + N Cs (N + Cs): reduce, projection, project, reverse projection and
     extension convs over the L positions, then the node-wise and state-wise convs of the GCN.

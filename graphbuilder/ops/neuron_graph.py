@@ -1,6 +1,6 @@
 """Neuron graphs: the `neuron_graph` op, its editable topology `NeuronGraph`, and the one-`neuron` op.
 
-Paper: "Growing an architecture for a neural network", arXiv:2108.02231 (ALGORITHMS.md section 1). A network
+Paper: "Growing an architecture for a neural network", arXiv:2108.02231. A network
 is any DAG of neurons: input neurons; hidden and output neurons, each with a bias and an activation from
 `ACTIVATIONS`; weighted connections from earlier to later neurons. No layers are assumed.
 

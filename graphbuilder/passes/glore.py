@@ -1,7 +1,7 @@
 """Plug GloRe global reasoning units into existing graphs: `insert_glore`, and the unit as an editor block.
 
-Paper: Graph-Based Global Reasoning Networks, arXiv:1811.12814 (reference code facebookresearch/GloRe); facts
-in ALGORITHMS.md section 2. The unit itself is the `glore_unit` op (`graphbuilder/ops/glore.py`).
+Paper: Graph-Based Global Reasoning Networks, arXiv:1811.12814 (reference code facebookresearch/GloRe).
+The unit itself is the `glore_unit` op (`graphbuilder/ops/glore.py`).
 
 Boundary: graph -> graph rewrites on the IR. A pass never edits its input: it copies the graph, inserts units
 tagged ``meta["inserted_by"] = "insert_glore"`` and returns the copy. Every existing node keeps its weights,
