@@ -10,6 +10,7 @@ from torch import nn
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.schema import TensorSpec
 from graphbuilder.ops.declare import (
+    Specs,
     channels,
     choice,
     example,
@@ -90,9 +91,21 @@ def _read_transpose(m: nn.ConvTranspose2d) -> dict[str, Any]:
     return read_attributes(named(**_transpose))(m)
 
 
+def _per_dim(value: Any) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _transpose_check(params: dict[str, Any], specs: Specs) -> None:
+    need_rank(4, hint="(N, C, H, W)")(params, specs)
+    limits = [max(s, d) for s, d in zip(_per_dim(params["stride"]), _per_dim(params["dilation"]), strict=True)]
+    if any(o >= limit for o, limit in zip(_per_dim(params["output_padding"]), limits, strict=True)):
+        raise GraphError(f"output_padding={params['output_padding']} must be smaller than stride or dilation "
+                         f"(here {tuple(limits)} per dim); lower output_padding or raise stride")
+
+
 module_op("conv_transpose2d", "convolution", "2-D transposed convolution (learned upsampling) over (N, C, H, W).",
           nn.ConvTranspose2d, named(**_transpose), derive={"in_channels": channels}, hint="(N, C, H, W)",
-          check=need_rank(4, hint="(N, C, H, W)"), read=_read_transpose,
+          check=_transpose_check, read=_read_transpose,
           examples=[example((2, 4, 5, 5), out_channels=3, kernel_size=2, stride=2,
                             ref=lambda x, weight, bias: F.conv_transpose2d(x, weight, bias, stride=2))])
 module_op("linear", "linear", "Fully connected layer on the last dim: y = x W^T + b.", nn.Linear,
