@@ -114,20 +114,12 @@ def entries(doc: dict[str, Any], parent: str = "") -> dict[str, dict[str, Any]]:
 
 
 def check_structure(graph: gb.Graph) -> None:
-    """What every graph the editor leaves must be: saveable, reopenable, with blocks whose ports match."""
+    """What every graph the editor leaves must be: saveable, reopenable, and whole (`Graph.lint`: def-use
+    links, acyclicity, block ports, inference up to date)."""
     doc = graph.to_dict()
     assert serialize.graph_from_dict(doc, strict=False).to_dict() == doc
     serialize.loads(serialize.dumps(graph), strict=False)
-    stack = [graph]
-    while stack:
-        current = stack.pop()
-        for node in current._nodes.values():
-            if node.block is not None:
-                assert len(node.inputs) == len(node.block.inputs), node.name
-                stack.append(node.block)
-    lint = getattr(graph, "lint", None)
-    if lint is not None:
-        lint()
+    graph.lint()
 
 
 PARAM_VALUES = {

@@ -89,13 +89,16 @@ def random_graph(draw: st.DrawFn) -> tuple[gb.Graph, list[torch.Tensor]]:
         try:
             node = g.add(opdef.name, *inputs, **params)
         except gb.GraphError:
+            g.lint()  # a refused node leaves the graph as it was
             continue
+        g.lint()
         values.extend(node[i] for i in range(node.num_outputs))
     if not values:
         values.append(fresh(TensorSpec((2, 3)), torch.randn(2, 3)))
     g.output(values[-1])
     if not g.inputs:  # a graph of learnable tensors and constants only
         g.output(fresh(TensorSpec((1,)), torch.zeros(1)))
+    g.lint()
     return g, feeds
 
 
@@ -126,7 +129,7 @@ def test_save_load_compile_gives_same_structure_and_output(case: tuple[gb.Graph,
         model = gb.compile(g).eval()
     except gb.GraphError:
         return
-    g2 = gb.Graph.from_dict(g.to_dict())
+    g2 = gb.Graph.from_dict(g.to_dict()).lint()
     assert g2.to_dict() == g.to_dict()
     model2 = gb.compile(g2).eval()
     model2.load_state_dict(model.state_dict())

@@ -35,7 +35,7 @@ import heapq
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-from graphbuilder.ir import registry, ties
+from graphbuilder.ir import naming, registry, ties
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.limits import MAX_BLOCK_DEPTH
 from graphbuilder.ir.schema import DTYPES, TensorSpec
@@ -127,6 +127,7 @@ class Node:
         self._error: GraphError | None = None
         self._num_params = 0
         self._packed = False
+        self._rank = 0  # position in the graph's cached topological order (valid while that order is cached)
         if block is not None:  # edits inside the block re-infer this node and reach the outer graph's listeners
             block.subscribe(lambda event: self.graph._on_block_edit(self, event))
             block._block_node = self
@@ -240,7 +241,7 @@ class Node:
     @property
     def outputs(self) -> tuple[TensorSpec, ...]:
         """Inferred output specs. Raises this node's `GraphError` when its inference failed."""
-        self.graph.infer()
+        self.graph._refresh()
         if self._error is not None:
             raise self._error
         assert self._outputs is not None
@@ -249,7 +250,7 @@ class Node:
     @property
     def error(self) -> GraphError | None:
         """The `GraphError` from this node's inference, or None when it is fine."""
-        self.graph.infer()
+        self.graph._refresh()
         return self._error
 
     @property
@@ -265,13 +266,13 @@ class Node:
     @property
     def num_params(self) -> int:
         """Number of trainable parameter elements this node will hold once compiled."""
-        self.graph.infer()
+        self.graph._refresh()
         return self._num_params
 
     @property
     def packed(self) -> bool:
         """True when the op's torch call returns a tuple (compiled code then indexes it)."""
-        self.graph.infer()
+        self.graph._refresh()
         return self._packed
 
     @property
@@ -347,7 +348,9 @@ class Graph:
         self.meta: dict[str, Any] = {}
         self._nodes: dict[str, Node] = {}
         self._dirty: set[Node] = set()
-        self._order: list[Node] | None = None
+        self._order: list[Node] | None = None  # cached topological order; None after a rewire that broke it
+        self._next_rank = 0  # rank of the next node appended to the cached order
+        self._free_suffix: dict[str, int] = {}  # base -> first `base_i` not known taken (cleared on remove/rename)
         self._listeners: list[Listener] = []
         self._block_node: Node | None = None  # the block node whose inside this graph is, if any
 
@@ -464,7 +467,7 @@ class Graph:
         else:
             node = self._make_node(op, name, params, len(ports))
         self._insert(node, ports)
-        self.infer()
+        self._refresh()
         if node._error is not None and not allow_unconnected:
             error = node._error
             self._detach(node)
@@ -504,10 +507,9 @@ class Graph:
 
     def unique_name(self, base: str) -> str:
         """`base` if no node has that name, else `base_1`, `base_2`, ... (the first free one)."""
-        label, i = base, 1
-        while label in self._nodes:
-            label = f"{base}_{i}"
-            i += 1
+        label = naming.unique(base, self._nodes, start=self._free_suffix.get(base, 1))
+        if label != base:  # suffixes below this one are taken until a node is removed or renamed
+            self._free_suffix[base] = naming.suffix(label, base)
         return label
 
     def _new_name(self, name: str | None, base: str) -> str:
@@ -526,7 +528,10 @@ class Graph:
         node._inputs = [None] * len(ports)
         for i, port in enumerate(ports):
             self._wire(node, i, port)
-        self._order = None
+        if self._order is not None:  # its inputs are already in the order and nothing reads it: append
+            node._rank = self._next_rank
+            self._next_rank += 1
+            self._order.append(node)
         self._dirty.add(node)
 
     # -- edits ---------------------------------------------------------------------------------------------
@@ -572,7 +577,9 @@ class Graph:
             self._wire(node, i, None)
         del self._nodes[node.name]
         self._dirty.discard(node)
-        self._order = None
+        self._free_suffix.clear()
+        if self._order is not None:  # what is left stays in a valid order
+            self._order.remove(node)
 
     def _own(self, node: Node | str) -> Node:
         found = self[node] if isinstance(node, str) else node
@@ -592,6 +599,7 @@ class Graph:
         if new in self._nodes:
             raise GraphError(f"cannot rename {node.name!r} to {new!r}: that name is taken", [node.name, new])
         old = node.name
+        self._free_suffix.clear()
         self._nodes = {(new if k == old else k): v for k, v in self._nodes.items()}
         node._name = new
         if old in self.weights:
@@ -622,12 +630,16 @@ class Graph:
     def _set_input(self, node: Node, index: int, port: Port | None) -> None:
         """The one funnel for rewiring: checks ownership and cycles, keeps users in sync."""
         node = self._own(node)
+        keeps_order = True
         if port is not None:
             self._own(port.node)
-            if port.node is node or node in self.ancestors(port.node):
+            # A source earlier in the cached order cannot depend on `node`: no cycle, and the order stays valid.
+            keeps_order = self._order is not None and port.node._rank < node._rank
+            if not keeps_order and (port.node is node or node in self.ancestors(port.node)):
                 raise GraphError(self._cycle_message(node, port.node), self._cycle_nodes(node, port.node))
         self._wire(node, index, port)
-        self._order = None
+        if not keeps_order:
+            self._order = None
         self._dirty.add(node)
         self._emit({"kind": "inputs", "node": node.name})
 
@@ -691,7 +703,9 @@ class Graph:
                 cycle = find_cycle(self)
                 raise GraphError(f"graph {self.name!r} has a cycle: {' -> '.join(cycle)}; remove one of these "
                                  "edges", cycle)
-            self._order = order
+            for rank, node in enumerate(order):
+                node._rank = rank
+            self._order, self._next_rank = order, len(order)
         return self._order
 
     def _cycle_nodes(self, node: Node, source: Node) -> list[str]:
@@ -708,18 +722,29 @@ class Graph:
     # -- inference -----------------------------------------------------------------------------------------
     def infer(self) -> dict[str, GraphError]:
         """Bring shapes up to date, re-inferring only nodes downstream of edits. Returns errors by node."""
-        if self._dirty:
-            dirty = self._dirty
-            for node in self.topological_order():
-                if node not in dirty:
-                    continue
-                before = (node._outputs, None if node._error is None else str(node._error))
-                self._infer_node(node)
-                after = (node._outputs, None if node._error is None else str(node._error))
-                if after != before:
-                    dirty.update(node._users)
-            dirty.clear()
+        self._refresh()
         return {n.name: n._error for n in self._nodes.values() if n._error is not None}
+
+    def _refresh(self) -> None:
+        """Re-infer the dirty nodes in the cached topological order, and their users only where a node's
+        outputs changed: the work is proportional to what the edit touched, never a whole-graph pass."""
+        if not self._dirty:
+            return
+        self.topological_order()  # ranks are valid from here on
+        heap = [(n._rank, n) for n in self._dirty]
+        heapq.heapify(heap)
+        queued = set(self._dirty)
+        self._dirty = set()
+        while heap:
+            _, node = heapq.heappop(heap)
+            before = (node._outputs, None if node._error is None else str(node._error))
+            self._infer_node(node)
+            after = (node._outputs, None if node._error is None else str(node._error))
+            if after != before:
+                for user in node._users:
+                    if user not in queued:
+                        queued.add(user)
+                        heapq.heappush(heap, (user._rank, user))
 
     def _infer_node(self, node: Node) -> None:
         node._outputs, node._error, node._num_params = None, None, 0
@@ -829,6 +854,14 @@ class Graph:
             raise GraphError(f"graph {self.name!r} has no inputs: add one with g.input(name, shape=...)")
         return self
 
+    def lint(self) -> Graph:
+        """Check the invariants the IR keeps by construction (def-use links, acyclicity, names, block ports,
+        inference up to date) in O(nodes + edges); raise `GraphError` saying what is broken. Returns self."""
+        from graphbuilder.ir.lint import lint
+
+        lint(self)
+        return self
+
     # -- copies, files, listeners --------------------------------------------------------------------------
     def copy(self, name: str | None = None) -> Graph:
         """A deep structural copy (meta deep-copied, weight tensors shared until replaced)."""
@@ -871,6 +904,7 @@ class Graph:
         for node in other._nodes.values():
             node.graph = self
         self._nodes, self._dirty, self._order = other._nodes, other._dirty, None
+        self._free_suffix.clear()
         other._nodes, other._dirty, other._order, other.weights, other.meta = {}, set(), None, {}, {}
         other.shared, other.tied = {}, {}
         self._emit({"kind": "replace", "node": None})

@@ -12,6 +12,7 @@ import builtins
 import keyword
 import re
 import unicodedata
+from collections.abc import Container
 
 # Names generated code relies on; a node must never shadow them.
 _RESERVED = frozenset(
@@ -34,6 +35,26 @@ def identifier(label: str) -> str:
     return name[:60]
 
 
+def unique(base: str, taken: Container[str], *, start: int = 1, sep: str = "_") -> str:
+    """`base` when it is not in `taken`, else the first free ``base{sep}{i}`` with ``i >= start``.
+
+    The one unique-name rule of the package (node labels, block inner names, identifiers, class names).
+    A caller that hands out many names from one base passes as `start` the first suffix not known to be
+    taken, so naming n nodes ``conv2d``, ``conv2d_1``, ... stays linear instead of quadratic.
+    """
+    if base not in taken:
+        return base
+    i = max(start, 1)
+    while f"{base}{sep}{i}" in taken:
+        i += 1
+    return f"{base}{sep}{i}"
+
+
+def suffix(name: str, base: str, sep: str = "_") -> int:
+    """The number `unique` appended to `base` to make `name` (0 when `name` is `base`)."""
+    return 0 if name == base else int(name[len(base) + len(sep):])
+
+
 class Namespace:
     """Hands out unique identifiers: `identifier(label)`, then ``_1``, ``_2``... on collisions."""
 
@@ -42,10 +63,6 @@ class Namespace:
 
     def create(self, label: str) -> str:
         """Return a new unique identifier for `label` and mark it taken."""
-        base = identifier(label)
-        name, i = base, 1
-        while name in self._taken:
-            name = f"{base}_{i}"
-            i += 1
+        name = unique(identifier(label), self._taken)
         self._taken.add(name)
         return name
