@@ -55,6 +55,7 @@ class Browser:
                                               "baseVersion": self.doc["version"] if base is None else base}, [])
         replies = [m["reply"] for m in self.sent if m["kind"] == "update" and m.get("reply", {}).get("id") == pid]
         assert len(replies) == 1
+        self.widget.graph.lint()  # every patch, applied or refused, leaves the IR whole
         self.receive()
         return replies[0]
 

@@ -15,7 +15,7 @@ from torch import fx, nn
 
 from graphbuilder.compile.names import module_namespace
 from graphbuilder.compile.weights import fit_dtypes
-from graphbuilder.ir import registry
+from graphbuilder.ir import collector, registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
 from graphbuilder.ir.naming import Namespace
@@ -34,6 +34,11 @@ def compile(graph: Graph, *, class_name: str | None = None) -> fx.GraphModule:  
     imported from a model in eval mode compiles to a model in eval mode). Raises `GraphError` if the graph
     is invalid.
     """
+    with collector.paused():  # a module per node: keep full collections off the whole build
+        return _compile(graph, class_name)
+
+
+def _compile(graph: Graph, class_name: str | None) -> fx.GraphModule:
     graph.check()
     training = graph.meta.get("training", True)
     if not isinstance(training, bool):

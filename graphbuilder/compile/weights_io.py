@@ -77,6 +77,18 @@ def _text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _same_graph_text(saved_hash: str | None, json_path: str, graph: Graph) -> bool:
+    """Whether the graph file is the text the weights were saved with: its bytes as read (the usual case, no
+    re-encoding), else the graph encoded again (a file re-formatted by hand but meaning the same)."""
+    try:
+        with open(json_path, "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() == saved_hash:
+                return True
+    except OSError:
+        pass
+    return saved_hash == _text_hash(serialize.dumps(graph))
+
+
 def _tie_loaded(graph: Graph, grouped: dict[tuple[str, ...], dict[str, torch.Tensor]],
                 path: tuple[str, ...] = ()) -> None:
     """Give each tied weight its owner's tensor from the file (`flatten_weights` stored it once)."""
@@ -135,7 +147,7 @@ def load_weights(graph: Graph, json_path: str) -> None:
     if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
         raise GraphError(f"{source!r} is not a GraphBuilder weights file (format {metadata.get('format')!r}, "
                          f"version {metadata.get('version')!r}); this GraphBuilder reads version {VERSION}")
-    edited = metadata.get("graph_sha256") != _text_hash(serialize.dumps(graph))
+    edited = not _same_graph_text(metadata.get("graph_sha256"), json_path, graph)
     grouped: dict[tuple[str, ...], dict[str, torch.Tensor]] = {}
     for key, tensor in tensors.items():
         parts = [_unescape(p) for p in key.split("/")]

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from graphbuilder.ir import registry, strict_json
+from graphbuilder.ir import collector, registry, strict_json
 from graphbuilder.ir.errors import GraphError, GraphWarning
 from graphbuilder.ir.graph import BLOCK, Graph, Node, Port
 from graphbuilder.ir.limits import MAX_BLOCK_DEPTH, MAX_DOCUMENT_DEPTH, MAX_FILE_BYTES, MAX_NODES
@@ -311,7 +311,8 @@ def loads(text: str | bytes, strict: bool = True) -> Graph:
                              path="$") from None
     elif len(text) > MAX_FILE_BYTES:
         raise GraphError(f"text is {len(text)} characters, over the {MAX_FILE_BYTES}-byte limit", path="$")
-    return graph_from_dict(strict_json.loads(text, MAX_DOCUMENT_DEPTH), strict=strict)
+    with collector.paused():  # tens of thousands of objects that live on: no full collections meanwhile
+        return graph_from_dict(strict_json.loads(text, MAX_DOCUMENT_DEPTH), strict=strict)
 
 
 def save(graph: Graph, path: str | os.PathLike[str]) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from graphbuilder.ir import registry
+from graphbuilder.ir import collector, registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
 from graphbuilder.ir.snapshot import GraphSnapshot, restore, snapshot
@@ -116,8 +116,9 @@ class Session:
         self._send = send
         self._flops = FlopCache()
         self._docs = DocCache()
-        self._sent = document(graph, 0, self._flops, self._docs)
-        self._history = History(snapshot(graph), history)
+        with collector.paused():
+            self._sent = document(graph, 0, self._flops, self._docs)
+            self._history = History(snapshot(graph), history)
         self._renames: list[tuple[int, str, str]] = []
         self._dirty = False
         self._applying = False
@@ -187,6 +188,10 @@ class Session:
         or "none" (undo/redo moved through history already). ``full=False`` reuses node entries whose
         signature is unchanged (after browser patches, whose meta edits replace values).
         """
+        with collector.paused():
+            return self._flush(reply, record, full)
+
+    def _flush(self, reply: dict[str, Any] | None, record: str, full: bool) -> list[dict[str, Any]]:
         self._dirty = False
         self._last_flush = time.monotonic()
         new = document(self.graph, self.version, self._flops, self._docs, full)
@@ -217,12 +222,13 @@ class Session:
         """The one dispatcher for browser messages: each is checked against its kind's schema
         (`requests.message`) before anything else, and answered exactly once; a malformed one gets an
         error in the reply form of its kind (an ``error`` message when the kind is unknown)."""
-        try:
-            checked = requests.message(message)
-        except requests.RequestError as e:
-            self._refuse(requests.kind_of(message), requests.reply_id(message), str(e))
-            return
-        _HANDLERS[checked["kind"]](self, checked)
+        with collector.paused():  # a full collection here would stall the reply (~200 ms with torch loaded)
+            try:
+                checked = requests.message(message)
+            except requests.RequestError as e:
+                self._refuse(requests.kind_of(message), requests.reply_id(message), str(e))
+                return
+            _HANDLERS[checked["kind"]](self, checked)
 
     def _refuse(self, kind: str | None, reply_to: Any, text: str) -> None:
         """The one reply to a malformed request, in the form its kind's answer takes."""
