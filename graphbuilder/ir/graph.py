@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from graphbuilder.ir import naming, registry, ties
+from graphbuilder.ir.journal import Journal
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.limits import MAX_BLOCK_DEPTH
 from graphbuilder.ir.schema import DTYPES, TensorSpec
@@ -128,6 +129,7 @@ class Node:
         self._num_params = 0
         self._packed = False
         self._rank = 0  # position in the graph's cached topological order (valid while that order is cached)
+        self._stamp = 0  # the tick of its last change (`ir.journal`)
         if block is not None:  # edits inside the block re-infer this node and reach the outer graph's listeners
             block.subscribe(lambda event: self.graph._on_block_edit(self, event))
             block._block_node = self
@@ -226,7 +228,14 @@ class Node:
         self.graph._set_input(self, index, None)
         del self._inputs[index]
         self.graph._dirty.add(self)
+        self.graph._touch(self)
         self.graph._emit({"kind": "inputs", "node": self._name})
+        return self
+
+    def touch(self) -> Node:
+        """Record a change the IR cannot see (this node's `meta` edited in place), so observers of
+        `Graph.changed_since` show it."""
+        self.graph._touch(self)
         return self
 
     def replace_all_uses_with(self, other: Node | Port) -> list[Node]:
@@ -352,6 +361,7 @@ class Graph:
         self._next_rank = 0  # rank of the next node appended to the cached order
         self._free_suffix: dict[str, int] = {}  # base -> first `base_i` not known taken (cleared on remove/rename)
         self._listeners: list[Listener] = []
+        self._journal = Journal()  # nodes in the order they last changed, for observers (`changed_since`)
         self._block_node: Node | None = None  # the block node whose inside this graph is, if any
 
     # -- lookup --------------------------------------------------------------------------------------------
@@ -533,6 +543,7 @@ class Graph:
             self._next_rank += 1
             self._order.append(node)
         self._dirty.add(node)
+        self._touch(node)
 
     # -- edits ---------------------------------------------------------------------------------------------
     def remove(self, node: Node | str, *, disconnect: bool = False) -> None:
@@ -580,6 +591,16 @@ class Graph:
         self._free_suffix.clear()
         if self._order is not None:  # what is left stays in a valid order
             self._order.remove(node)
+        self._touch(node)  # observers delete it
+        self._journal.compact(self)
+
+    def _touch(self, node: Node) -> None:
+        """Journal a change of `node`, and of the block nodes around this graph (their insides changed)."""
+        graph: Graph | None = self
+        while graph is not None:
+            graph._journal.touch(node)
+            node = graph._block_node  # type: ignore[assignment]
+            graph = None if node is None else node.graph
 
     def _own(self, node: Node | str) -> Node:
         found = self[node] if isinstance(node, str) else node
@@ -602,6 +623,8 @@ class Graph:
         self._free_suffix.clear()
         self._nodes = {(new if k == old else k): v for k, v in self._nodes.items()}
         node._name = new
+        for changed in (node, *node._users):  # users show their inputs by name
+            self._touch(changed)
         if old in self.weights:
             self.weights[new] = self.weights.pop(old)
         self.shared = {(new if k == old else k): (new if v == old else v) for k, v in self.shared.items()}
@@ -620,11 +643,13 @@ class Graph:
             raise GraphError(e.message, [node.name]) from None
         self.weights.pop(node.name, None)
         self._dirty.add(node)
+        self._touch(node)
         self._emit({"kind": "params", "node": node.name, "params": sorted(params)})
 
     def _on_block_edit(self, node: Node, event: dict[str, Any]) -> None:
         if self._nodes.get(node.name) is node:
             self._dirty.add(node)
+            self._touch(node)
             self._emit({"kind": "block", "node": node.name, "event": event})
 
     def _set_input(self, node: Node, index: int, port: Port | None) -> None:
@@ -641,6 +666,7 @@ class Graph:
         if not keeps_order:
             self._order = None
         self._dirty.add(node)
+        self._touch(node)
         self._emit({"kind": "inputs", "node": node.name})
 
     def _wire(self, node: Node, index: int, port: Port | None) -> None:
@@ -738,8 +764,12 @@ class Graph:
         while heap:
             _, node = heapq.heappop(heap)
             before = (node._outputs, None if node._error is None else str(node._error))
+            shown = (node._num_params, node._packed, None if node._error is None else node._error.nodes)
             self._infer_node(node)
             after = (node._outputs, None if node._error is None else str(node._error))
+            if after != before or node.op == BLOCK or shown != (node._num_params, node._packed,
+                                                                 None if node._error is None else node._error.nodes):
+                self._touch(node)  # a block's inside may change under the same outputs
             if after != before:
                 for user in node._users:
                     if user not in queued:
@@ -905,10 +935,20 @@ class Graph:
             node.graph = self
         self._nodes, self._dirty, self._order = other._nodes, other._dirty, None
         self._free_suffix.clear()
+        self._journal.forget()
         other._nodes, other._dirty, other._order, other.weights, other.meta = {}, set(), None, {}, {}
+        other._journal.forget()
         other.shared, other.tied = {}, {}
         self._emit({"kind": "replace", "node": None})
         return self
+
+    def changed_since(self, moment: int) -> list[Node] | None:
+        """Nodes of this graph (not inside its blocks) added, edited, renamed, rewired, re-inferred to new results
+        or removed after tick `moment` (`graphbuilder.ir.journal.tick`), newest first; a block node is listed
+        when its inside changed. None when that is no longer known (the contents were replaced, or the journal
+        forgot old removals): then compare the whole graph. In-place `meta` edits are listed only after
+        `Node.touch`."""
+        return self._journal.since(moment)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener(event)` after every edit; returns a function that unsubscribes.

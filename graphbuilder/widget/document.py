@@ -16,7 +16,7 @@ shapes); never edits the graph, never imports compile.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from graphbuilder.ir import registry, strict_json
@@ -129,9 +129,9 @@ class FlopCache:
         return self._cache[key]
 
 
-def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids: dict[int, str], *,
+def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids: Mapping[Node, str], *,
              params_json: Any = None, meta_json: Any = None) -> NodeDoc:
-    """The document entry of one node; `ids` maps ``id(node)`` to node ids (for input references).
+    """The document entry of one node; `ids` maps nodes to their ids (for input references).
 
     `params_json` and `meta_json`, when given, are the JSON forms of the node's params and meta from its
     previous entry (known unchanged), shared instead of rebuilt.
@@ -151,7 +151,7 @@ def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids
         "op": node.op,
         "parent": parent,
         "params": _jsonable(node._params) if params_json is None else params_json,
-        "inputs": [None if p is None else [ids[id(p.node)], p.index] for p in node._inputs],
+        "inputs": [None if p is None else [ids[p.node], p.index] for p in node._inputs],
         "input_names": input_names,
         "variadic": variadic,
         "outputs": [s.to_json() for s in node._outputs] if node._outputs is not None and error is None else [],
@@ -218,27 +218,43 @@ def build_nodes(graph: Graph, flops: FlopCache, cache: DocCache | None = None,
     for _, _, node in entries:  # a block whose input is invalid was not re-inferred: bring its inside up to
         if node.block is not None:  # date now, or FLOPs would re-infer it halfway through and leave stale entries
             node.block.infer()
-    ids = {id(node): node_id for node_id, _, node in entries}
+    ids = {node: node_id for node_id, _, node in entries}
     out: dict[str, NodeDoc] = {}
     fresh: dict[str, tuple[Signature, NodeDoc]] = {}
     for node_id, parent, node in entries:
         sig = DocCache.signature(node, parent) if cache is not None else None
         hit = cache.entries.get(node_id) if cache is not None and not full and sig is not None else None
-        if hit is None or sig is None:
-            entry = node_doc(node, node_id, parent, flops, ids)
-        elif hit[0].same(sig):
-            entry = hit[1]
-        else:
-            old, prev = hit
-            entry = node_doc(node, node_id, parent, flops, ids,
-                             params_json=prev["params"] if old.params is sig.params else None,
-                             meta_json=prev["meta"] if old.same_meta(sig) else None)
+        entry = _entry(node, node_id, parent, flops, ids, sig, hit)
         out[node_id] = entry
         if sig is not None:
             fresh[node_id] = (sig, entry)
     if cache is not None:
         cache.entries = fresh
     return out
+
+
+def rebuilt_entry(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids: Mapping[Node, str],
+                  cache: DocCache) -> NodeDoc:
+    """The entry of `node`, known changed (`cache` reused where its signature says so, and updated)."""
+    sig = DocCache.signature(node, parent)
+    entry = _entry(node, node_id, parent, flops, ids, sig, cache.entries.get(node_id) if sig is not None else None)
+    if sig is None:
+        cache.entries.pop(node_id, None)
+    else:
+        cache.entries[node_id] = (sig, entry)
+    return entry
+
+
+def _entry(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids: Mapping[Node, str],
+           sig: Signature | None, hit: tuple[Signature, NodeDoc] | None) -> NodeDoc:
+    """A cached entry when nothing it shows changed, else a new one sharing unchanged params and meta JSON."""
+    if hit is None or sig is None:
+        return node_doc(node, node_id, parent, flops, ids)
+    old, prev = hit
+    if old.same(sig):
+        return prev
+    return node_doc(node, node_id, parent, flops, ids, params_json=prev["params"] if old.params is sig.params else None,
+                    meta_json=prev["meta"] if old.same_meta(sig) else None)
 
 
 def totals(graph: Graph, nodes: dict[str, NodeDoc]) -> dict[str, Any]:

@@ -148,6 +148,7 @@ def _op_move(graph: Graph, op: Op, result: OpResult) -> None:
     moves = [(resolve(graph, node_id), xy) for node_id, xy in op["positions"].items()]  # all ids first
     for node, (x, y) in moves:
         node.meta["position"] = {"x": x, "y": y}
+        node.touch()
 
 
 def _op_meta(graph: Graph, op: Op, result: OpResult) -> None:
@@ -157,6 +158,7 @@ def _op_meta(graph: Graph, op: Op, result: OpResult) -> None:
             node.meta.pop(key, None)
         else:
             node.meta[key] = value
+    node.touch()
 
 
 def _op_group(graph: Graph, op: Op, result: OpResult) -> None:

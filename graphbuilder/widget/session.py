@@ -30,6 +30,7 @@ from typing import Any
 from graphbuilder.ir import collector, registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
+from graphbuilder.ir.journal import tick
 from graphbuilder.ir.snapshot import GraphSnapshot, restore, snapshot
 from graphbuilder.passes.fixits import Fix, fixits, root_of
 from graphbuilder.widget import requests
@@ -45,6 +46,7 @@ from graphbuilder.widget.document import (
     split_id,
     walk,
 )
+from graphbuilder.widget.incremental import Tracker
 from graphbuilder.widget.patches import _parent_of, apply_ops, fragment_of
 
 Message = dict[str, Any]
@@ -116,8 +118,10 @@ class Session:
         self._send = send
         self._flops = FlopCache()
         self._docs = DocCache()
+        self._tracker = Tracker()
         with collector.paused():
             self._sent = document(graph, 0, self._flops, self._docs)
+            self._tracker.reset(graph, self._sent["nodes"], tick())
             self._history = History(snapshot(graph), history)
         self._renames: list[tuple[int, str, str]] = []
         self._dirty = False
@@ -194,8 +198,14 @@ class Session:
     def _flush(self, reply: dict[str, Any] | None, record: str, full: bool) -> list[dict[str, Any]]:
         self._dirty = False
         self._last_flush = time.monotonic()
-        new = document(self.graph, self.version, self._flops, self._docs, full)
-        changes = diff(self._sent, new)
+        # A browser patch's edits all went through the IR, whose journal names what changed; Python code may
+        # have edited meta in place where no journal sees it, so after it (and when the journal cannot tell)
+        # compare whole documents.
+        changes = None if full else self._tracker.changes(self.graph, self._sent, self._flops, self._docs)
+        if changes is None:
+            new = document(self.graph, self.version, self._flops, self._docs, full)
+            self._tracker.reset(self.graph, new["nodes"], tick())
+            changes = diff(self._sent, new)
         base = self.version
         if changes:
             self.version += 1
