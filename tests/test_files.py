@@ -53,7 +53,7 @@ def test_file_is_stable_sorted_and_tagged(tmp_path: Path) -> None:
     g.save(path)
     text = path.read_text()
     data = json.loads(text)
-    assert data["format"] == "graphbuilder.graph" and data["version"] == 1
+    assert data["format"] == "graphbuilder.graph" and data["version"] == 2
     assert text == json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     g.save(path)
     assert path.read_text() == text  # no volatile fields: saving twice is byte-identical

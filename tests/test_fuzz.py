@@ -41,9 +41,9 @@ from test_files import sample
 import graphbuilder as gb
 from graphbuilder.compile import weights_io
 from graphbuilder.compile.names import inlined_names, module_attributes
-from graphbuilder.ir import serialize
+from graphbuilder.ir import paths, serialize
 from graphbuilder.passes import group, ungroup
-from graphbuilder.widget.document import FlopCache, apply_changes, document, split_id
+from graphbuilder.widget.document import FlopCache, apply_changes, document
 from graphbuilder.widget.session import Session
 
 CASES: Counter[str] = Counter()  # cases run per fuzzer, printed at the end of the module
@@ -231,7 +231,7 @@ class EditorMachine(RuleBasedStateMachine):
         node_id = data.draw(st.sampled_from(self.ids()))
         reply, before, after = self.patch({"op": "rename", "node": node_id, "name": name})
         if reply["ok"]:
-            old = split_id(node_id)[-1]
+            old = paths.split(node_id)[-1]
             assert name.encode("utf-8", "strict")  # only Unicode text is accepted
             renamed = entries(after)
             parent = node_id[: len(node_id) - len(node_id.split("/")[-1])] if "/" in node_id else ""
@@ -268,7 +268,7 @@ class EditorMachine(RuleBasedStateMachine):
         reply, before, after = self.patch({"op": "connect", "source": [src, out], "target": [dst, port]})
         if reply["ok"]:
             target = entries(after)[dst]
-            assert target["inputs"][port] == [split_id(src)[-1], out]
+            assert target["inputs"][port] == [paths.split(src)[-1], out]
 
     @rule(data=st.data())
     def disconnect(self, data: st.DataObject) -> None:

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 import graphbuilder as gb
+from graphbuilder.ir import paths
 from graphbuilder.ir.render import node_flops
 from graphbuilder.passes import group, ungroup
-from graphbuilder.widget.document import apply_changes, join_id, split_id
+from graphbuilder.widget.document import apply_changes
 from graphbuilder.widget.wire import from_wire, to_wire
 
 
@@ -353,10 +354,10 @@ def test_state_holds_current_graph_for_notebook_save(widget: gb.GraphWidget) -> 
 
 def test_ids_escape_and_wire_keeps_user_keys() -> None:
     for names in (["a"], ["blk", "in/ner"], ["we\\ird/", "x"]):
-        node_id = join_id(None, names[0])
+        node_id = paths.join(None, names[0])
         for n in names[1:]:
-            node_id = join_id(node_id, n)
-        assert split_id(node_id) == names
+            node_id = paths.join(node_id, n)
+        assert paths.split(node_id) == names
     msg = {"kind": "update", "error_nodes": ["x"], "node": {"input_names": ["a"], "params": {"out_channels": 3}}}
     wire = to_wire(msg)
     assert wire == {"kind": "update", "errorNodes": ["x"], "node": {"inputNames": ["a"], "params": {"out_channels": 3}}}

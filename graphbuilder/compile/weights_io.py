@@ -3,14 +3,16 @@
 Boundary: the IR (`graphbuilder.ir.serialize`) writes the JSON and calls these two handlers; this module is
 the torch side. It reads and writes safetensors only, so loading never unpickles anything.
 
-File layout. One tensor per (node, state_dict key), nested blocks included. A tensor's key is the path of
-node names from the top graph down, then the state_dict key, joined with ``/``; each part is escaped
-(``%`` -> ``%25``, ``/`` -> ``%2F``) so any node name round-trips unambiguously:
-``layer1/0/conv1/weight`` is the ``weight`` of node ``conv1`` in block ``0`` of block ``layer1``.
-A tied weight (``graph.tied``, see `graphbuilder.ir.ties`) is stored once, under its owner's key, and
-loading gives the tied node the owner's tensor. The safetensors metadata holds ``format =
-graphbuilder.weights``, ``version = 1`` and ``graph_sha256``, the hash of the graph JSON the weights were saved
-with.
+File layout. One tensor per (node, state_dict key), nested blocks included. A tensor's key is the node path
+(`graphbuilder.ir.paths`) of the node names from the top graph down, then the state_dict key, so any node name
+round-trips unambiguously: ``layer1/0/conv1/weight`` is the ``weight`` of node ``conv1`` in block ``0`` of block
+``layer1``, and ``a\\/b/weight`` is the ``weight`` of node ``a/b``. A tied weight (``graph.tied``, see
+`graphbuilder.ir.ties`) is stored once, under its owner's key, and loading gives the tied node the owner's
+tensor. The safetensors metadata holds ``format = graphbuilder.weights``, ``version = 2`` and ``graph_sha256``,
+the hash of the graph JSON the weights were saved with.
+
+Version 1 files (before node paths had one encoding) escaped each key part as ``%`` -> ``%25``, ``/`` -> ``%2F``;
+they still load: their keys (and per-node hashes) are decoded by that rule, and only for that version.
 
 On load, weights whose graph file is unchanged load as they are. If the JSON was edited since (the hash
 differs) a warning says so and a node's weights load only when the node still exists with the same op and
@@ -36,21 +38,25 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from graphbuilder.compile.weights import check_file_dtype, declared_dtype, fits_dtypes
-from graphbuilder.ir import registry, serialize, strict_json
+from graphbuilder.ir import paths, registry, serialize, strict_json
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
 from graphbuilder.ir.serialize import weights_path
-from graphbuilder.ir.ties import escape as _escape
 from graphbuilder.ir.ties import split_path
-from graphbuilder.ir.ties import unescape as _unescape
 
 FORMAT = "graphbuilder.weights"
-VERSION = "1"
+VERSION = "2"
+_LEGACY_VERSION = "1"  # keys percent-escaped per part; read, never written
+
+
+def _legacy_split(key: str) -> list[str]:
+    """The names in a version-1 key: ``/`` between parts, ``%2F`` and ``%25`` for ``/`` and ``%`` inside one."""
+    return [part.replace("%2F", "/").replace("%25", "%") for part in key.split("/")]
 
 
 def tensor_key(path: list[str], node: str, key: str) -> str:
     """The file key of weight `key` of `node` inside the blocks named by `path` (see the module docstring)."""
-    return "/".join(_escape(p) for p in [*path, node, key])
+    return paths.join_all([*path, node, key])
 
 
 def flatten_weights(graph: Graph, path: list[str] | None = None) -> dict[str, torch.Tensor]:
@@ -62,14 +68,14 @@ def flatten_weights(graph: Graph, path: list[str] | None = None) -> dict[str, to
             if not isinstance(tensor, torch.Tensor):
                 raise GraphError(f"graph.weights[{node_name!r}][{key!r}] is {type(tensor).__name__}, not a tensor",
                                  [node_name])
-            check_file_dtype("/".join([*path, node_name]), key, tensor, "cannot save",
+            check_file_dtype(paths.join_all([*path, node_name]), key, tensor, "cannot save",
                              declared_dtype(graph._nodes.get(node_name)))
             out[tensor_key(path, node_name, key)] = tensor.detach().cpu().contiguous().clone()
     for node in graph._nodes.values():
         if node.op == BLOCK and node.block is not None:
             out.update(flatten_weights(node.block, [*path, node.name]))
     for weight in graph.tied:  # stored once, under the owner's key
-        out.pop("/".join([*(_escape(p) for p in path), weight]), None)
+        out.pop(paths.join_all([*path, *paths.split(weight)]), None)
     return out
 
 
@@ -79,7 +85,8 @@ def _text_hash(text: str) -> str:
 
 def _same_graph_text(saved_hash: str | None, json_path: str, graph: Graph) -> bool:
     """Whether the graph file is the text the weights were saved with: its bytes as read (the usual case, no
-    re-encoding), else the graph encoded again (a file re-formatted by hand but meaning the same)."""
+    re-encoding; also how a version-1 weights file matches the version-1 graph text it was saved with), else the
+    graph encoded again (a file re-formatted by hand but meaning the same)."""
     try:
         with open(json_path, "rb") as f:
             if hashlib.sha256(f.read()).hexdigest() == saved_hash:
@@ -104,7 +111,7 @@ def _tie_loaded(graph: Graph, grouped: dict[tuple[str, ...], dict[str, torch.Ten
 
 def _node_hashes(graph: Graph, path: list[str] | None = None, every: bool = False) -> dict[str, str]:
     """Per node with weights (with `every`, per node): a hash of its op and params, what editing in Python
-    drops weights for. Keys are escaped node paths."""
+    drops weights for. Keys are node paths."""
     path = path or []
     out = {}
     for node in graph._nodes.values():
@@ -112,7 +119,7 @@ def _node_hashes(graph: Graph, path: list[str] | None = None, every: bool = Fals
             out.update(_node_hashes(node.block, [*path, node.name], every))
         elif every or node.name in graph.weights:
             text = json.dumps([node.op, serialize._jsonable(dict(node._params))], sort_keys=True)
-            out["/".join(_escape(p) for p in [*path, node.name])] = hashlib.sha256(text.encode()).hexdigest()
+            out[paths.join_all([*path, node.name])] = hashlib.sha256(text.encode()).hexdigest()
     return out
 
 
@@ -144,35 +151,41 @@ def load_weights(graph: Graph, json_path: str) -> None:
         raise GraphError(f"cannot read weights file {source!r}: {e}; delete it to load the graph without "
                          "weights") from None
     metadata = _metadata(data, source)
-    if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
+    if metadata.get("format") != FORMAT or metadata.get("version") not in (VERSION, _LEGACY_VERSION):
         raise GraphError(f"{source!r} is not a GraphBuilder weights file (format {metadata.get('format')!r}, "
-                         f"version {metadata.get('version')!r}); this GraphBuilder reads version {VERSION}")
+                         f"version {metadata.get('version')!r}); this GraphBuilder reads versions "
+                         f"{_LEGACY_VERSION} and {VERSION}")
+    legacy = metadata.get("version") == _LEGACY_VERSION
+    split = _legacy_split if legacy else paths.split
     edited = not _same_graph_text(metadata.get("graph_sha256"), json_path, graph)
     grouped: dict[tuple[str, ...], dict[str, torch.Tensor]] = {}
     for key, tensor in tensors.items():
-        parts = [_unescape(p) for p in key.split("/")]
+        parts = split(key)
         if len(parts) < 2:
             raise GraphError(f"weights file {source!r}: key {key!r} does not name a node and a weight")
         scope = _owner(graph, parts[:-2])
         node = scope._nodes.get(parts[-2]) if scope is not None else None
-        check_file_dtype("/".join(parts[:-1]), parts[-1], tensor, f"weights file {source!r}", declared_dtype(node))
+        check_file_dtype(paths.join_all(parts[:-1]), parts[-1], tensor, f"weights file {source!r}",
+                         declared_dtype(node))
         grouped.setdefault(tuple(parts[:-1]), {})[parts[-1]] = tensor
     _tie_loaded(graph, grouped)
     skipped = []
     saved_hashes = _saved_hashes(metadata, source) if edited else {}
+    if legacy:
+        saved_hashes = {paths.join_all(_legacy_split(k)): v for k, v in saved_hashes.items()}
     current_hashes = _node_hashes(graph, every=True) if edited else {}
     for parts, state in grouped.items():
         owner = _owner(graph, list(parts[:-1]))
         name = parts[-1]
         if owner is None or name not in owner:
             if edited:  # a node (or a block holding it) renamed or removed in the edited file
-                skipped.append("/".join(parts))
+                skipped.append(paths.join_all(parts))
                 continue
-            raise GraphError(f"weights file {source!r} has weights for node {'/'.join(parts)!r}, which the graph "
+            raise GraphError(f"weights file {source!r} has weights for node {paths.join_all(parts)!r}, which the graph "
                              "does not have; delete the weights file or restore the node", [name])
-        node_key = "/".join(_escape(p) for p in parts)
+        node_key = paths.join_all(parts)
         if edited and (saved_hashes.get(node_key) != current_hashes.get(node_key) or not _fits(owner, name, state)):
-            skipped.append("/".join(parts))
+            skipped.append(paths.join_all(parts))
             continue
         owner.weights[name] = state
     if edited:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from graphbuilder.compile.names import class_name_taken, module_namespace
-from graphbuilder.ir import registry
+from graphbuilder.ir import paths, registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
 from graphbuilder.ir.ties import split_path
@@ -118,7 +118,7 @@ class _Writer:
         for node in graph:
             ident = names.create(node.name)
             idents[node] = ident
-            where = "/".join([*path, node.name])
+            where = paths.join_all([*path, node.name])
             label = f"  # {ascii(node.name)}" if ident != node.name else ""
             args = [values[p.node][p.index] for p in node.inputs if p is not None]
             if node.op == "input":

@@ -25,7 +25,7 @@ import torch
 from torch import fx
 
 from graphbuilder.compile import compile as gb_compile
-from graphbuilder.ir import registry
+from graphbuilder.ir import paths, registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
 from graphbuilder.ir.serialize import atomic_write
@@ -258,7 +258,7 @@ def blockers(graph: Graph, fmt: str, dynamic_batch: bool = True, path: tuple[str
     for node in graph:
         if node.op in ("input", "output"):
             continue
-        where = "/".join([*path, node.name])
+        where = paths.join_all([*path, node.name])
         if node.op == BLOCK:
             assert node.block is not None
             found += blockers(node.block, fmt, dynamic_batch, (*path, node.name))
@@ -286,7 +286,7 @@ def _blocked(graph: Graph, fmt: str, reason: str, dynamic_batch: bool = True) ->
 def _fixed_batch_reshapes(graph: Graph, path: tuple[str, ...] = ()) -> list[tuple[str, Node]]:
     out = []
     for node in graph:
-        where = "/".join([*path, node.name])
+        where = paths.join_all([*path, node.name])
         if node.op == "reshape" and node.params["shape"] and node.params["shape"][0] != -1:
             out.append((where, node))
         elif node.op == BLOCK and node.block is not None:

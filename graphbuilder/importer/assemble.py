@@ -25,10 +25,9 @@ from typing import Any
 import torch
 
 from graphbuilder.importer.mapping import Emit, Ref
-from graphbuilder.ir import registry
+from graphbuilder.ir import paths, registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import Graph, Node, Port
-from graphbuilder.ir.ties import weight_path
 from graphbuilder.ops.declare import DTYPE_NAMES
 
 Key = tuple[int, int]  # (id of the Emit, output index)
@@ -143,7 +142,7 @@ class _Assembler:
                 block = holder[name].block
                 assert block is not None
                 holder = block
-            holder.tie_weights(weight_path(list(a[common:]), key), weight_path(list(b[common:]), owner_key))
+            holder.tie_weights(paths.join_all([*a[common:], key]), paths.join_all([*b[common:], owner_key]))
 
     def add_block(self, graph: Graph, members: list[Emit], depth: int, env: dict[Key, Port], prefix: tuple[str, ...]
                   ) -> None:

@@ -13,7 +13,7 @@ Nodes are matched by name inside each graph level, so a node is the "same" node 
 (that is how the editor, passes and files identify nodes). A node that disappeared and one that appeared
 with the same op, params and inputs are reported as one rename (when that pairing is unambiguous). Inside a
 block present on both sides the diff recurses, and every entry carries its path through the blocks (a tuple
-of names, outermost first; `NodePath.text` joins it with ``/``).
+of names, outermost first; `path_text` writes it as a node path, `graphbuilder.ir.paths`).
 
 Compared per node: op, params, inputs (which output of which node feeds each port), inferred output shapes
 (None on a side where inference failed), and trained weights (present on both sides and equal, changed,
@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphbuilder.ir import paths
 from graphbuilder.ir.graph import BLOCK, Graph, Node
 
 NodePath = tuple[str, ...]
@@ -37,8 +38,8 @@ Edge = tuple[NodePath, NodePath]
 
 
 def path_text(path: NodePath) -> str:
-    """A path for display: names joined with ``/``."""
-    return "/".join(path)
+    """A path for display: the node path (`graphbuilder.ir.paths`), which `paths.resolve` reads back."""
+    return paths.join_all(path)
 
 
 @dataclass(frozen=True)

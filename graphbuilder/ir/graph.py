@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from graphbuilder.ir import naming, registry, ties
-from graphbuilder.ir.journal import Journal
 from graphbuilder.ir.errors import GraphError
+from graphbuilder.ir.journal import Journal
 from graphbuilder.ir.limits import MAX_BLOCK_DEPTH
 from graphbuilder.ir.schema import DTYPES, TensorSpec
 from graphbuilder.ir.strict_json import check_text
@@ -847,7 +847,8 @@ class Graph:
 
     def tie_weights(self, weight: str, owner: str) -> None:
         """Make weight path `weight` be the tensor at `owner` (tied input and output embeddings, a module called
-        from two blocks). Paths are node names from this graph down through blocks, then the state key:
+        from two blocks). Paths are node paths (`graphbuilder.ir.paths`: a ``/`` in a name is written ``\\/``) of
+        the node names from this graph down through blocks, then the state key:
         ``g.tie_weights("lm_head/weight", "transformer/wte/weight")``. Both must exist with one shape; the tie
         holds in the file, in the compiled module (one `nn.Parameter` under both names) and in every export."""
         owner = self.tied.get(owner, owner)  # tie to the tensor's owner, never to another tie

@@ -21,13 +21,14 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from graphbuilder.ir import collector, registry, strict_json
+from graphbuilder.ir import collector, paths, registry, strict_json
 from graphbuilder.ir.errors import GraphError, GraphWarning
 from graphbuilder.ir.graph import BLOCK, Graph, Node, Port
 from graphbuilder.ir.limits import MAX_BLOCK_DEPTH, MAX_DOCUMENT_DEPTH, MAX_FILE_BYTES, MAX_NODES
 
 FORMAT = "graphbuilder.graph"
-VERSION = 1
+VERSION = 2
+_LEGACY_VERSION = 1  # tied paths percent-escaped per part; read, never written
 _NODE_KEYS = {"name", "op", "params", "inputs", "meta", "block"}
 _GRAPH_KEYS = {"name", "nodes", "meta", "shared", "tied"}
 
@@ -120,14 +121,14 @@ def graph_from_dict(data: Any, strict: bool = True) -> Graph:
         raise GraphError(f"not a GraphBuilder graph: 'format' must be {FORMAT!r}, got {data.get('format')!r}",
                          path="format")
     version = data.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
-        raise GraphError(f"unsupported version {version!r}: this GraphBuilder reads version {VERSION}; "
-                         "upgrade graphbuilder to read newer files", path="version")
+    if not isinstance(version, int) or isinstance(version, bool) or version not in (VERSION, _LEGACY_VERSION):
+        raise GraphError(f"unsupported version {version!r}: this GraphBuilder reads versions {_LEGACY_VERSION} and "
+                         f"{VERSION}; upgrade graphbuilder to read newer files", path="version")
     origins = _origins(data.get("ops", {}))
     body = {k: v for k, v in data.items() if k not in ("format", "version", "ops")}
     _count_nodes(body)
     try:
-        graph = _graph(body, "", depth=0)
+        graph = _graph(body, "", depth=0, legacy=version == _LEGACY_VERSION)
     except GraphError as e:
         raise _explain_unknown_op(e, origins) from None
     if strict:
@@ -180,7 +181,13 @@ def _explain_unknown_op(error: GraphError, origins: dict[str, str]) -> GraphErro
     return error
 
 
-def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
+def _legacy_path(path: str) -> str:
+    """A version-1 tied path as a node path: its parts were joined by ``/`` with ``%2F`` and ``%25`` for ``/`` and
+    ``%`` inside a part."""
+    return paths.join_all(part.replace("%2F", "/").replace("%25", "%") for part in path.split("/"))
+
+
+def _graph(body: Mapping[str, Any], path: str, depth: int, legacy: bool = False) -> Graph:
     if depth > MAX_BLOCK_DEPTH:
         raise GraphError(f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels", path=path or "$")
     _expect_keys(body, _GRAPH_KEYS, {"name", "nodes"}, path)
@@ -193,7 +200,7 @@ def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
     wiring: list[tuple[Node, list[Any], str]] = []
     for i, entry in enumerate(nodes):
         where = _join(path, f"nodes[{i}]")
-        node, inputs = _node(graph, entry, where, depth)
+        node, inputs = _node(graph, entry, where, depth, legacy)
         graph._nodes[node.name] = node
         wiring.append((node, inputs, where))
     for node, inputs, where in wiring:
@@ -215,12 +222,12 @@ def _graph(body: Mapping[str, Any], path: str, depth: int) -> Graph:
         if not isinstance(owner, str):
             raise GraphError(f"tied entry {weight!r}: {owner!r} is not a weight path",
                              path=_join(path, f"tied.{weight}"))
-        graph.tied[weight] = owner
+        graph.tied[_legacy_path(weight) if legacy else weight] = _legacy_path(owner) if legacy else owner
     graph._dirty = set(graph._nodes.values())
     return graph
 
 
-def _node(graph: Graph, entry: Any, where: str, depth: int) -> tuple[Node, list[Any]]:
+def _node(graph: Graph, entry: Any, where: str, depth: int, legacy: bool = False) -> tuple[Node, list[Any]]:
     _expect(entry, dict, where)
     _expect_keys(entry, _NODE_KEYS, {"name", "op"}, where)
     name = entry["name"]
@@ -239,7 +246,7 @@ def _node(graph: Graph, entry: Any, where: str, depth: int) -> tuple[Node, list[
         if params:
             raise GraphError("a block node takes no params", [name], path=f"{where}.params")
         block_body = _expect(entry.get("block"), dict, f"{where}.block")
-        block = _graph(block_body, f"{where}.block", depth + 1)
+        block = _graph(block_body, f"{where}.block", depth + 1, legacy)
         if len(inputs) != len(block.inputs):
             raise GraphError(f"block {name!r} has {len(block.inputs)} inputs but {len(inputs)} are wired", [name],
                              path=f"{where}.inputs")

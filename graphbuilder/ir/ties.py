@@ -5,8 +5,8 @@ embedding matrix, and a module may be called from two different blocks. `Graph.s
 twice within one graph (one submodule, called twice). A tie covers the rest, one tensor at a time:
 ``graph.tied[weight] = owner`` says that `weight` *is* `owner`. Both are weight paths relative to the graph
 that holds the entry (the innermost graph containing both nodes): the node names from that graph down through
-blocks, then the node's state key, joined with ``/`` and escaped as in the weights file
-(``%`` -> ``%25``, ``/`` -> ``%2F``): ``"lm_head/weight"`` -> ``"transformer/wte/weight"``.
+blocks, then the node's state key, as one node path (`graphbuilder.ir.paths`, the state key its last part):
+``"lm_head/weight"`` -> ``"transformer/wte/weight"``.
 
 `gb.compile` makes the tied module attribute the owner's tensor (one `nn.Parameter`, listed under both
 names in the `state_dict`, as Hugging Face's ``tie_weights`` does), `to_python` writes the same assignment,
@@ -19,31 +19,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from graphbuilder.ir import registry
+from graphbuilder.ir import paths, registry
 from graphbuilder.ir.errors import GraphError
 
 if TYPE_CHECKING:
     from graphbuilder.ir.graph import Graph, Node
 
 
-def escape(part: str) -> str:
-    """One path part with ``%`` and ``/`` escaped, so any node name round-trips."""
-    return part.replace("%", "%25").replace("/", "%2F")
-
-
-def unescape(part: str) -> str:
-    """The inverse of `escape`."""
-    return part.replace("%2F", "/").replace("%25", "%")
-
-
-def weight_path(nodes: list[str], key: str) -> str:
-    """The path of state key `key` of the node reached through the node names `nodes` (blocks first)."""
-    return "/".join(escape(p) for p in [*nodes, key])
-
-
 def split_path(path: str) -> tuple[list[str], str]:
     """``"a/b/weight"`` -> (``["a", "b"]``, ``"weight"``): node names, then the state key."""
-    parts = [unescape(p) for p in str(path).split("/")]
+    parts = paths.split(str(path))
     if len(parts) < 2 or not all(parts):
         raise GraphError(f"weight path {path!r} must name a node and its weight, e.g. 'lm_head/weight'")
     return parts[:-1], parts[-1]
@@ -99,13 +84,13 @@ def check(graph: Graph, weight: str, owner: str) -> None:
 def renamed(tied: dict[str, str], old: str, new: str) -> dict[str, str]:
     """`tied` after node `old` of its graph was renamed to `new` (paths into it follow)."""
     def move(path: str) -> str:
-        head, _, rest = path.partition("/")
-        return f"{escape(new)}/{rest}" if unescape(head) == old else path
+        parts = paths.split(path)
+        return paths.join_all([new, *parts[1:]]) if parts[0] == old else path
     return {move(k): move(v) for k, v in tied.items()}
 
 
 def without(tied: dict[str, str], name: str) -> dict[str, str]:
     """`tied` after node `name` of its graph was removed (its ties go with it)."""
     def inside(path: str) -> bool:
-        return unescape(path.partition("/")[0]) == name
+        return paths.split(path)[0] == name
     return {k: v for k, v in tied.items() if not (inside(k) or inside(v))}

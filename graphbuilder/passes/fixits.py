@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphbuilder.ir import registry
+from graphbuilder.ir import paths, registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
 from graphbuilder.ir.schema import Param, TensorSpec
@@ -78,7 +78,7 @@ class Fix:
     port: int = 0
 
     def apply(self, graph: Graph) -> list[str]:
-        """Make the edit on `graph` (in place); returns the paths (``"a/b"``) of inserted nodes.
+        """Make the edit on `graph` (in place); returns the node paths (``"a/b"``) of inserted nodes.
 
         Raises `GraphError` (the graph unchanged) if the node is gone or the values are refused.
         """
@@ -94,7 +94,7 @@ class Fix:
         new = level.add(self.insert, source, name=level.unique_name(self.insert), **self.params)
         new.meta["inserted_by"] = "fixit"
         node.set_input(self.port, new)
-        return ["/".join((*self.path[:-1], new.name))]
+        return [paths.join_all((*self.path[:-1], new.name))]
 
     def to_json(self) -> dict[str, Any]:
         """JSON for the editor (tuples become lists)."""
@@ -125,14 +125,14 @@ def _level(graph: Graph, blocks: Sequence[str]) -> Graph:
     for k, name in enumerate(blocks):
         node = _node(current, name, tuple(blocks[:k + 1]))
         if node.block is None:
-            raise GraphError(f"node {'/'.join(blocks[:k + 1])!r} is not a block", [name])
+            raise GraphError(f"node {paths.join_all(blocks[:k + 1])!r} is not a block", [name])
         current = node.block
     return current
 
 
 def _node(level: Graph, name: str, path: Path) -> Node:
     if name not in level:
-        raise GraphError(f"no node {'/'.join(path)!r} in graph (it was removed or renamed)", [name])
+        raise GraphError(f"no node {paths.join_all(path)!r} in graph (it was removed or renamed)", [name])
     return level[name]
 
 

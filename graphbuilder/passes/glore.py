@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from graphbuilder.ir import paths
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
 from graphbuilder.ops.glore import glore_sizes
@@ -145,22 +146,22 @@ def _block_end(add: Node) -> Node:
     return add
 
 
-def _residual_blocks(graph: Graph, prefix: str = "", chain: tuple[Node, ...] = ()) -> list[Place]:
+def _residual_blocks(graph: Graph, parent: str | None = None, chain: tuple[Node, ...] = ()) -> list[Place]:
     found: list[Place] = []
     for node in graph:
         if _is_inserted(node):
             continue
-        path = prefix + node.name
+        path = paths.join(parent, node.name)
         if node.op == BLOCK:
             assert node.block is not None
             if any(_is_residual_add(n) for n in node.block):
                 if node.error is None and len(node.outputs) >= 1 and len(node.shape) >= 3:
                     found.append(Place(graph, node, path, chain))
             else:
-                found += _residual_blocks(node.block, path + "/", (*chain, node))
+                found += _residual_blocks(node.block, path, (*chain, node))
         elif _is_residual_add(node):
             end = _block_end(node)
-            found.append(Place(graph, end, prefix + end.name, chain))
+            found.append(Place(graph, end, paths.join(parent, end.name), chain))
     return found
 
 
@@ -200,23 +201,24 @@ def _preset_places(graph: Graph, preset: str) -> list[Place]:
 
 
 def _find(graph: Graph, name: str, parts: Sequence[str] | None = None) -> Place:
-    """The place `name`: a top-level node name, or a path of names through blocks (`parts`, else split on /)."""
+    """The place `name`: a top-level node name, or a node path through blocks (`graphbuilder.ir.paths`: a ``/``
+    inside a name is written ``\\/``), or the names `parts` along such a path."""
     if name in graph and parts is None:
-        return Place(graph, graph[name], name)
-    parts = name.split("/") if parts is None else parts
+        return Place(graph, graph[name], paths.escape(name))
+    parts = paths.split(name) if parts is None else parts
     current, chain = graph, []
     for i, part in enumerate(parts):
         if part not in current:
             break
         node = current[part]
         if i == len(parts) - 1:
-            return Place(current, node, name, tuple(chain))
+            return Place(current, node, paths.join_all(parts), tuple(chain))
         if node.op != BLOCK:
             break
         assert node.block is not None
         chain.append(node)
         current = node.block
-    candidates = [n.name for n in graph] + [p.path for p in _residual_blocks(graph)]
+    candidates = [paths.escape(n.name) for n in graph] + [p.path for p in _residual_blocks(graph)]
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
     raise GraphError(f"insert_glore: graph {graph.name!r} has no place {name!r}; {hint}name a node, a block, or "
@@ -335,8 +337,7 @@ def glore_editor_action(graph: Graph, selection: list[str]) -> Graph:
     new = graph.copy()
     places = []
     for node_id in selection:
-        parts = [p.replace("\\/", "/").replace("\\\\", "\\") for p in re.split(r"(?<!\\)/", node_id)]
-        places.append(_find(new, node_id, parts))
+        places.append(_find(new, node_id, paths.split(node_id)))
     return _insert_at(new, _checked(places), None, None, False, "block", None)
 
 

@@ -6,9 +6,8 @@ The document is what the browser draws (docs/widget-protocol.md has the field li
      "nodes": {id: {"id", "name", "op", "parent", "params", "inputs", "input_names", "outputs",
                     "error", "error_nodes", "num_params", "flops", "meta", "is_block", "variadic"}}}
 
-Node ids are paths: a top-level node's id is its name; a node inside block ``b`` is ``b/inner``, with
-``\\`` and ``/`` in names escaped as ``\\\\`` and ``\\/`` so any name round-trips. Keys here are snake_case;
-`graphbuilder.widget.wire` converts them once, at the edge.
+Node ids are node paths (`graphbuilder.ir.paths`): a top-level node's id is its escaped name; a node inside
+block ``b`` is ``b/inner``. Keys here are snake_case; `graphbuilder.widget.wire` converts them once, at the edge.
 
 Boundary: reads the IR and `ir.render.node_flops` (FLOPs on meta tensors, cached per op, params and input
 shapes); never edits the graph, never imports compile.
@@ -16,10 +15,10 @@ shapes); never edits the graph, never imports compile.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from graphbuilder.ir import registry, strict_json
+from graphbuilder.ir import paths, registry, strict_json
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
 from graphbuilder.ir.render import node_flops
@@ -28,72 +27,6 @@ from graphbuilder.ir.snapshot import same_items
 
 NodeDoc = dict[str, Any]
 Change = dict[str, Any]
-
-
-# -- ids ---------------------------------------------------------------------------------------------------
-def escape(name: str) -> str:
-    """One path segment for node `name` (``/`` and ``\\`` escaped)."""
-    return name.replace("\\", "\\\\").replace("/", "\\/")
-
-
-def split_id(node_id: str) -> list[str]:
-    """The node names along the path `node_id` (inverse of joining escaped names with ``/``)."""
-    parts, cur, i = [], [], 0
-    while i < len(node_id):
-        ch = node_id[i]
-        if ch == "\\" and i + 1 < len(node_id):
-            cur.append(node_id[i + 1])
-            i += 2
-            continue
-        if ch == "/":
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    parts.append("".join(cur))
-    return parts
-
-
-def join_id(parent: str | None, name: str) -> str:
-    """The id of node `name` inside the block whose id is `parent` (None: top level)."""
-    return escape(name) if parent is None else f"{parent}/{escape(name)}"
-
-
-def resolve(graph: Graph, node_id: str) -> Node:
-    """The node with id `node_id` (descending into blocks); `GraphError` naming the id if there is none."""
-    names = split_id(node_id)
-    current = graph
-    node: Node | None = None
-    for k, name in enumerate(names):
-        if name not in current:
-            raise GraphError(f"no node {node_id!r} in graph {graph.name!r} (it was removed or renamed)", [node_id])
-        node = current[name]
-        if k < len(names) - 1:
-            if node.block is None:
-                raise GraphError(f"node {name!r} in {node_id!r} is not a block", [node_id])
-            current = node.block
-    assert node is not None
-    return node
-
-
-def resolve_graph(graph: Graph, parent: str | None) -> Graph:
-    """The graph that holds children of block `parent` (the top-level graph for None)."""
-    if parent is None:
-        return graph
-    node = resolve(graph, parent)
-    if node.block is None:
-        raise GraphError(f"node {parent!r} is not a block", [parent])
-    return node.block
-
-
-def walk(graph: Graph, parent: str | None = None) -> Iterator[tuple[str, str | None, Node]]:
-    """(id, parent id, node) for every node, blocks' insides included, each graph in insertion order."""
-    for node in graph._nodes.values():
-        node_id = join_id(parent, node.name)
-        yield node_id, parent, node
-        if node.block is not None:
-            yield from walk(node.block, node_id)
 
 
 # -- analysis ------------------------------------------------------------------------------------------------
@@ -214,7 +147,7 @@ def build_nodes(graph: Graph, flops: FlopCache, cache: DocCache | None = None,
     entries share the JSON of params and meta that did not change.
     """
     graph.infer()
-    entries = list(walk(graph))
+    entries = list(paths.walk(graph))
     for _, _, node in entries:  # a block whose input is invalid was not re-inferred: bring its inside up to
         if node.block is not None:  # date now, or FLOPs would re-infer it halfway through and leave stale entries
             node.block.infer()

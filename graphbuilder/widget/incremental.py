@@ -16,16 +16,8 @@ from typing import Any
 
 from graphbuilder.ir.graph import Graph, Node
 from graphbuilder.ir.journal import tick
-from graphbuilder.widget.document import (
-    Change,
-    DocCache,
-    FlopCache,
-    NodeDoc,
-    graph_header,
-    join_id,
-    rebuilt_entry,
-    walk,
-)
+from graphbuilder.ir.paths import join, walk
+from graphbuilder.widget.document import Change, DocCache, FlopCache, NodeDoc, graph_header, rebuilt_entry
 
 
 class Tracker:
@@ -74,7 +66,7 @@ class Tracker:
         rebuild: dict[str, tuple[Node, str | None]] = {}
         for node, level, parent in changed:
             alive = level._nodes.get(node.name) is node
-            old_id, new_id = ids.get(node), join_id(parent, node.name) if alive else None
+            old_id, new_id = ids.get(node), join(parent, node.name) if alive else None
             if old_id is not None and old_id != new_id:  # removed, or renamed: its old entry goes
                 deleted[old_id] = None
                 del ids[node]
@@ -130,7 +122,7 @@ class Tracker:
                 return None
             for node in reversed(changed):  # oldest first: a name freed and taken again ends with its new holder
                 found.append((node, level, parent))
-                node_id = join_id(parent, node.name)
+                node_id = join(parent, node.name)
                 if node.block is not None and level._nodes.get(node.name) is node and self.ids.get(node) == node_id:
                     node.block.infer()  # a block whose input is invalid was not re-inferred inside: do it now
                     levels.append((node.block, node_id))

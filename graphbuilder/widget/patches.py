@@ -34,14 +34,13 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from graphbuilder.ir import registry
+from graphbuilder.ir import paths, registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node, Port
 from graphbuilder.ir.serialize import graph_from_dict, graph_to_dict
 from graphbuilder.models import NETWORKS
 from graphbuilder.passes.blocks import group, ungroup
 from graphbuilder.widget import requests
-from graphbuilder.widget.document import escape, join_id, resolve, resolve_graph, split_id
 
 Op = dict[str, Any]
 
@@ -77,31 +76,31 @@ def add_unconnected(graph: Graph, op: str, name: str | None, params: dict[str, A
 
 # -- ops -------------------------------------------------------------------------------------------------------
 def _parent_of(node_id: str) -> str | None:
-    names = split_id(node_id)
-    return None if len(names) == 1 else "/".join(escape(n) for n in names[:-1])
+    names = paths.split(node_id)
+    return None if len(names) == 1 else paths.join_all(names[:-1])
 
 
 def _op_add(graph: Graph, op: Op, result: OpResult) -> None:
     parent = op["parent"]
-    where = resolve_graph(graph, parent)
+    where = paths.resolve_graph(graph, parent)
     op_name, wanted = op["op_name"], op["name"]
     name = where.unique_name(wanted) if wanted else None
     meta = {} if op["position"] is None else {"position": {"x": op["position"][0], "y": op["position"][1]}}
     network = None if op_name in registry.names() else NETWORKS.get(op_name)  # a palette network: a block
     node = add_unconnected(where, op_name, name, op["params"], meta=meta,
                            block=network.build() if network is not None else None)
-    node_id = join_id(parent, node.name)
-    if wanted and join_id(parent, wanted) != node_id:
-        result.renamed[join_id(parent, wanted)] = node_id
+    node_id = paths.join(parent, node.name)
+    if wanted and paths.join(parent, wanted) != node_id:
+        result.renamed[paths.join(parent, wanted)] = node_id
     result.created.append(node_id)
 
 
 def _op_remove(graph: Graph, op: Op, result: OpResult) -> None:
     # Every id must name a removable node before any is removed; ids inside a removed block go with it.
-    paths = {tuple(split_id(i)) for i in op["nodes"]}
-    chosen = [(node_id, resolve(graph, node_id)) for node_id in op["nodes"]]
+    chosen_paths = {tuple(paths.split(i)) for i in op["nodes"]}
+    chosen = [(node_id, paths.resolve(graph, node_id)) for node_id in op["nodes"]]
     doomed = [node for node_id, node in chosen
-              if not any(tuple(split_id(node_id))[:k] in paths for k in range(1, len(split_id(node_id))))]
+              if not any(tuple(paths.split(node_id))[:k] in chosen_paths for k in range(1, len(paths.split(node_id))))]
     for node in doomed:
         node.graph.check_remove(node)
     for node in dict.fromkeys(doomed):
@@ -113,7 +112,7 @@ def _op_connect(graph: Graph, op: Op, result: OpResult) -> None:
     if _parent_of(src_id) != _parent_of(dst_id):
         raise GraphError(f"cannot connect {src_id!r} to {dst_id!r}: they are in different blocks; connect to the "
                          "block's ports instead", [src_id, dst_id])
-    source, target = resolve(graph, src_id), resolve(graph, dst_id)
+    source, target = paths.resolve(graph, src_id), paths.resolve(graph, dst_id)
     port = source[out] if out else source
     if index == len(target.inputs) and target.op != BLOCK and registry.get(target.op).variadic:
         target.add_input_port(port)  # a variadic op (cat) grows a port, wired at once
@@ -123,7 +122,7 @@ def _op_connect(graph: Graph, op: Op, result: OpResult) -> None:
 
 def _op_disconnect(graph: Graph, op: Op, result: OpResult) -> None:
     dst_id, index = op["target"]
-    target = resolve(graph, dst_id)
+    target = paths.resolve(graph, dst_id)
     opdef = None if target.op == BLOCK else registry.get(target.op)
     if opdef is not None and opdef.variadic and len(opdef.inputs) <= index < len(target.inputs):
         target.remove_input_port(index)  # an extra variadic port goes with its wire
@@ -132,27 +131,27 @@ def _op_disconnect(graph: Graph, op: Op, result: OpResult) -> None:
 
 
 def _op_params(graph: Graph, op: Op, result: OpResult) -> None:
-    resolve(graph, op["node"]).update(**op["params"])
+    paths.resolve(graph, op["node"]).update(**op["params"])
 
 
 def _op_rename(graph: Graph, op: Op, result: OpResult) -> None:
     node_id = op["node"]
-    node = resolve(graph, node_id)
+    node = paths.resolve(graph, node_id)
     node.rename(op["name"])
-    new_id = join_id(_parent_of(node_id), node.name)
+    new_id = paths.join(_parent_of(node_id), node.name)
     if new_id != node_id:
         result.renamed[node_id] = new_id
 
 
 def _op_move(graph: Graph, op: Op, result: OpResult) -> None:
-    moves = [(resolve(graph, node_id), xy) for node_id, xy in op["positions"].items()]  # all ids first
+    moves = [(paths.resolve(graph, node_id), xy) for node_id, xy in op["positions"].items()]  # all ids first
     for node, (x, y) in moves:
         node.meta["position"] = {"x": x, "y": y}
         node.touch()
 
 
 def _op_meta(graph: Graph, op: Op, result: OpResult) -> None:
-    node = resolve(graph, op["node"])
+    node = paths.resolve(graph, op["node"])
     for key, value in op["meta"].items():  # a checked JSON copy: nothing to fail on, nothing shared
         if value is None:
             node.meta.pop(key, None)
@@ -169,22 +168,22 @@ def _op_group(graph: Graph, op: Op, result: OpResult) -> None:
     if len(parents) != 1:
         raise GraphError("group: the selected nodes are in different blocks; select nodes of one graph", ids)
     parent = parents.pop()
-    where = resolve_graph(graph, parent)
-    names = [split_id(i)[-1] for i in ids]
+    where = paths.resolve_graph(graph, parent)
+    names = [paths.split(i)[-1] for i in ids]
     before = {n.name for n in where}
     where.replace_contents(group(where, names, name=op["name"] or None))
-    result.created += [join_id(parent, n.name) for n in where
+    result.created += [paths.join(parent, n.name) for n in where
                        if n.name not in before or (n.op == BLOCK and n.name in names)]
 
 
 def _op_ungroup(graph: Graph, op: Op, result: OpResult) -> None:
     node_id = op["node"]
-    node = resolve(graph, node_id)
+    node = paths.resolve(graph, node_id)
     parent = _parent_of(node_id)
     where = node.graph
     before = {n.name for n in where if n is not node}
     where.replace_contents(ungroup(where, node.name))
-    result.created += [join_id(parent, n.name) for n in where if n.name not in before]
+    result.created += [paths.join(parent, n.name) for n in where if n.name not in before]
 
 
 def fragment_of(graph: Graph, ids: list[str]) -> dict[str, Any]:
@@ -192,7 +191,7 @@ def fragment_of(graph: Graph, ids: list[str]) -> dict[str, Any]:
     outside the selection become null (unconnected) when pasted."""
     if not ids:
         raise GraphError("copy: select nodes to copy")
-    nodes = [resolve(graph, i) for i in ids]
+    nodes = [paths.resolve(graph, i) for i in ids]
     owner = nodes[0].graph
     if any(n.graph is not owner for n in nodes):
         raise GraphError("copy: the selected nodes are in different blocks; copy nodes of one graph", ids)
@@ -212,7 +211,7 @@ def _op_paste(graph: Graph, op: Op, result: OpResult) -> None:
     if fragment.get("format") != "graphbuilder.fragment":
         raise GraphError("paste: the clipboard holds no GraphBuilder nodes")
     parent = op["parent"]
-    where = resolve_graph(graph, parent)
+    where = paths.resolve_graph(graph, parent)
     dx, dy = op["offset"] or (40.0, 40.0)
     # Validate the fragment as a graph file (no execution, every field checked), unconnected inputs allowed.
     piece = graph_from_dict({"format": "graphbuilder.graph", "version": 1, "name": "clipboard",
@@ -232,7 +231,7 @@ def _op_paste(graph: Graph, op: Op, result: OpResult) -> None:
         for twin in reversed(mapping.values()):
             where.remove(twin, disconnect=True)
         raise
-    result.created += [join_id(parent, twin.name) for twin in mapping.values()]
+    result.created += [paths.join(parent, twin.name) for twin in mapping.values()]
 
 
 OPS: dict[str, Callable[[Graph, Op, OpResult], None]] = {

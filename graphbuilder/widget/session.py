@@ -31,6 +31,7 @@ from graphbuilder.ir import collector, registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph
 from graphbuilder.ir.journal import tick
+from graphbuilder.ir.paths import join, resolve, split, walk
 from graphbuilder.ir.snapshot import GraphSnapshot, restore, snapshot
 from graphbuilder.passes.fixits import Fix, fixits, root_of
 from graphbuilder.widget import requests
@@ -41,10 +42,6 @@ from graphbuilder.widget.document import (
     apply_changes,
     diff,
     document,
-    join_id,
-    resolve,
-    split_id,
-    walk,
 )
 from graphbuilder.widget.incremental import Tracker
 from graphbuilder.widget.patches import _parent_of, apply_ops, fragment_of
@@ -160,10 +157,10 @@ class Session:
         # recorded with their full ids so browser patches made before them are re-pointed.
         parent: str | None = None
         while event.get("kind") == "block" and isinstance(event.get("event"), dict):
-            parent = join_id(parent, event["node"])
+            parent = join(parent, event["node"])
             event = event["event"]
         if event.get("kind") == "rename" and event.get("old"):
-            self._renames.append((self.version + 1, join_id(parent, event["old"]), join_id(parent, event["node"])))
+            self._renames.append((self.version + 1, join(parent, event["old"]), join(parent, event["node"])))
         self._dirty = True
         if time.monotonic() - self._last_flush >= self.throttle_s:
             self.flush()
@@ -335,12 +332,12 @@ class Session:
         refused: dict[str, dict[str, str]] = {}
         behind = owner.ancestors(source) | {source}
         for node in behind:
-            if nodes is not None and join_id(parent, node.name) not in nodes:
+            if nodes is not None and join(parent, node.name) not in nodes:
                 continue  # the browser refuses cycles itself; this list only speeds its first frames
             ports = max(len(node._inputs), 1)
             reason = (f"connecting {source.name!r} into {node.name!r} would make a cycle: {node.name!r} already "
                       f"feeds {source.name!r}" if node is not source else "a node cannot read its own output")
-            refused[join_id(parent, node.name)] = {str(i): reason for i in range(ports)}
+            refused[join(parent, node.name)] = {str(i): reason for i in range(ports)}
         if source._error is not None or source._outputs is None or output >= len(source._outputs):
             return refused
         spec = source._outputs[output]
@@ -349,7 +346,7 @@ class Session:
         for node in owner.topological_order():
             if node in behind or node.op == BLOCK or time.monotonic() > deadline:
                 continue
-            if nodes is not None and join_id(parent, node.name) not in nodes:
+            if nodes is not None and join(parent, node.name) not in nodes:
                 continue
             opdef = registry.get(node.op)
             if opdef.infer is None or opdef.variadic:
@@ -374,7 +371,7 @@ class Session:
                     except GraphError as e:
                         cache[key] = f"{node.name!r} cannot take {spec}: {e.message}"
                 if cache[key] is not None:
-                    refused.setdefault(join_id(parent, node.name), {})[str(i)] = cache[key]
+                    refused.setdefault(join(parent, node.name), {})[str(i)] = cache[key]
         return refused
 
     def _on_action(self, message: Message) -> None:
@@ -428,7 +425,7 @@ class Session:
         """The root error behind node ``node`` and the fixes that make it fit (`passes.fixits`, tried on copies)."""
         reply: Message = {"kind": "fixits", "reply_to": message.get("id")}
         try:
-            path = split_id(str(message.get("node") or ""))
+            path = split(str(message.get("node") or ""))
             root = root_of(self.graph, path)
             fixes = fixits(self.graph, root) if root is not None else []
             reply.update(ok=True, root=None if root is None else _path_id(root), fixes=[f.to_json() for f in fixes])
@@ -489,7 +486,7 @@ def _path_id(path: tuple[str, ...]) -> str:
     """The document id of the node at `path` (block names, then its name)."""
     node_id: str | None = None
     for name in path:
-        node_id = join_id(node_id, name)
+        node_id = join(node_id, name)
     return node_id or ""
 
 

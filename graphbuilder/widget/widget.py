@@ -24,11 +24,11 @@ from typing import Any
 import anywidget
 import traitlets
 
+from graphbuilder.ir import paths
 from graphbuilder.ir.diff import GraphDiff, NodePath, diff
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import Graph, Node
 from graphbuilder.widget import actions as _actions
-from graphbuilder.widget.document import join_id
 from graphbuilder.widget.session import ActionFn, Session
 from graphbuilder.widget.view import first_view
 from graphbuilder.widget.wire import from_wire, to_wire
@@ -243,7 +243,7 @@ class GraphWidget(anywidget.AnyWidget):
         `style` is "highlight", "added", "removed", "faded", or CSS-like properties such as
         ``{"color": "#e91e63", "border_width": 3}``. Called often (a search loop), updates are throttled.
         """
-        ids = [join_id(None, n.name) if isinstance(n, Node) else str(n) for n in nodes]
+        ids = [paths.join(None, n.name) if isinstance(n, Node) else str(n) for n in nodes]
         value = _check_style(style)
         if not ids:
             new: dict[str, Any] = {}
@@ -261,7 +261,7 @@ class GraphWidget(anywidget.AnyWidget):
         for key, props in styles.items():
             if not isinstance(key, tuple) or len(key) != 2:
                 raise GraphError(f"style_edges keys are (source, target) node pairs, got {key!r}")
-            src, dst = (join_id(None, k.name) if isinstance(k, Node) else str(k) for k in key)
+            src, dst = (paths.join(None, k.name) if isinstance(k, Node) else str(k) for k in key)
             entry: dict[str, Any] = {"source": src, "target": dst}
             for prop, value in props.items():
                 if prop not in ("width", "color", "opacity", "label"):
@@ -322,11 +322,8 @@ class GraphWidget(anywidget.AnyWidget):
 
 def _node_id(path: NodePath) -> str:
     """The editor's id of the node at `path` (names through blocks)."""
-    node_id = None
-    for name in path:
-        node_id = join_id(node_id, name)
-    assert node_id is not None
-    return node_id
+    assert path
+    return paths.join_all(path)
 
 
 def _check_style(style: str | Mapping[str, Any]) -> str | dict[str, Any]:
