@@ -42,6 +42,7 @@ from graphbuilder.compile.names import class_name_taken, module_namespace
 from graphbuilder.ir import paths, registry
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node
+from graphbuilder.ir.naming import unique
 from graphbuilder.ir.ties import split_path
 
 _MODULES_PACKAGE = "graphbuilder.ops.modules."
@@ -99,10 +100,8 @@ class _Writer:
         if name is None:
             if body in self.by_body:
                 return self.by_body[body]
-            base, k = _camel(graph.name), 1
-            name = base
-            while name in self.used or name in self.inlined_names or class_name_taken(name):
-                name, k = f"{base}{k}", k + 1
+            name = unique(_camel(graph.name), lambda n: n in self.used or n in self.inlined_names
+                          or class_name_taken(n), sep="")
         self.used.add(name)
         self.by_body[body] = name
         self.classes.append(f"class {name}(nn.Module):\n{body}")

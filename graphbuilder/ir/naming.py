@@ -12,7 +12,7 @@ import builtins
 import keyword
 import re
 import unicodedata
-from collections.abc import Container
+from collections.abc import Callable, Container
 
 # Names generated code relies on; a node must never shadow them.
 _RESERVED = frozenset(
@@ -35,17 +35,19 @@ def identifier(label: str) -> str:
     return name[:60]
 
 
-def unique(base: str, taken: Container[str], *, start: int = 1, sep: str = "_") -> str:
-    """`base` when it is not in `taken`, else the first free ``base{sep}{i}`` with ``i >= start``.
+def unique(base: str, taken: Container[str] | Callable[[str], bool], *, start: int = 1, sep: str = "_") -> str:
+    """`base` when it is not taken, else the first free ``base{sep}{i}`` with ``i >= start``.
 
     The one unique-name rule of the package (node labels, block inner names, identifiers, class names).
-    A caller that hands out many names from one base passes as `start` the first suffix not known to be
-    taken, so naming n nodes ``conv2d``, ``conv2d_1``, ... stays linear instead of quadratic.
+    `taken` is a container of names or a predicate saying whether a name is taken. A caller that hands out
+    many names from one base passes as `start` the first suffix not known to be taken, so naming n nodes
+    ``conv2d``, ``conv2d_1``, ... stays linear instead of quadratic.
     """
-    if base not in taken:
+    is_taken = taken if callable(taken) else taken.__contains__
+    if not is_taken(base):
         return base
     i = max(start, 1)
-    while f"{base}{sep}{i}" in taken:
+    while is_taken(f"{base}{sep}{i}"):
         i += 1
     return f"{base}{sep}{i}"
 

@@ -21,18 +21,9 @@ from collections.abc import Iterable
 
 from graphbuilder.ir.errors import GraphError
 from graphbuilder.ir.graph import BLOCK, Graph, Node, Port
+from graphbuilder.ir.naming import unique
 
 __all__ = ["group", "ungroup"]
-
-
-def _unique(taken: Iterable[str], base: str) -> str:
-    """`base`, or `base_1`, `base_2`... whichever is not in `taken`."""
-    used = set(taken)
-    name, i = base, 1
-    while name in used:
-        name = f"{base}_{i}"
-        i += 1
-    return name
 
 
 def _position(node: Node) -> tuple[float, float] | None:
@@ -93,7 +84,7 @@ def group(graph: Graph, nodes: Iterable[str | Node], name: str | None = None) ->
 
     new = graph.copy()
     order = [n for n in new.topological_order() if n.name in selected]
-    block_name = name if name is not None else _unique([n.name for n in new], "block")
+    block_name = name if name is not None else unique("block", new)
     if block_name in new and block_name not in selected:
         raise GraphError(f"group: the name {block_name!r} is taken; pick another block name", [block_name])
 
@@ -108,7 +99,7 @@ def group(graph: Graph, nodes: Iterable[str | Node], name: str | None = None) ->
     taken = set(selected)
     inner_port: dict[Port, Port] = {}
     for port in sources:
-        label = _unique(taken, port.node.name if port.index == 0 else f"{port.node.name}_{port.index}")
+        label = unique(port.node.name if port.index == 0 else f"{port.node.name}_{port.index}", taken)
         taken.add(label)
         spec = port.spec
         inner_port[port] = Port(inner.input(label, shape=spec.shape, dtype=spec.dtype), 0)
@@ -131,7 +122,7 @@ def group(graph: Graph, nodes: Iterable[str | Node], name: str | None = None) ->
         exported = [Port(n, 0) for n in order if not any(u.name in selected for u in n.users)]
     exported.sort(key=lambda p: (order.index(p.node), p.index))
     for port in exported:
-        label = _unique(taken, f"{port.node.name}_out" if port.index == 0 else f"{port.node.name}_out{port.index}")
+        label = unique(f"{port.node.name}_out" if port.index == 0 else f"{port.node.name}_out{port.index}", taken)
         taken.add(label)
         inner.output(Port(inner_nodes[port.node.name], port.index), name=label)
 
@@ -200,7 +191,7 @@ def ungroup(graph: Graph, block: str | Node) -> Graph:
         if inner_node.op == "output":
             mapping[inner_node] = ins[0]
             continue
-        label = _unique(taken, inner_node.name)
+        label = unique(inner_node.name, taken)
         taken.add(label)
         twin = _add_like(new, inner_node, ins, label)
         pos = _position(inner_node)
