@@ -152,7 +152,7 @@ class EditorMachine(RuleBasedStateMachine):
 
     # -- plumbing ------------------------------------------------------------------------------------------------
     def ids(self) -> list[str]:
-        return sorted(self.doc["nodes"])
+        return sorted(self.doc["nodes"]) or ["no such node"]  # every node may have been removed
 
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one request; check it gets exactly one reply; replay the updates; return the reply."""
@@ -234,7 +234,8 @@ class EditorMachine(RuleBasedStateMachine):
             old = paths.split(node_id)[-1]
             assert name.encode("utf-8", "strict")  # only Unicode text is accepted
             renamed = entries(after)
-            parent = node_id[: len(node_id) - len(node_id.split("/")[-1])] if "/" in node_id else ""
+            parts = paths.split(node_id)
+            parent = paths.join_all(parts[:-1]) + "/" if len(parts) > 1 else ""  # a name may hold "/" itself
             assert sum(1 for e in renamed.values() if e["name"] == name) >= 1
             if name != old:
                 assert reply["ids"].get(node_id, node_id).startswith(parent)

@@ -780,8 +780,8 @@ class Graph:
         node._outputs, node._error, node._num_params = None, None, 0
         specs: list[TensorSpec] = []
         for i, port in enumerate(node._inputs):
-            port_name = self._port_name(node, i)
             if port is None:
+                port_name = self._port_name(node, i)
                 node._error = GraphError(f"node {node.name!r}: input {port_name!r} is not connected; connect a "
                                          "node's output to it", [node.name])
                 return
