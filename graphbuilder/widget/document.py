@@ -69,7 +69,6 @@ def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids
     `params_json` and `meta_json`, when given, are the JSON forms of the node's params and meta from its
     previous entry (known unchanged), shared instead of rebuilt.
     """
-    error = node._error
     if node.op == BLOCK:
         assert node.block is not None
         input_names = [n.name for n in node.block.inputs]
@@ -87,13 +86,21 @@ def node_doc(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids
         "inputs": [None if p is None else [ids[p.node], p.index] for p in node._inputs],
         "input_names": input_names,
         "variadic": variadic,
+        **inference_fields(node, flops),
+        "meta": safe_json(node.meta) if meta_json is None else meta_json,
+        "is_block": node.op == BLOCK,
+    }
+
+
+def inference_fields(node: Node, flops: FlopCache) -> NodeDoc:
+    """The fields of a node's entry that re-inference changes: shapes, error, parameter count, FLOPs."""
+    error = node._error
+    return {
         "outputs": [s.to_json() for s in node._outputs] if node._outputs is not None and error is None else [],
         "error": None if error is None else error.message,
         "error_nodes": [] if error is None else list(error.nodes),
         "num_params": node._num_params,
         "flops": flops.of(node),
-        "meta": safe_json(node.meta) if meta_json is None else meta_json,
-        "is_block": node.op == BLOCK,
     }
 
 
@@ -186,6 +193,8 @@ def _entry(node: Node, node_id: str, parent: str | None, flops: FlopCache, ids: 
     old, prev = hit
     if old.same(sig):
         return prev
+    if old.layout == sig.layout and old.params is sig.params and old.same_meta(sig):  # re-inferred only
+        return {**prev, **inference_fields(node, flops)}
     return node_doc(node, node_id, parent, flops, ids, params_json=prev["params"] if old.params is sig.params else None,
                     meta_json=prev["meta"] if old.same_meta(sig) else None)
 
