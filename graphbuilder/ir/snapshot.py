@@ -33,6 +33,7 @@ class NodeState(NamedTuple):
     error: Any
     num_params: int
     packed: Any
+    stamp: int  # the node's journal tick when recorded (`ir.journal`): unchanged since if still equal
 
 
 class GraphSnapshot(NamedTuple):
@@ -47,13 +48,20 @@ class GraphSnapshot(NamedTuple):
 
 def same_items(a: tuple[tuple[str, Any], ...], b: tuple[tuple[str, Any], ...]) -> bool:
     """Equal keys holding the very same values, in order: how meta is compared for sharing."""
-    return len(a) == len(b) and all(ka == kb and va is vb for (ka, va), (kb, vb) in zip(a, b, strict=True))
+    if len(a) != len(b):
+        return False
+    for (ka, va), (kb, vb) in zip(a, b):  # noqa: B905 (equal lengths checked above); a loop: hot, per node
+        if va is not vb or ka != kb:
+            return False
+    return True
 
 
 def _node_state(node: Node, old: NodeState | None) -> NodeState:
-    inputs = tuple(None if p is None else (p.node.name, p.index) for p in node._inputs)
     meta_items = tuple(node.meta.items())
     same_meta = old is not None and same_items(old.meta_source, meta_items)
+    if old is not None and same_meta and node._stamp and old.stamp == node._stamp and node.block is None:
+        return old  # the journal saw no change of the node since (meta, which it may not see, is checked above)
+    inputs = tuple(None if p is None else (p.node.name, p.index) for p in node._inputs)
     if (old is not None and same_meta and node.block is None and old.block is None and old.op == node.op
             and old.params is node._params and old.inputs == inputs and old.outputs is node._outputs
             and old.error is node._error and old.num_params == node._num_params and old.packed is node._packed):
@@ -65,7 +73,7 @@ def _node_state(node: Node, old: NodeState | None) -> NodeState:
         inputs = old.inputs if old.inputs == inputs else inputs
         meta_items = old.meta_source if same_meta else meta_items
     return NodeState(node.name, node.op, node._params, inputs, old.meta if same_meta else _copy_meta(node.meta),
-                     meta_items, block, node._outputs, node._error, node._num_params, node._packed)
+                     meta_items, block, node._outputs, node._error, node._num_params, node._packed, node._stamp)
 
 
 def _weights(graph: Graph, previous: GraphSnapshot | None) -> dict[str, dict[str, Any]]:
