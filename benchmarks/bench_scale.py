@@ -17,7 +17,7 @@ Per size it times, median of `--repeats` fresh runs:
 Then the growth exponent of each stage (least-squares slope of log time on log n), and at 10,000 nodes
 (or the largest size below it) the peak memory per node of building the graph, beside constructing the
 equivalent ``nn.Sequential`` (tracemalloc). With ``--editor``, the editor's Python side too
-(`scale_editor.editor_rows`): the first document, a head edit's reply and an empty patch's reply.
+(`bench_scale_editor.editor_rows`): the first document, a head edit's reply and an empty patch's reply.
 
 One thread (``torch.set_num_threads(1)``). Goals (printed, never asserted): every exponent at most 1.1; at
 10,000 nodes build + infer + compile within 2x of the baseline. Meta-kernel warm-up (the first inference of
@@ -169,7 +169,7 @@ def main() -> None:
           f"(x{ours_b / module_b:.2f})")
     if args.editor:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from scale_editor import editor_rows
+        from bench_scale_editor import editor_rows
 
         editor_rows([n for n in args.sizes if n <= 10_000], args.repeats)
 

@@ -1,6 +1,6 @@
 """The editor at 1,000 to 10,000 nodes: first display and one head edit, beside an empty patch's round trip.
 
-    .venv/bin/python benchmarks/scale_editor.py [--sizes 1000 5000 10000] [--repeats 3] [--python-only]
+    .venv/bin/python benchmarks/bench_scale_editor.py [--sizes 1000 5000 10000] [--repeats 3] [--python-only]
 
 Graphs: the conv/relu chains of `bench_widget.chain` (8 channels, 16x16), and a ResNet-like network of 50
 bottleneck blocks shown collapsed (`resnet_like`, 665 nodes, 50 block nodes at the top level).
