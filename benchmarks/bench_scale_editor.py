@@ -33,8 +33,7 @@ import graphbuilder as gb
 from graphbuilder.widget.session import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_widget import _run_timed, chain, comm_round_trip, edit_round_trip  # noqa: E402
-from browser_fixtures import Notebook, launch_chromium, running_lab, write_notebook  # noqa: E402
+from bench_widget import _run_timed, chain, comm_round_trip, edit_round_trip, lab_notebook  # noqa: E402
 
 
 def resnet_like(blocks: int = 50) -> gb.Graph:
@@ -127,15 +126,8 @@ def browser_rows(sizes: list[int], repeats: int) -> None:
     cells = [SETUP.replace("SIZES", repr(sizes))]
     cells += [f"gb.GraphWidget(graphs[{n}][0].copy(), height=600, direction='TB')" for n in sizes]
     cells += ["gb.GraphWidget(resnet.copy(), height=600, direction='TB')"]
-    from playwright.sync_api import sync_playwright
-
-    with running_lab() as lab, sync_playwright() as pw:
-        write_notebook(lab.root / "scale.ipynb", cells)
-        browser = launch_chromium(pw)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        nb = Notebook(page).open(lab, "scale.ipynb")
-        print(nb.run(0, timeout=600_000).strip())
-        rows = []
+    rows = []
+    with lab_notebook("scale.ipynb", cells) as nb:
         for i, n in enumerate([*sizes, 0]):
             index = 1 + i
             shown = 55 if n == 0 else n  # the ResNet-like graph draws its top level: 50 blocks + 5 nodes
@@ -155,7 +147,6 @@ def browser_rows(sizes: list[int], repeats: int) -> None:
                          statistics.median(reply)))
             print(f"  {label}: display {rows[-1][1]:.0f} ms, head edit {rows[-1][3]:.0f} ms", file=sys.stderr,
                   flush=True)
-        browser.close()
     print(f"\nEditor in JupyterLab + Chromium (ms, median of {repeats}; baseline: an empty patch's round trip)")
     print(f"{'graph':>24} {'display':>9} {'empty patch':>12} {'head edit':>10} {'x baseline':>11} {'reply in':>9}")
     for label, display, comm, edit, reply in rows:

@@ -33,6 +33,8 @@ import inspect
 import signal
 import statistics
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +287,23 @@ def expand_times(nb: Notebook, index: int, block: str, repeats: int) -> tuple[li
     return drawn, confirmed
 
 
+@contextmanager
+def lab_notebook(name: str, cells: list[str]) -> Iterator[Notebook]:
+    """A JupyterLab with notebook `name` of `cells` open in headless Chromium (1400x1000), its first cell run
+    (its output printed); everything is stopped on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with running_lab() as lab, sync_playwright() as pw:
+        write_notebook(lab.root / name, cells)
+        browser = launch_chromium(pw)
+        try:
+            nb = Notebook(browser.new_page(viewport={"width": 1400, "height": 1000})).open(lab, name)
+            print(nb.run(0, timeout=600_000).strip())
+            yield nb
+        finally:
+            browser.close()
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the JupyterLab server is always stopped
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -301,14 +320,8 @@ def main() -> None:
               f"gbig.add('conv2d', gbig['relu{kbig - 3}'], out_channels=8, kernel_size=3, padding=0, name='alt')\n"
               "wbig = gb.GraphWidget(gbig, height=600, direction='TB'); wbig"]
     cells += [f"gb.GraphWidget(staged({k}), height=600, direction='TB')" for k in (16, 2)]
-    from playwright.sync_api import sync_playwright
-
-    with running_lab() as lab, sync_playwright() as pw:
-        write_notebook(lab.root / "bench.ipynb", cells)
-        browser = launch_chromium(pw)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        nb = Notebook(page).open(lab, "bench.ipynb")
-        print(nb.run(0, timeout=600_000).strip())
+    with lab_notebook("bench.ipynb", cells) as nb:
+        page = nb.page
         labels = {"slider": 1, **{str(n): 2 + i for i, n in enumerate(sizes)}}
         shown = display_times(nb, labels, args.repeats)
         base = statistics.median(shown["slider"])
@@ -364,7 +377,6 @@ def main() -> None:
             tag = " (baseline)" if blocks == 2 else ""
             print(f"  {f'{blocks} blocks{tag}':>24}: {d:8.1f} ms   x{d / base_drawn:5.2f} baseline"
                   f"   confirmed by Python after {c2:.1f} ms")
-        browser.close()
 
 
 if __name__ == "__main__":

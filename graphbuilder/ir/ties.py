@@ -37,17 +37,11 @@ def split_path(path: str) -> tuple[list[str], str]:
 def resolve(graph: Graph, path: str) -> tuple[Node, str]:
     """The layer node and state key that `path` names inside `graph`; raises `GraphError` saying what is missing."""
     names, key = split_path(path)
-    current, node = graph, None
-    for i, name in enumerate(names):
-        if name not in current:
-            raise GraphError(f"weight path {path!r}: graph {current.name!r} has no node {name!r}; re-tie it to an "
-                             f"existing node or untie with del graph.tied[{path!r}]", [name])
-        node = current[name]
-        if i < len(names) - 1:
-            if node.block is None:
-                raise GraphError(f"weight path {path!r}: node {name!r} is not a block", [name])
-            current = node.block
-    assert node is not None
+    try:
+        node = paths.resolve(graph, paths.join_all(names))
+    except GraphError as e:
+        raise GraphError(f"weight path {path!r}: {e.message}; re-tie it to an existing node or untie with "
+                         f"del graph.tied[{path!r}]", e.nodes) from None
     if node.block is not None:
         raise GraphError(f"weight path {path!r} ends at block {node.name!r}: tie the weights of a layer inside it",
                          [node.name])
