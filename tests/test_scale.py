@@ -172,3 +172,51 @@ def test_collector_pause_restores_the_users_setting() -> None:
         assert not gc.isenabled()
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@pytest.fixture
+def entries_built(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts editor document entries rebuilt after a patch, by node id (the real `rebuilt_entry` runs)."""
+    from graphbuilder.widget import incremental
+
+    counts: Counter[str] = Counter()
+    original = incremental.rebuilt_entry
+
+    def counting(node: gb.Node, node_id: str, *args: object) -> dict:
+        counts[node_id] += 1
+        return original(node, node_id, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(incremental, "rebuilt_entry", counting)
+    return counts
+
+
+def test_an_editor_reply_rebuilds_only_what_the_patch_changed(entries_built: Counter[str]) -> None:
+    from graphbuilder.widget.document import FlopCache, apply_changes, document
+    from graphbuilder.widget.session import Session
+
+    g = chain(1000)
+    sent: list[dict] = []
+    session = Session(g, sent.append)
+    doc = session.snapshot()
+
+    def patch(*ops: dict) -> list[dict]:
+        nonlocal doc
+        sent.clear()
+        entries_built.clear()
+        session.handle({"kind": "patch", "id": "p", "base_version": session.version, "ops": list(ops)})
+        (update,) = [m for m in sent if m["kind"] == "update"]
+        doc = apply_changes(doc, update["changes"], update["version"])
+        return update["changes"]
+
+    assert patch() == [] and not entries_built  # an empty patch looks at nothing
+    patch({"op": "params", "node": "conv999", "params": {"kernel_size": 1, "padding": 0}})
+    assert set(entries_built) == {"conv999"}, "a shape-preserving edit rebuilds its own entry only"
+    patch({"op": "rename", "node": "conv500", "name": "mid"})
+    assert set(entries_built) == {"mid", "relu500"}, "a rename rebuilds the node and its users (they name it)"
+    patch({"op": "move", "positions": {"relu10": [5.0, 7.0]}})
+    assert set(entries_built) == {"relu10"}
+    changes = patch({"op": "params", "node": "conv0", "params": {"padding": 0}})
+    assert len(entries_built) == len(g) - 1 and "x" not in entries_built, "the edited node and every node after it"
+    assert {c["op"] for c in changes} == {"fields", "totals"}
+    fresh = document(g, session.version, FlopCache())  # the browser's copy equals a document built afresh
+    assert doc["nodes"] == fresh["nodes"] and doc["totals"] == fresh["totals"]
