@@ -49,11 +49,6 @@ VERSION = "2"
 _LEGACY_VERSION = "1"  # keys percent-escaped per part; read, never written
 
 
-def _legacy_split(key: str) -> list[str]:
-    """The names in a version-1 key: ``/`` between parts, ``%2F`` and ``%25`` for ``/`` and ``%`` inside one."""
-    return [part.replace("%2F", "/").replace("%25", "%") for part in key.split("/")]
-
-
 def tensor_key(path: list[str], node: str, key: str) -> str:
     """The file key of weight `key` of `node` inside the blocks named by `path` (see the module docstring)."""
     return paths.join_all([*path, node, key])
@@ -156,7 +151,7 @@ def load_weights(graph: Graph, json_path: str) -> None:
                          f"version {metadata.get('version')!r}); this GraphBuilder reads versions "
                          f"{_LEGACY_VERSION} and {VERSION}")
     legacy = metadata.get("version") == _LEGACY_VERSION
-    split = _legacy_split if legacy else paths.split
+    split = paths.split_legacy if legacy else paths.split
     edited = not _same_graph_text(metadata.get("graph_sha256"), json_path, graph)
     grouped: dict[tuple[str, ...], dict[str, torch.Tensor]] = {}
     for key, tensor in tensors.items():
@@ -172,7 +167,7 @@ def load_weights(graph: Graph, json_path: str) -> None:
     skipped = []
     saved_hashes = _saved_hashes(metadata, source) if edited else {}
     if legacy:
-        saved_hashes = {paths.join_all(_legacy_split(k)): v for k, v in saved_hashes.items()}
+        saved_hashes = {paths.join_all(paths.split_legacy(k)): v for k, v in saved_hashes.items()}
     current_hashes = _node_hashes(graph, every=True) if edited else {}
     for parts, state in grouped.items():
         owner = _owner(graph, list(parts[:-1]))

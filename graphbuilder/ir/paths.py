@@ -50,6 +50,12 @@ def split(path: str) -> list[str]:
     return parts
 
 
+def split_legacy(path: str) -> list[str]:
+    """The names along a path written by version-1 files (read, never written): parts joined by ``/``, with
+    ``%2F`` and ``%25`` for ``/`` and ``%`` inside a part."""
+    return [part.replace("%2F", "/").replace("%25", "%") for part in path.split("/")]
+
+
 def join(parent: str | None, name: str) -> str:
     """The path of node `name` inside the block whose path is `parent` (None: the top level)."""
     return escape(name) if parent is None else f"{parent}/{escape(name)}"

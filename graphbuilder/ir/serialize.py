@@ -182,9 +182,8 @@ def _explain_unknown_op(error: GraphError, origins: dict[str, str]) -> GraphErro
 
 
 def _legacy_path(path: str) -> str:
-    """A version-1 tied path as a node path: its parts were joined by ``/`` with ``%2F`` and ``%25`` for ``/`` and
-    ``%`` inside a part."""
-    return paths.join_all(part.replace("%2F", "/").replace("%25", "%") for part in path.split("/"))
+    """A version-1 tied path as a node path."""
+    return paths.join_all(paths.split_legacy(path))
 
 
 def _graph(body: Mapping[str, Any], path: str, depth: int, legacy: bool = False) -> Graph:

@@ -186,8 +186,9 @@ class Session:
         """Send what changed since the last update as one ``update`` message; returns the changes.
 
         `record` says what undo history does: "push" (a new step), "replace" (amend the current state),
-        or "none" (undo/redo moved through history already). ``full=False`` reuses node entries whose
-        signature is unchanged (after browser patches, whose meta edits replace values).
+        or "none" (undo/redo moved through history already). ``full=False`` (after browser patches, whose
+        edits all go through the IR) builds the changes from the IR's change journal (`widget.incremental`);
+        ``full=True`` compares whole documents.
         """
         with collector.paused():
             return self._flush(reply, record, full)
